@@ -1,0 +1,55 @@
+# sre-operator — every entry point of the project.
+#   make demo   set up and run the main job
+#   make test   set up and run the tests (what CI runs, via .ci/run)
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV    := .venv
+PY      := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: help setup demo test test-unit test-services test-cluster lint \
+        cluster-bin cluster-up cluster-down kind-up kind-down bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
+
+setup: ## install Debian packages and the Python environment (.venv)
+	@bash scripts/setup.sh
+
+demo: setup ## start the shop locally behind its NGINX gateway and print its URLs
+	$(PY) -m shop.localrun
+
+test: setup cluster-bin ## set up everything and run every test tier
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: setup ## fast tier only
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-services: setup ## shop services, NGINX and Prometheus as real processes
+	$(PY) -m pytest tests/services $(PYTEST_ARGS)
+
+test-cluster: setup cluster-bin ## tests on the local Kubernetes cluster (root)
+	$(PY) -m pytest tests/cluster $(PYTEST_ARGS)
+
+lint: setup ## ruff, hadolint and helm lint
+	$(PY) -m ruff check services cluster tests
+	$(PY) -m pytest tests/unit -k "lint" $(PYTEST_ARGS)
+
+cluster-bin: setup ## build or unpack the Kubernetes, etcd, CoreDNS, kwok, Jaeger and helm binaries into ~/.cache
+	$(PY) -m localkube provision
+
+cluster-up: setup cluster-bin ## start the local cluster (root; no Docker needed)
+	$(PY) -m localkube up --config kind-config.yaml
+
+cluster-down: ## stop the local cluster and remove everything it made
+	$(PY) -m localkube down
+
+kind-up: ## (machines with Docker) kind cluster, images, CRDs and charts
+	bash scripts/kind-up.sh
+
+kind-down: ## (machines with Docker) delete the kind cluster
+	bash scripts/kind-down.sh
+
+clean: cluster-down
+	rm -rf $(VENV) bin .pytest_cache
