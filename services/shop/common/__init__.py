@@ -1,0 +1,1 @@
+"""Pieces every shop service shares: settings, logging, metrics, tracing, outbound calls, storage, faults."""

@@ -1,0 +1,1 @@
+"""Turns the gateway's JSON access log into Prometheus metrics (plain NGINX has no per-status metrics)."""

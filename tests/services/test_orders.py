@@ -1,0 +1,130 @@
+"""The order saga against real product, payment and order processes."""
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from .conftest import Shop
+
+
+def payments_for(shop: Shop, order_id: str) -> int:
+    return int(httpx.get(f"{shop.url('payment')}/api/payments", params={"order_id": order_id}).json()["count"])
+
+
+def test_order_reserves_charges_and_confirms(shop: Shop) -> None:
+    before = shop.stock("P002")
+    resp = shop.order("P002", qty=3)
+    assert resp.status_code == 201, resp.text
+    order = resp.json()
+    assert order["status"] == "confirmed"
+    assert order["amount"] == pytest.approx(3 * 25.5)
+    assert [s["step"] for s in order["steps"]] == ["reserve", "charge", "confirm"]
+    assert shop.stock("P002") == before - 3
+    payment = httpx.get(f"{shop.url('payment')}/api/payments/{order['payment_id']}").json()
+    assert payment["status"] == "approved" and payment["order_id"] == order["id"]
+    assert payments_for(shop, order["id"]) == 1
+    fetched = httpx.get(f"{shop.url('order')}/api/orders/{order['id']}").json()
+    assert fetched["status"] == "confirmed"
+    listed = httpx.get(f"{shop.url('order')}/api/orders").json()
+    assert order["id"] in [o["id"] for o in listed]
+
+
+def test_declined_payment_releases_the_reservation(make_shop) -> None:
+    shop = make_shop(payment={"SHOP_PAYMENT_MAX_AMOUNT": "100"})
+    for name in ("product", "payment", "order"):
+        shop.start(name)
+    before = shop.stock("P003")
+    resp = shop.order("P003", qty=1)  # 249.00 > 100: declined
+    assert resp.status_code == 402, resp.text
+    order = resp.json()
+    assert order["status"] == "failed"
+    assert "declined" in order["reason"]
+    assert [(s["step"], s["outcome"]) for s in order["steps"]] == [
+        ("reserve", "ok"), ("charge", "declined"), ("release", "ok")]
+    assert shop.stock("P003") == before
+
+
+def test_payment_down_compensates_and_records_the_failure(shop: Shop) -> None:
+    before = shop.stock()
+    shop.stop("payment")
+    resp = shop.order()
+    assert resp.status_code == 503, resp.text
+    order = resp.json()
+    assert order["status"] == "failed" and "payment unavailable" in order["reason"]
+    assert order["steps"][-1] == {**order["steps"][-1], "step": "release", "outcome": "ok"}
+    assert shop.stock() == before
+    stored = httpx.get(f"{shop.url('order')}/api/orders/{order['id']}").json()
+    assert stored["status"] == "failed"
+
+
+def test_payment_timeout_compensates(make_shop) -> None:
+    shop = make_shop(payment={"SHOP_FAULT_HOOKS": "true"},
+                     order={"SHOP_HTTP_TIMEOUT_S": "0.3", "SHOP_HTTP_RETRIES": "0"})
+    for name in ("product", "payment", "order"):
+        shop.start(name)
+    httpx.post(f"{shop.url('payment')}/fault/latency", json={"ms": 1500}).raise_for_status()
+    before = shop.stock()
+    resp = shop.order()
+    assert resp.status_code == 504, resp.text
+    assert resp.json()["status"] == "failed" and "timed out" in resp.json()["reason"]
+    assert shop.stock() == before
+
+
+def test_out_of_stock_is_a_409_and_charges_nothing(shop: Shop) -> None:
+    resp = shop.order("P005", qty=999)
+    assert resp.status_code == 409
+    order = resp.json()
+    assert order["status"] == "failed" and "left" in order["reason"]
+    assert payments_for(shop, order["id"]) == 0
+
+
+@pytest.mark.parametrize("body", [
+    {},
+    {"product_id": "P001", "qty": 1},
+    {"product_id": "P001", "qty": 0, "customer_name": "x"},
+    {"product_id": "P001", "qty": -2, "customer_name": "x"},
+    {"product_id": "P001", "qty": 10**9, "customer_name": "x"},
+    {"product_id": "P001", "qty": "two", "customer_name": "x"},
+    {"product_id": "../etc", "qty": 1, "customer_name": "x"},
+    {"product_id": "P001", "qty": 1, "customer_name": ""},
+    {"product_id": "P001", "qty": 1, "customer_name": "x", "admin": True},
+    [1, 2, 3],
+])
+def test_invalid_orders_get_a_json_422(shop: Shop, body: object) -> None:
+    resp = httpx.post(f"{shop.url('order')}/api/orders", json=body)
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["error"]["code"] == "invalid_request"
+
+
+def test_unknown_product_malformed_json_and_unknown_ids_are_4xx(shop: Shop) -> None:
+    resp = shop.order("P999")
+    assert resp.status_code == 404 and resp.json()["error"]["code"] == "product_not_found"
+    resp = httpx.post(f"{shop.url('order')}/api/orders", content=b"{not json",
+                      headers={"Content-Type": "application/json"})
+    assert resp.status_code == 422 and "error" in resp.json()
+    for url in (f"{shop.url('order')}/api/orders/NOPE", f"{shop.url('product')}/api/products/NOPE",
+                f"{shop.url('payment')}/api/payments/NOPE", f"{shop.url('order')}/no/such/route"):
+        resp = httpx.get(url)
+        assert resp.status_code == 404 and resp.json()["error"]["code"].endswith("not_found"), url
+    resp = httpx.delete(f"{shop.url('order')}/api/orders")
+    assert resp.status_code == 405 and resp.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_data_survives_a_restart_of_every_service(shop: Shop) -> None:
+    order = shop.order("P004", qty=2).json()
+    stock = shop.stock("P004")
+    for name in ("product", "payment", "order"):
+        shop.restart(name)
+    assert httpx.get(f"{shop.url('order')}/api/orders/{order['id']}").json()["status"] == "confirmed"
+    assert httpx.get(f"{shop.url('payment')}/api/payments/{order['payment_id']}").json()["amount"] == 258.0
+    assert shop.stock("P004") == stock
+
+
+def test_readiness_reports_dependencies_without_failing_on_them(shop: Shop) -> None:
+    body = httpx.get(f"{shop.url('order')}/ready").json()
+    assert body["ready"] is True
+    assert body["dependencies"]["payment"] == {"reachable": True, "circuit": "closed"}
+    shop.stop("payment")
+    resp = httpx.get(f"{shop.url('order')}/ready")
+    assert resp.status_code == 200
+    assert resp.json()["dependencies"]["payment"]["reachable"] is False
