@@ -1,0 +1,103 @@
+"""The CRDs are well-formed apiextensions v1 documents with structural schemas, and their examples
+validate against them (the real API server's own checks are in tests/cluster/test_crds.py)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+CRDS = Path(__file__).resolve().parents[2] / "crds"
+
+
+def crd(kind: str) -> dict:
+    for path in CRDS.glob("*.yaml"):
+        doc = yaml.safe_load(path.read_text())
+        if doc["spec"]["names"]["kind"] == kind:
+            return doc
+    raise LookupError(kind)
+
+
+def schema(kind: str) -> dict:
+    return crd(kind)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+
+def walk(node: dict, path: str = "$"):
+    yield path, node
+    for name, child in node.get("properties", {}).items():
+        yield from walk(child, f"{path}.{name}")
+    if isinstance(node.get("items"), dict):
+        yield from walk(node["items"], f"{path}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        yield from walk(node["additionalProperties"], f"{path}{{}}")
+
+
+@pytest.mark.parametrize("kind,short", [("FaultScenario", "fs"), ("Incident", "inc")])
+def test_crd_metadata(kind: str, short: str) -> None:
+    doc = crd(kind)
+    assert doc["apiVersion"] == "apiextensions.k8s.io/v1"
+    assert doc["spec"]["group"] == "sre.stratus.dev"
+    assert doc["spec"]["names"]["shortNames"] == [short]
+    assert doc["spec"]["names"]["categories"] == ["sre"]
+    version = doc["spec"]["versions"][0]
+    assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
+
+
+@pytest.mark.parametrize("kind", ["FaultScenario", "Incident"])
+def test_schemas_are_structural(kind: str) -> None:
+    for path, node in walk(schema(kind)):
+        assert "$ref" not in node, path
+        if node.get("x-kubernetes-preserve-unknown-fields"):
+            assert node.get("description"), f"{path}: free-form fields must say why"
+            continue
+        assert "type" in node, f"{path} has no type"
+
+
+def test_incident_printer_columns() -> None:
+    cols = {c["name"]: c["jsonPath"] for c in crd("Incident")["spec"]["versions"][0]["additionalPrinterColumns"]}
+    for name in ("Service", "Symptom", "Phase", "Attempts", "TTM", "Age"):
+        assert name in cols
+    assert cols["TTM"] == ".status.timeToMitigate"
+
+
+@pytest.mark.parametrize("path", sorted((CRDS / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_examples_validate(path: Path) -> None:
+    doc = yaml.safe_load(path.read_text())
+    jsonschema.validate(doc, schema(doc["kind"]))
+
+
+@pytest.mark.parametrize("spec,why", [
+    ({"type": "disk-full", "target": {"name": "payment"}}, "unknown type"),
+    ({"type": "payment-crash", "target": {"name": "payment"}, "duration": "-5m"}, "negative duration"),
+    ({"type": "payment-crash", "target": {"name": "payment"}, "duration": "soon"}, "not a duration"),
+    ({"type": "payment-crash"}, "missing target"),
+    ({"type": "payment-crash", "target": {"name": 42}}, "wrong type"),
+    ({"type": "payment-crash", "target": {"name": "payment"}, "mode": "most"}, "unknown mode"),
+    ({"type": "product-overload", "target": {"name": "product"}, "parameters": {"latencyMs": -1}}, "bad latency"),
+])
+def test_invalid_fault_scenarios_fail_the_schema(spec: dict, why: str) -> None:
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"apiVersion": "sre.stratus.dev/v1alpha1", "kind": "FaultScenario",
+                             "metadata": {"name": "x"}, "spec": spec}, schema("FaultScenario"))
+
+
+def test_a_full_incident_status_validates() -> None:
+    status = {
+        "phase": "Resolved", "attempts": 1, "timeToDetect": "20s", "timeToMitigate": "1m5s",
+        "symptoms": [{"kind": "unavailable", "service": "payment", "source": "kubernetes", "value": 0, "threshold": 1}],
+        "diagnosis": {"rootCause": "payment process failed", "confidence": 0.9, "planner": "rules"},
+        "plan": {"attempt": 1, "rootCause": "payment failed", "confidence": 0.9, "planner": "rules",
+                 "actions": [{"type": "rollout-restart", "target": {"kind": "Deployment", "name": "payment"}}]},
+        "actions": [{"attempt": 1, "index": 0, "type": "rollout-restart", "outcome": "applied",
+                     "undo": {"restartedAt": None}}],
+        "validation": [{"attempt": 1, "before": {"errorRatio": 0.4, "readyReplicas": 0},
+                        "after": {"errorRatio": 0.0, "readyReplicas": 1}, "verdict": "better", "passed": True}],
+        "undoLog": [], "llm": {"calls": 0, "promptTokens": 0, "completionTokens": 0},
+        "timeline": [{"at": "2026-11-24T20:00:00Z", "phase": "Detected", "message": "opened"}],
+        "conditions": [{"type": "Resolved", "status": "True"}],
+    }
+    jsonschema.validate(status, schema("Incident")["properties"]["status"])
+    status["validation"][0]["verdict"] = "fine"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(status, schema("Incident")["properties"]["status"])
