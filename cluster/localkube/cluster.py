@@ -1,0 +1,197 @@
+"""A local cluster: the node namespace, the control plane inside it, published ports, and the
+Python API the CLI and the tests use. State lives in DATA/state.json so `down` works from another
+process and after a crash."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from . import controlplane as cp
+from . import netns
+from .binaries import find_binary
+
+
+class ClusterError(RuntimeError):
+    pass
+
+
+@dataclass
+class PortMapping:
+    host_port: int  # 0 = any free port
+    node_port: int
+
+
+@dataclass
+class Cluster:
+    name: str
+    data: Path
+    api_host_port: int = 0
+    mappings: list[PortMapping] = field(default_factory=list)
+    kubeconfig_out: Path | None = None
+
+    @property
+    def layout(self) -> cp.Layout:
+        return cp.Layout(self.data)
+
+    @property
+    def node_netns(self) -> str:
+        return netns.node_netns(self.name)
+
+    @property
+    def state_path(self) -> Path:
+        return self.data / "state.json"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.kubeconfig_out or self.layout.kubeconfig("admin")
+
+    def state(self) -> dict:
+        try:
+            return json.loads(self.state_path.read_text())
+        except FileNotFoundError:
+            return {"pids": {}}
+
+    def _save(self, state: dict) -> None:
+        self.data.mkdir(parents=True, exist_ok=True)
+        self.state_path.write_text(json.dumps(state, indent=1))
+
+    @property
+    def ports(self) -> dict[str, int]:
+        """Published ports: target (`IP:PORT` inside the node) → host port on 127.0.0.1."""
+        return self.state().get("ports", {})
+
+    @property
+    def api_port(self) -> int:
+        return self.ports[f"{cp.NODE_IP}:{cp.API_PORT}"]
+
+    def host_port(self, node_port: int) -> int:
+        return self.ports[f"{cp.NODE_IP}:{node_port}"]
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    def up(self, timeout: float = 120.0) -> "Cluster":
+        netns.require_root()
+        started = time.monotonic()
+        self.down(quiet=True)
+        self.data.mkdir(parents=True, exist_ok=True)
+        state: dict = {"name": self.name, "netns": self.node_netns, "pids": {}}
+        netns.create_node_netns(self.node_netns, cp.NODE_IP, cp.POD_GATEWAY)
+        state["netns_created"] = True
+        self._save(state)
+
+        # Published ports first: the admin kubeconfig needs the API server's host port.
+        targets = [f"{self.api_host_port}={cp.NODE_IP}:{cp.API_PORT}"]
+        targets += [f"{m.host_port}={cp.NODE_IP}:{m.node_port}" for m in self.mappings]
+        ports_file = self.data / "ports.json"
+        ports_file.unlink(missing_ok=True)
+        self.layout.logs.mkdir(parents=True, exist_ok=True)
+        with open(self.layout.logs / "portmap.log", "ab") as log:
+            pm = subprocess.Popen([sys.executable, "-m", "localkube.portmap", "--netns", self.node_netns,
+                                   "--state", str(ports_file), *targets], stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+        state["pids"]["portmap"] = pm.pid
+        self._save(state)
+        self._wait(lambda: ports_file.exists(), 10, "published ports", pm.pid)
+        state["ports"] = json.loads(ports_file.read_text())
+        self._save(state)
+
+        admin = cp.prepare_pki(self.layout, f"https://127.0.0.1:{state['ports'][f'{cp.NODE_IP}:{cp.API_PORT}']}")
+        if self.kubeconfig_out:
+            self.kubeconfig_out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(admin, self.kubeconfig_out)
+            self.kubeconfig_out.chmod(0o600)
+
+        for name in cp.CONTROL_PLANE:
+            state["pids"][name] = cp.start(name, cp.component_argv(name, self.layout), self.node_netns,
+                                           self.layout.logs)
+            self._save(state)
+            if name == "kube-apiserver":
+                self._wait(self._api_ready, timeout, "the API server's /readyz", state["pids"][name])
+        self._wait(self._default_service_account, 60, "the default ServiceAccount (controller-manager)",
+                   state["pids"]["kube-controller-manager"])
+        state["up_seconds"] = round(time.monotonic() - started, 2)
+        self._save(state)
+        return self
+
+    def down(self, quiet: bool = False, purge: bool = False) -> None:
+        """Stop every process and remove every namespace; safe to call twice or after a crash.
+        `purge` also deletes the data dir (etcd, pki, state) but keeps the component logs."""
+        state = self.state()
+        pids = [int(p) for p in state.get("pids", {}).values()]
+        if netns.exists(self.node_netns):
+            pids += netns.pids(self.node_netns)
+        cp.stop_pids(sorted(set(pids)))
+        for name in netns.list_names(f"lk-{self.name}-"):
+            leftover = netns.pids(name)
+            if leftover:
+                cp.stop_pids(leftover, grace=1)
+            netns.delete(name)
+        if purge and self.data.exists():
+            for child in self.data.iterdir():
+                if child.name != "logs":
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+        elif self.state_path.exists():
+            state["pids"] = {}
+            state["stopped"] = True
+            self._save(state)
+        if not quiet:
+            print(f"localkube: cluster {self.name} is down")
+
+    def _wait(self, check, timeout: float, what: str, pid: int | None = None) -> None:  # noqa: ANN001
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():
+                return
+            if pid is not None and not cp.alive(pid):
+                raise ClusterError(f"waiting for {what}: process {pid} exited; see {self.layout.logs}")
+            time.sleep(0.2)
+        raise ClusterError(f"timed out after {timeout}s waiting for {what}; see {self.layout.logs}")
+
+    def _client(self) -> httpx.Client:
+        pki = self.layout.pki
+        cert, key = pki.path("admin")
+        ctx = ssl.create_default_context(cafile=str(pki.ca_cert_path))
+        ctx.load_cert_chain(str(cert), str(key))
+        return httpx.Client(base_url=f"https://127.0.0.1:{self.api_port}", verify=ctx, timeout=5)
+
+    def _api_ready(self) -> bool:
+        try:
+            with self._client() as c:
+                return c.get("/readyz").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _default_service_account(self) -> bool:
+        with self._client() as c:
+            return c.get("/api/v1/namespaces/default/serviceaccounts/default").status_code == 200
+
+    # -- tools ------------------------------------------------------------------------------
+
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None,
+                timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        argv = [str(find_binary("kubectl")), f"--kubeconfig={self.kubeconfig}", *args]
+        out = subprocess.run(argv, capture_output=True, text=True, input=input, timeout=timeout)
+        if check and out.returncode != 0:
+            raise ClusterError(f"kubectl {' '.join(args)} failed ({out.returncode}): {out.stderr.strip()}")
+        return out
+
+    def helm(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "HELM_CACHE_HOME": str(self.data / "helm" / "cache"),
+               "HELM_CONFIG_HOME": str(self.data / "helm" / "config"), "HELM_DATA_HOME": str(self.data / "helm" / "data")}
+        out = subprocess.run([str(find_binary("helm")), *args], capture_output=True, text=True, env=env,
+                             timeout=timeout)
+        if check and out.returncode != 0:
+            raise ClusterError(f"helm {' '.join(args)} failed ({out.returncode}): {out.stderr.strip()}")
+        return out
+
+    def apply(self, manifest: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        return self.kubectl("apply", "-f", "-", *extra, input=manifest)

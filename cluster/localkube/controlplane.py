@@ -1,0 +1,142 @@
+"""The control plane's processes, each started inside the node namespace with its own log file:
+etcd, kube-apiserver, kube-controller-manager, kube-scheduler."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import netns
+from .binaries import find_binary
+from .pki import PKI
+
+NODE_IP = "172.30.0.2"
+POD_CIDR = "10.244.0.0/16"
+NODE_POD_CIDR = "10.244.0.0/24"
+POD_GATEWAY = "10.244.0.1/24"
+SERVICE_CIDR = "10.96.0.0/16"
+KUBERNETES_SERVICE_IP = "10.96.0.1"
+DNS_SERVICE_IP = "10.96.0.10"
+DOMAIN = "cluster.local"
+API_PORT = 6443
+IN_NODE_API = f"https://{NODE_IP}:{API_PORT}"
+
+
+@dataclass
+class Layout:
+    """Where a cluster keeps its files."""
+    data: Path
+
+    @property
+    def pki(self) -> PKI:
+        return PKI(self.data / "pki")
+
+    @property
+    def logs(self) -> Path:
+        return self.data / "logs"
+
+    def kubeconfig(self, who: str) -> Path:
+        return self.data / "kubeconfig" / f"{who}.conf"
+
+
+def prepare_pki(layout: Layout, admin_server: str) -> Path:
+    """Certificates and kubeconfigs for every component; returns the admin kubeconfig's path."""
+    pki = layout.pki
+    pki.ensure_ca()
+    pki.service_account_keys()
+    pki.issue("apiserver", "kube-apiserver", server=True,
+              dns=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                   f"kubernetes.default.svc.{DOMAIN}"),
+              ips=("127.0.0.1", NODE_IP, KUBERNETES_SERVICE_IP))
+    pki.issue("apiserver-kubelet-client", "kube-apiserver-kubelet-client", orgs=("system:masters",), client=True)
+    users = {"controller-manager": ("system:kube-controller-manager", ()),
+             "scheduler": ("system:kube-scheduler", ()),
+             "kube-proxy": ("system:kube-proxy", ()),
+             "coredns": ("localkube:coredns", ()),
+             "admin-in-node": ("localkube-admin", ("system:masters",))}
+    for who, (cn, orgs) in users.items():
+        cert, key = pki.issue(who, cn, orgs=orgs, client=True)
+        pki.kubeconfig(layout.kubeconfig(who), IN_NODE_API, cn, cert, key)
+    cert, key = pki.issue("admin", "localkube-admin", orgs=("system:masters",), client=True)
+    return pki.kubeconfig(layout.kubeconfig("admin"), admin_server, "localkube-admin", cert, key)
+
+
+def component_argv(name: str, layout: Layout) -> list[str]:
+    d, pki = layout.data, layout.pki.dir
+    if name == "etcd":
+        return [str(find_binary("etcd")), f"--data-dir={d / 'etcd'}", "--name=localkube",
+                "--listen-client-urls=http://127.0.0.1:2379", "--advertise-client-urls=http://127.0.0.1:2379",
+                "--listen-peer-urls=http://127.0.0.1:2380", "--initial-advertise-peer-urls=http://127.0.0.1:2380",
+                "--initial-cluster=localkube=http://127.0.0.1:2380", "--unsafe-no-fsync=true",
+                "--quota-backend-bytes=4294967296", "--log-level=warn"]
+    if name == "kube-apiserver":
+        return [str(find_binary("kube-apiserver")), "--etcd-servers=http://127.0.0.1:2379",
+                f"--advertise-address={NODE_IP}", "--bind-address=0.0.0.0", f"--secure-port={API_PORT}",
+                f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
+                f"--client-ca-file={pki / 'ca.crt'}",
+                f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+                f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
+                "--kubelet-preferred-address-types=InternalIP",
+                f"--service-account-issuer=https://kubernetes.default.svc.{DOMAIN}",
+                f"--service-account-key-file={pki / 'sa.pub'}",
+                f"--service-account-signing-key-file={pki / 'sa.key'}",
+                f"--service-cluster-ip-range={SERVICE_CIDR}", "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction", "--allow-privileged=true",
+                "--profiling=false", "--v=1"]
+    if name == "kube-controller-manager":
+        conf = layout.kubeconfig("controller-manager")
+        return [str(find_binary("kube-controller-manager")), f"--kubeconfig={conf}",
+                f"--authentication-kubeconfig={conf}", f"--authorization-kubeconfig={conf}",
+                "--bind-address=127.0.0.1", "--leader-elect=false", "--use-service-account-credentials=true",
+                f"--service-account-private-key-file={pki / 'sa.key'}", f"--root-ca-file={pki / 'ca.crt'}",
+                f"--cluster-signing-cert-file={pki / 'ca.crt'}", f"--cluster-signing-key-file={pki / 'ca.key'}",
+                f"--cluster-cidr={POD_CIDR}", "--allocate-node-cidrs=true", "--node-cidr-mask-size=24",
+                f"--service-cluster-ip-range={SERVICE_CIDR}", "--profiling=false", "--v=1"]
+    if name == "kube-scheduler":
+        conf = layout.kubeconfig("scheduler")
+        return [str(find_binary("kube-scheduler")), f"--kubeconfig={conf}", f"--authentication-kubeconfig={conf}",
+                f"--authorization-kubeconfig={conf}", "--bind-address=127.0.0.1", "--leader-elect=false",
+                "--profiling=false", "--v=1"]
+    raise ValueError(f"unknown component {name}")
+
+
+CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
+
+def start(name: str, argv: list[str], node_ns: str, logs: Path) -> int:
+    logs.mkdir(parents=True, exist_ok=True)
+    with open(logs / f"{name}.log", "ab") as log:
+        proc = subprocess.Popen(netns.nsenter(node_ns) + argv, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    return proc.pid
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def stop_pids(pids: list[int], grace: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds; reaps our own children."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            for pid in pids:
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+            if not any(alive(p) for p in pids):
+                return
+            time.sleep(0.05)

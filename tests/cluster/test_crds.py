@@ -1,0 +1,63 @@
+"""The CRDs on a real API server: accepted, Established, invalid objects rejected with a clear
+message, printer columns shown."""
+from __future__ import annotations
+
+import pytest
+
+from localkube.cluster import Cluster
+from localkube.testing import CRDS
+
+
+def fs(name: str, spec: str) -> str:
+    return f"apiVersion: sre.stratus.dev/v1alpha1\nkind: FaultScenario\nmetadata:\n  name: {name}\nspec:\n{spec}"
+
+
+def test_examples_are_accepted_and_listed_with_printer_columns(crds: Cluster, namespace: str) -> None:
+    crds.kubectl("apply", "-n", namespace, "-f", str(CRDS / "examples"))
+    out = crds.kubectl("get", "fs,inc", "-n", namespace).stdout
+    assert "TYPE" in out and "TARGET" in out and "PHASE" in out and "DURATION" in out
+    assert "payment-crash" in out and "product-overload" in out
+    assert all(col in out for col in ("SERVICE", "SYMPTOM", "ATTEMPTS", "TTM"))
+    assert "payment-unavailable-x7k2p" in crds.kubectl("get", "sre", "-n", namespace).stdout  # category
+    # Defaults from the schema are applied by the server.
+    assert crds.kubectl("get", "fs", "bad-gateway-config", "-n", namespace, "-o",
+                        "jsonpath={.spec.mode}").stdout == "one"
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("  type: disk-full\n  target: {name: payment}\n", 'Unsupported value: "disk-full"'),
+    ("  type: payment-crash\n  target: {name: payment}\n  duration: -5m\n", "spec.duration"),
+    ("  type: payment-crash\n", "spec.target: Required value"),
+    ("  type: payment-crash\n  target: {name: 42}\n", "spec.target.name: Invalid value: \"integer\""),
+    ("  type: payment-crash\n  target: {name: payment, selector: {matchLabels: {a: b}}}\n",
+     "target needs exactly one of name or selector"),
+    ("  type: product-overload\n  target: {name: product}\n", "product-overload needs parameters.latencyMs"),
+    ("  type: payment-crash\n  target: {name: payment}\n  mode: fixed\n", "mode fixed and fixed-percent need a value"),
+])
+def test_invalid_fault_scenarios_are_rejected_with_a_clear_message(crds: Cluster, namespace: str, spec: str,
+                                                                   message: str) -> None:
+    out = crds.kubectl("apply", "-n", namespace, "-f", "-", input=fs("bad", spec), check=False)
+    assert out.returncode != 0
+    assert message in out.stderr, out.stderr
+
+
+def test_target_cannot_change_after_creation(crds: Cluster, namespace: str) -> None:
+    crds.kubectl("apply", "-n", namespace, "-f", "-", input=fs("s", "  type: payment-crash\n  target: {name: payment}\n"))
+    out = crds.kubectl("apply", "-n", namespace, "-f", "-", check=False,
+                       input=fs("s", "  type: payment-crash\n  target: {name: order}\n"))
+    assert out.returncode != 0 and "cannot change once the scenario exists" in out.stderr
+
+
+def test_incident_status_is_a_subresource_and_validated(crds: Cluster, namespace: str) -> None:
+    crds.kubectl("apply", "-n", namespace, "-f", str(CRDS / "examples" / "incident.yaml"))
+    name = "payment-unavailable-x7k2p"
+    crds.kubectl("patch", "incident", name, "-n", namespace, "--subresource=status", "--type=merge",
+                 "-p", '{"status": {"phase": "Mitigating", "attempts": 1, "timeToMitigate": "42s"}}')
+    row = crds.kubectl("get", "inc", name, "-n", namespace, "--no-headers").stdout.split()
+    assert row[:6] == [name, "payment", "unavailable", "Mitigating", "1", "42s"]
+    bad = crds.kubectl("patch", "incident", name, "-n", namespace, "--subresource=status", "--type=merge",
+                       "-p", '{"status": {"phase": "Sleeping"}}', check=False)
+    assert bad.returncode != 0 and 'Unsupported value: "Sleeping"' in bad.stderr
+    # A status change through the main resource is ignored, as status is a subresource.
+    crds.kubectl("patch", "incident", name, "-n", namespace, "--type=merge", "-p", '{"status": {"attempts": 9}}')
+    assert crds.kubectl("get", "inc", name, "-n", namespace, "-o", "jsonpath={.status.attempts}").stdout == "1"

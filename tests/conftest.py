@@ -1,0 +1,2 @@
+"""Shared pytest set-up: the local cluster fixtures (`cluster`, `namespace`, `crds`)."""
+pytest_plugins = ["localkube.testing"]
