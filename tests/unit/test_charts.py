@@ -1,0 +1,149 @@
+"""Helm charts, container image and scripts, checked without a cluster: helm lint and template,
+values schemas, the gateway config equal to the local run's, hadolint and shellcheck.
+(Server-side validation of the rendered manifests is in tests/cluster/test_charts_dryrun.py.)"""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from localkube.binaries import find_binary
+from shop.gateway import render_config
+
+ROOT = Path(__file__).resolve().parents[2]
+CHARTS = ["shop", "observability"]
+
+
+def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    out = subprocess.run([str(find_binary("helm")), *args], capture_output=True, text=True, cwd=ROOT)
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out
+
+
+def render(chart: str, *values: str) -> list[dict]:
+    out = helm("template", "rel", f"charts/{chart}", "--namespace", "ns", *values).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def by_kind(docs: list[dict], kind: str) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+@pytest.mark.parametrize("chart", CHARTS)
+def test_helm_lint_strict(chart: str) -> None:
+    out = helm("lint", "--strict", f"charts/{chart}")
+    assert "0 chart(s) failed" in out.stdout
+
+
+def test_shop_renders_services_with_probes_limits_storage_and_scrape_annotations() -> None:
+    docs = render("shop")
+    deployments = by_kind(docs, "Deployment")
+    assert set(deployments) == {"order", "product", "payment", "gateway"}
+    assert set(by_kind(docs, "PersistentVolumeClaim")) == {"order-data", "product-data", "payment-data"}
+    for name, port in (("order", 5001), ("product", 5002), ("payment", 5003)):
+        pod = deployments[name]["spec"]["template"]
+        c = pod["spec"]["containers"][0]
+        assert c["image"] == f"sre-operator/shop-{name}:0.1.0"
+        assert c["ports"] == [{"name": "http", "containerPort": port}]
+        assert c["readinessProbe"]["httpGet"]["path"] == "/ready"
+        assert c["livenessProbe"]["httpGet"]["path"] == "/health"
+        assert c["resources"]["limits"]["memory"] and c["resources"]["requests"]["cpu"]
+        assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(port)
+        assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+        assert {"name": "SHOP_DB_PATH", "value": f"/data/{name}.db"} in c["env"]
+    order_env = {e["name"]: e["value"] for e in deployments["order"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert order_env["SHOP_PAYMENT_URL"] == "http://payment:5003"
+    gw = by_kind(docs, "Service")["gateway"]["spec"]
+    assert gw["type"] == "NodePort" and gw["ports"][0]["nodePort"] == 30080
+
+
+def test_gateway_configmap_is_the_local_runs_config() -> None:
+    cm = by_kind(render("shop"), "ConfigMap")["gateway-config"]
+    expected = render_config(listen="8080", order="order:5001", product="product:5002", payment="payment:5003",
+                             access_log="/var/log/gateway/access.json", run_dir="/tmp")
+    assert cm["data"]["nginx.conf"].strip() == expected.strip()
+
+
+def test_gateway_config_is_valid_for_nginx(tmp_path: Path) -> None:
+    conf = by_kind(render("shop"), "ConfigMap")["gateway-config"]["data"]["nginx.conf"]
+    # Same config, pointed at local names so `nginx -t` can resolve the upstreams here.
+    conf = conf.replace("order:5001", "127.0.0.1:5001").replace("product:5002", "127.0.0.1:5002")
+    conf = conf.replace("payment:5003", "127.0.0.1:5003").replace("/var/log/gateway/", f"{tmp_path}/")
+    conf = conf.replace("/tmp/nginx", f"{tmp_path}/nginx")
+    (tmp_path / "nginx.conf").write_text(conf)
+    out = subprocess.run(["/usr/sbin/nginx", "-t", "-e", "/dev/stderr", "-p", str(tmp_path), "-c",
+                          str(tmp_path / "nginx.conf")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+def test_changing_the_gateway_config_rolls_the_gateway() -> None:
+    before = by_kind(render("shop"), "Deployment")["gateway"]["spec"]["template"]["metadata"]["annotations"]
+    after = by_kind(render("shop", "--set", "services.order.port=6001"), "Deployment")["gateway"]
+    assert after["spec"]["template"]["metadata"]["annotations"]["checksum/config"] != before["checksum/config"]
+
+
+def test_non_default_values() -> None:
+    docs = render("shop", "--set", "persistence.enabled=false", "--set", "faultHooks=true",
+                  "--set", "image.registry=registry.example:5000/", "--set", "otlpEndpoint=http://jaeger.obs:4318",
+                  "--set", "gateway.exporter.enabled=false", "--set", "gateway.service.type=ClusterIP")
+    assert by_kind(docs, "PersistentVolumeClaim") == {}
+    product = by_kind(docs, "Deployment")["product"]["spec"]["template"]["spec"]
+    assert product["volumes"][0] == {"name": "data", "emptyDir": {}}
+    c = product["containers"][0]
+    assert c["image"] == "registry.example:5000/sre-operator/shop-product:0.1.0"
+    env = {e["name"]: e["value"] for e in c["env"]}
+    assert env["SHOP_FAULT_HOOKS"] == "true" and env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger.obs:4318"
+    gw = by_kind(docs, "Deployment")["gateway"]["spec"]["template"]["spec"]
+    assert [c["name"] for c in gw["containers"]] == ["nginx"]
+    assert "nodePort" not in by_kind(docs, "Service")["gateway"]["spec"]["ports"][0]
+
+
+@pytest.mark.parametrize("chart,value,message", [
+    ("shop", "services.order.replicas=-1", "minimum"),
+    ("shop", "gateway.service.nodePort=80", "minimum"),
+    ("shop", "persistence.size=lots", "pattern"),
+    ("shop", "unknownKey=1", "additional properties"),
+    ("observability", "prometheus.scrapeInterval=often", "pattern"),
+    ("observability", "jaeger.service.type=Magic", "value must be one of"),
+])
+def test_bad_values_are_rejected_by_the_schema(chart: str, value: str, message: str) -> None:
+    out = helm("template", "rel", f"charts/{chart}", "--set", value, check=False)
+    assert out.returncode != 0 and message in out.stderr, out.stderr
+
+
+def test_observability_prometheus_discovers_annotated_pods_and_kubelet_cadvisor() -> None:
+    docs = render("observability")
+    config = yaml.safe_load(by_kind(docs, "ConfigMap")["prometheus-config"]["data"]["prometheus.yml"])
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    assert jobs["kubernetes-pods"]["kubernetes_sd_configs"] == [{"role": "pod"}]
+    keep = jobs["kubernetes-pods"]["relabel_configs"][0]
+    assert keep["source_labels"] == ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"] and keep["action"] == "keep"
+    assert jobs["kubernetes-cadvisor"]["relabel_configs"][1]["replacement"] == "/api/v1/nodes/$1/proxy/metrics/cadvisor"
+    rules = by_kind(docs, "ClusterRole")["ns-prometheus"]["rules"]
+    assert {"apiGroups": [""], "resources": ["nodes/proxy", "nodes/metrics"], "verbs": ["get"]} in rules
+    assert set(by_kind(docs, "Deployment")) == {"prometheus", "jaeger"}
+    assert "cadvisor" in by_kind(docs, "DaemonSet")
+    assert by_kind(render("observability", "--set", "cadvisor.enabled=false"), "DaemonSet") == {}
+
+
+def test_dockerfile_is_hadolint_clean() -> None:
+    out = subprocess.run([str(ROOT / ".venv/bin/hadolint"), "services/Dockerfile"], capture_output=True, text=True,
+                         cwd=ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    text = (ROOT / "services/Dockerfile").read_text()
+    assert "USER 10001" in text and "slim" in text
+
+
+def test_scripts_are_shellcheck_clean() -> None:
+    scripts = [str(p) for p in (ROOT / "scripts").glob("*.sh")] + [str(ROOT / ".ci/run")]
+    out = subprocess.run([str(ROOT / ".venv/bin/shellcheck"), *scripts], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout
+
+
+def test_kind_config_maps_the_published_ports() -> None:
+    config = yaml.safe_load((ROOT / "kind-config.yaml").read_text())
+    maps = {m["hostPort"]: m["containerPort"] for m in config["nodes"][0]["extraPortMappings"]}
+    assert maps == {80: 30080, 8888: 30888, 9090: 30090, 16686: 30686}
