@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from . import addons
 from . import controlplane as cp
 from . import netns
 from .binaries import find_binary
@@ -84,7 +85,7 @@ class Cluster:
         self.down(quiet=True)
         self.data.mkdir(parents=True, exist_ok=True)
         state: dict = {"name": self.name, "netns": self.node_netns, "pids": {}}
-        netns.create_node_netns(self.node_netns, cp.NODE_IP, cp.POD_GATEWAY)
+        netns.create_node_netns(self.node_netns, cp.NODE_IP, cp.POD_GATEWAY, cp.SERVICE_CIDR)
         state["netns_created"] = True
         self._save(state)
 
@@ -118,6 +119,19 @@ class Cluster:
                 self._wait(self._api_ready, timeout, "the API server's /readyz", state["pids"][name])
         self._wait(self._default_service_account, 60, "the default ServiceAccount (controller-manager)",
                    state["pids"]["kube-controller-manager"])
+        (self.data / "Corefile").write_text(addons.corefile(self.layout.kubeconfig("coredns")))
+        self.apply(addons.MANIFEST)
+        if self.kubectl("get", "node", cp.NODE_NAME, check=False).returncode != 0:
+            self.apply(addons.NODE)
+            self.kubectl("patch", "node", cp.NODE_NAME, "--subresource=status", "--type=merge",
+                         "-p", json.dumps({"status": {"addresses": [{"type": "InternalIP", "address": cp.NODE_IP}]}}))
+        for name in cp.NODE_COMPONENTS:
+            state["pids"][name] = cp.start(name, cp.component_argv(name, self.layout), self.node_netns,
+                                           self.layout.logs)
+            self._save(state)
+        self._wait(self._dns_ready, 30, "CoreDNS to answer", state["pids"]["coredns"])
+        self._wait(self._dns_through_service, 60, "DNS through the kube-dns Service (kube-proxy)",
+                   state["pids"]["kube-proxy"])
         state["up_seconds"] = round(time.monotonic() - started, 2)
         self._save(state)
         return self
@@ -169,6 +183,21 @@ class Cluster:
                 return c.get("/readyz").status_code == 200
         except httpx.HTTPError:
             return False
+
+    def _dns_ready(self) -> bool:
+        out = subprocess.run(netns.nsenter(self.node_netns) + ["curl", "-sf", "-m", "1", "http://127.0.0.1:8182/ready"],
+                             capture_output=True)
+        return out.returncode == 0
+
+    def _dns_through_service(self) -> bool:
+        out = self.exec_in_node("dig", "+short", "+time=1", "+tries=1", f"@{cp.DNS_SERVICE_IP}",
+                                f"kubernetes.default.svc.{cp.DOMAIN}")
+        return out.stdout.strip() == cp.KUBERNETES_SERVICE_IP
+
+    def exec_in_node(self, *argv: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        """Run a command in the node's network namespace."""
+        return subprocess.run(netns.nsenter(self.node_netns) + list(argv), capture_output=True, text=True,
+                              timeout=timeout)
 
     def _default_service_account(self) -> bool:
         with self._client() as c:

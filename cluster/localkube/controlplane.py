@@ -1,5 +1,5 @@
-"""The control plane's processes, each started inside the node namespace with its own log file:
-etcd, kube-apiserver, kube-controller-manager, kube-scheduler."""
+"""The cluster's processes, each started inside the node namespace with its own log file: etcd,
+kube-apiserver, kube-controller-manager, kube-scheduler, then kube-proxy (nftables) and CoreDNS."""
 from __future__ import annotations
 
 import os
@@ -22,6 +22,7 @@ KUBERNETES_SERVICE_IP = "10.96.0.1"
 DNS_SERVICE_IP = "10.96.0.10"
 DOMAIN = "cluster.local"
 API_PORT = 6443
+NODE_NAME = "localkube-node"
 IN_NODE_API = f"https://{NODE_IP}:{API_PORT}"
 
 
@@ -100,10 +101,21 @@ def component_argv(name: str, layout: Layout) -> list[str]:
         return [str(find_binary("kube-scheduler")), f"--kubeconfig={conf}", f"--authentication-kubeconfig={conf}",
                 f"--authorization-kubeconfig={conf}", "--bind-address=127.0.0.1", "--leader-elect=false",
                 "--profiling=false", "--v=1"]
+    if name == "kube-proxy":
+        return [str(find_binary("kube-proxy")), f"--kubeconfig={layout.kubeconfig('kube-proxy')}",
+                "--proxy-mode=nftables", f"--hostname-override={NODE_NAME}", f"--cluster-cidr={POD_CIDR}",
+                f"--bind-address={NODE_IP}", f"--nodeport-addresses={NODE_IP}/32",
+                "--metrics-bind-address=127.0.0.1:10249", "--healthz-bind-address=127.0.0.1:10256",
+                "--conntrack-max-per-core=0", "--v=1"]
+    if name == "coredns":
+        corefile = layout.data / "Corefile"
+        return [str(find_binary("coredns")), "-conf", str(corefile)]
     raise ValueError(f"unknown component {name}")
 
 
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+# Started once the control plane is ready and the addons are applied.
+NODE_COMPONENTS = ("kube-proxy", "coredns")
 
 
 def start(name: str, argv: list[str], node_ns: str, logs: Path) -> int:

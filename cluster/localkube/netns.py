@@ -36,7 +36,7 @@ def exists(name: str) -> bool:
     return (NETNS_DIR / name).exists()
 
 
-def create_node_netns(name: str, node_ip: str, pod_gateway_cidr: str) -> None:
+def create_node_netns(name: str, node_ip: str, pod_gateway_cidr: str, service_cidr: str) -> None:
     """The node namespace: loopback and the pod bridge, which holds both the pod range's gateway and
     the node IP (as a /32), with forwarding on (inside this namespace only)."""
     if exists(name):
@@ -47,7 +47,12 @@ def create_node_netns(name: str, node_ip: str, pod_gateway_cidr: str) -> None:
     ip("addr", "add", pod_gateway_cidr, "dev", BRIDGE, netns=name)
     ip("addr", "add", f"{node_ip}/32", "dev", BRIDGE, netns=name)
     ip("link", "set", BRIDGE, "up", netns=name)
+    # Service addresses are only ever DNAT-ed (kube-proxy), but the route lookup before needs a route.
+    ip("route", "add", service_cidr, "dev", BRIDGE, "src", node_ip, netns=name)
     subprocess.run(["ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.ip_forward=1"], check=True)
+    # Replies between pods on the bridge must pass conntrack to be un-NATed (Service → pod → pod).
+    subprocess.run(["ip", "netns", "exec", name, "sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=1"],
+                   check=False)
 
 
 def pids(name: str) -> list[int]:
