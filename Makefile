@@ -36,6 +36,9 @@ lint: setup ## ruff, hadolint and helm lint
 	$(PY) -m ruff check services cluster tests
 	$(PY) -m pytest tests/unit -k "lint" $(PYTEST_ARGS)
 
+bench: setup cluster-bin ## print speed and memory figures (shop through the gateway, cluster up/down)
+	$(PY) bench/bench.py
+
 cluster-bin: setup ## build or unpack the Kubernetes, etcd, CoreDNS, kwok, Jaeger and helm binaries into ~/.cache
 	$(PY) -m localkube provision
 

@@ -74,7 +74,10 @@ def down_main(argv: list[str]) -> int:
         names |= {n[3:].rsplit("-", 1)[0] for n in netns.list_names("lk-") if n.endswith("-node")}
     for name in sorted(names):
         args.name = name
-        _cluster(args).down(purge=True)
+        cluster = _cluster(args)
+        cluster.down(purge=True)
+        if cluster.kubeconfig_out and cluster.kubeconfig_out.exists() and name == DEFAULT_NAME:
+            cluster.kubeconfig_out.unlink()
     return 0
 
 
