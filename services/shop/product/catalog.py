@@ -78,13 +78,18 @@ def reserve(db: Database, product_id: str, reservation_id: str, qty: int) -> tup
         return _reservation(row), True
 
 
+def _existing_reservation(conn: sqlite3.Connection, product_id: str, reservation_id: str) -> sqlite3.Row:
+    row = conn.execute("SELECT * FROM reservations WHERE id = ? AND product_id = ?",
+                       (reservation_id, product_id)).fetchone()
+    if row is None:
+        raise ShopError(404, "reservation_not_found", f"no reservation {reservation_id!r} for {product_id}")
+    return row
+
+
 def release(db: Database, product_id: str, reservation_id: str) -> dict[str, Any]:
     """Give a reserved quantity back to stock. Idempotent; a confirmed reservation cannot be released."""
     with db.transaction() as conn:
-        row = conn.execute("SELECT * FROM reservations WHERE id = ? AND product_id = ?",
-                           (reservation_id, product_id)).fetchone()
-        if row is None:
-            raise ShopError(404, "reservation_not_found", f"no reservation {reservation_id!r} for {product_id}")
+        row = _existing_reservation(conn, product_id, reservation_id)
         if row["state"] == "confirmed":
             raise ShopError(409, "reservation_confirmed", f"reservation {reservation_id!r} is already confirmed")
         if row["state"] == "reserved":
@@ -97,10 +102,7 @@ def release(db: Database, product_id: str, reservation_id: str) -> dict[str, Any
 def confirm(db: Database, product_id: str, reservation_id: str) -> dict[str, Any]:
     """Make a reservation final (the order was paid). Idempotent; a released one cannot be confirmed."""
     with db.transaction() as conn:
-        row = conn.execute("SELECT * FROM reservations WHERE id = ? AND product_id = ?",
-                           (reservation_id, product_id)).fetchone()
-        if row is None:
-            raise ShopError(404, "reservation_not_found", f"no reservation {reservation_id!r} for {product_id}")
+        row = _existing_reservation(conn, product_id, reservation_id)
         if row["state"] == "released":
             raise ShopError(409, "reservation_released", f"reservation {reservation_id!r} was released")
         conn.execute("UPDATE reservations SET state = 'confirmed' WHERE id = ?", (reservation_id,))
