@@ -1,6 +1,6 @@
 """`make demo` (for now): the shop and its NGINX gateway as local processes on 127.0.0.1.
 
-    python -m shop.localrun [--gateway-port 8080] [--data-dir .data]
+    python -m shop.localrun [--gateway-port 80] [--data-dir .data]
 
 Starts product, payment, order and the gateway, waits until each is healthy, prints the URLs and
 the seed README's curl examples, and stops everything on Ctrl-C or SIGTERM. Data persists in the
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -18,12 +19,24 @@ from . import procs
 from .common.settings import DEFAULT_PORTS
 
 
+def _can_bind(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shop.localrun", description=__doc__.splitlines()[0])
-    parser.add_argument("--gateway-port", type=int, default=8080)
+    parser.add_argument("--gateway-port", type=int, default=None,
+                        help="default: 80 as in the seed's examples when it can be bound (root), else 8080")
     parser.add_argument("--data-dir", type=Path, default=Path(".data"))
     parser.add_argument("--fault-hooks", action="store_true", help="mount the /fault endpoints")
     args = parser.parse_args(argv)
+    if args.gateway_port is None:
+        args.gateway_port = 80 if _can_bind(80) else 8080
     data = args.data_dir.resolve()
     env = {"SHOP_FAULT_HOOKS": "true"} if args.fault_hooks else {}
     ports = dict(DEFAULT_PORTS)
@@ -50,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         for p in reversed(started):
             p.stop()
         return 1
-    gw = f"http://127.0.0.1:{args.gateway_port}"
+    gw = "http://localhost" if args.gateway_port == 80 else f"http://localhost:{args.gateway_port}"
     print(f"""
 The shop is running (logs and data in {data}):
   gateway  {gw}   (/api/orders, /api/products, /api/payments, /nginx-health)
