@@ -26,23 +26,6 @@ def corefile(kubeconfig: Path) -> str:
 """
 
 
-# The Node object, as the node agent registers it. Until the agent runs, localkube registers it so
-# that kube-proxy (which waits for its Node) can start; the agent takes it over.
-NODE = f"""
-apiVersion: v1
-kind: Node
-metadata:
-  name: {cp.NODE_NAME}
-  labels:
-    kubernetes.io/hostname: {cp.NODE_NAME}
-    kubernetes.io/os: linux
-    kubernetes.io/arch: amd64
-    node-role.kubernetes.io/control-plane: ""
-spec:
-  podCIDR: {cp.NODE_POD_CIDR}
-  podCIDRs: ["{cp.NODE_POD_CIDR}"]
-"""
-
 MANIFEST = f"""
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole

@@ -41,7 +41,8 @@ HELM = Component("helm", versions.HELM, ("helm",))
 COREDNS = Component("coredns", versions.COREDNS, ("coredns",))
 KWOK = Component("kwok", versions.KWOK, ("kwok",))
 JAEGER = Component("jaeger", versions.JAEGER_MODULE, ("jaeger",))
-COMPONENTS = (KUBERNETES, HELM, COREDNS, KWOK, JAEGER)
+PROMETHEUS = Component("prometheus", versions.PROMETHEUS_MODULE, ("prometheus",))
+COMPONENTS = (KUBERNETES, HELM, COREDNS, KWOK, JAEGER, PROMETHEUS)
 _BY_BINARY = {b: c for c in COMPONENTS for b in c.binaries}
 
 

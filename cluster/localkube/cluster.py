@@ -15,10 +15,10 @@ from pathlib import Path
 
 import httpx
 
-from . import addons
+from . import addons, netns
 from . import controlplane as cp
-from . import netns
-from .binaries import find_binary
+from .binaries import cache_root, find_binary
+from .node import cgroups
 
 
 class ClusterError(RuntimeError):
@@ -79,7 +79,7 @@ class Cluster:
 
     # -- life cycle -------------------------------------------------------------------------
 
-    def up(self, timeout: float = 120.0) -> "Cluster":
+    def up(self, timeout: float = 120.0) -> Cluster:
         netns.require_root()
         started = time.monotonic()
         self.down(quiet=True)
@@ -121,14 +121,11 @@ class Cluster:
                    state["pids"]["kube-controller-manager"])
         (self.data / "Corefile").write_text(addons.corefile(self.layout.kubeconfig("coredns")))
         self.apply(addons.MANIFEST)
-        if self.kubectl("get", "node", cp.NODE_NAME, check=False).returncode != 0:
-            self.apply(addons.NODE)
-            self.kubectl("patch", "node", cp.NODE_NAME, "--subresource=status", "--type=merge",
-                         "-p", json.dumps({"status": {"addresses": [{"type": "InternalIP", "address": cp.NODE_IP}]}}))
         for name in cp.NODE_COMPONENTS:
-            state["pids"][name] = cp.start(name, cp.component_argv(name, self.layout), self.node_netns,
-                                           self.layout.logs)
+            state["pids"][name] = cp.start(name, self._argv(name), self.node_netns, self.layout.logs)
             self._save(state)
+            if name == "node-agent":
+                self._wait(self._node_ready, 30, "the node agent to register the Node", state["pids"][name])
         self._wait(self._dns_ready, 30, "CoreDNS to answer", state["pids"]["coredns"])
         self._wait(self._dns_through_service, 60, "DNS through the kube-dns Service (kube-proxy)",
                    state["pids"]["kube-proxy"])
@@ -144,6 +141,8 @@ class Cluster:
         if netns.exists(self.node_netns):
             pids += netns.pids(self.node_netns)
         cp.stop_pids(sorted(set(pids)))
+        # Containers run in their own sessions under shims: their cgroups find them all.
+        cgroups.remove(cgroups.cluster_group(self.name))
         for name in netns.list_names(f"lk-{self.name}-"):
             leftover = netns.pids(name)
             if leftover:
@@ -160,7 +159,39 @@ class Cluster:
         if not quiet:
             print(f"localkube: cluster {self.name} is down")
 
-    def _wait(self, check, timeout: float, what: str, pid: int | None = None) -> None:  # noqa: ANN001
+    def _argv(self, name: str) -> list[str]:
+        argv = cp.component_argv(name, self.layout)
+        if name == "node-agent":
+            argv += [f"--cluster={self.name}", *(f"--mask={m}" for m in self._hidden_from_pods())]
+        return argv
+
+    def restart(self, name: str, kill: bool = True) -> int:
+        """Stop one component (SIGKILL, as a crash) and start it again; returns its new pid."""
+        state = self.state()
+        old = state["pids"].get(name)
+        if kill and old:
+            cp.stop_pids([int(old)], grace=0.1)
+        state["pids"][name] = cp.start(name, self._argv(name), self.node_netns, self.layout.logs)
+        self._save(state)
+        return state["pids"][name]
+
+    def _hidden_from_pods(self) -> list[Path]:
+        """What pods must not see of the machine: the cluster's keys and state, the admin
+        kubeconfig's dir when it is a dedicated one, the binaries cache (binaries are bound one by one)."""
+        hidden = [self.data, cache_root()]
+        if self.kubeconfig_out and self.kubeconfig_out.parent.name == ".cluster":
+            hidden.append(self.kubeconfig_out.parent)
+        return hidden
+
+    def _node_ready(self) -> bool:
+        with self._client() as c:
+            node = c.get(f"/api/v1/nodes/{cp.NODE_NAME}")
+            if node.status_code != 200:
+                return False
+            conds = node.json().get("status", {}).get("conditions") or []
+            return any(x["type"] == "Ready" and x["status"] == "True" for x in conds)
+
+    def _wait(self, check, timeout: float, what: str, pid: int | None = None) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if check():

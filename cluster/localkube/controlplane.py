@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,10 @@ def prepare_pki(layout: Layout, admin_server: str) -> Path:
     for who, (cn, orgs) in users.items():
         cert, key = pki.issue(who, cn, orgs=orgs, client=True)
         pki.kubeconfig(layout.kubeconfig(who), IN_NODE_API, cn, cert, key)
+    # The node agent: a cluster admin (it also provisions volumes), unlike a real kubelet's
+    # system:node identity; its serving certificate is what `kubectl logs` reaches through the API server.
+    pki.issue("node-agent", "localkube:node-agent", orgs=("system:masters",), client=True)
+    pki.issue("kubelet-serving", NODE_NAME, server=True, dns=(NODE_NAME,), ips=(NODE_IP,))
     cert, key = pki.issue("admin", "localkube-admin", orgs=("system:masters",), client=True)
     return pki.kubeconfig(layout.kubeconfig("admin"), admin_server, "localkube-admin", cert, key)
 
@@ -107,6 +112,10 @@ def component_argv(name: str, layout: Layout) -> list[str]:
                 f"--bind-address={NODE_IP}", f"--nodeport-addresses={NODE_IP}/32",
                 "--metrics-bind-address=127.0.0.1:10249", "--healthz-bind-address=127.0.0.1:10256",
                 "--conntrack-max-per-core=0", "--v=1"]
+    if name == "node-agent":
+        return [sys.executable, "-m", "localkube.node", f"--data={d / 'node'}", f"--pki={pki}", f"--server={IN_NODE_API}", f"--node-name={NODE_NAME}",
+                f"--node-ip={NODE_IP}", f"--pod-cidr={NODE_POD_CIDR}", f"--dns-ip={DNS_SERVICE_IP}",
+                f"--domain={DOMAIN}"]
     if name == "coredns":
         corefile = layout.data / "Corefile"
         return [str(find_binary("coredns")), "-conf", str(corefile)]
@@ -115,7 +124,7 @@ def component_argv(name: str, layout: Layout) -> list[str]:
 
 CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 # Started once the control plane is ready and the addons are applied.
-NODE_COMPONENTS = ("kube-proxy", "coredns")
+NODE_COMPONENTS = ("node-agent", "kube-proxy", "coredns")
 
 
 def start(name: str, argv: list[str], node_ns: str, logs: Path) -> int:

@@ -68,10 +68,13 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "helm": _build_helm,
     "coredns": lambda out: _go_build("coredns", out, {"coredns": "github.com/coredns/coredns"}),
     "kwok": lambda out: _go_build("kwok", out, {"kwok": "sigs.k8s.io/kwok/cmd/kwok"}),
+    "prometheus": lambda out: _go_build("prometheus", out,
+                                        {"prometheus": "github.com/prometheus/prometheus/cmd/prometheus"}),
     "jaeger": lambda out: _go_build("jaeger", out, {"jaeger": "github.com/jaegertracing/jaeger/cmd/jaeger"}),
 }
-# What the cluster and its tests need; kwok and jaeger are built when asked for (--all / --with).
-DEFAULT = ("kubernetes", "helm", "coredns")
+# What the cluster and its tests need (Prometheus runs as a pod with Kubernetes service discovery,
+# which Debian's build lacks); kwok and jaeger are built when asked for (--all / --with).
+DEFAULT = ("kubernetes", "helm", "coredns", "prometheus")
 
 
 def _from_kubebuilder_assets(comp: Component) -> bool:

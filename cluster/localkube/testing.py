@@ -5,9 +5,11 @@ Registered from tests/conftest.py. The cluster is started lazily by the first te
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,18 +17,52 @@ from pathlib import Path
 import pytest
 
 from . import netns
-from .cluster import Cluster
+from .cluster import Cluster, PortMapping
+from .node import cgroups
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS = ROOT / "crds"
 
 
 def leftovers(cluster: Cluster) -> list[str]:
-    """Everything of this cluster still on the machine: namespaces, processes."""
+    """Everything of this cluster still on the machine: namespaces, cgroups, processes."""
     found = [f"netns {n}" for n in netns.list_names(f"lk-{cluster.name}-")]
+    found += [f"cgroup {g}" for g in cgroups.leftovers(cluster.name)]
     out = subprocess.run(["pgrep", "-af", str(cluster.data)], capture_output=True, text=True)
     found += [f"process {ln}" for ln in out.stdout.splitlines() if "pgrep" not in ln]
     return found
+
+
+def container_pid(cluster: Cluster, namespace: str, pod: str, container: str) -> int:
+    """The host pid of a container's main process, from the node agent's records."""
+    uid = cluster.kubectl("get", "pod", pod, "-n", namespace, "-o", "jsonpath={.metadata.uid}").stdout
+    cdir = cluster.data / "node" / "pods" / uid / "containers" / container
+    attempts = sorted(int(p.name.split(".")[0]) for p in cdir.glob("*.state.json"))
+    return int(json.loads((cdir / f"{attempts[-1]}.state.json").read_text())["pid"])
+
+
+def wait_for(check, timeout: float = 60, what: str = "", interval: float = 0.5):  # noqa: ANN001, ANN201
+    """Poll `check` until it returns something truthy; its last value in the failure message."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or check}: last {last!r}")
+
+
+def helm_install(cluster: Cluster, release: str, chart: str, namespace: str, *values: str,
+                 timeout: str = "180s") -> None:
+    """`helm install --wait` of one of the project's charts (`charts/<chart>`)."""
+    sets = [a for v in values for a in ("--set", v)]
+    cluster.helm("install", release, str(ROOT / "charts" / chart), "-n", namespace, "--wait",
+                 f"--timeout={timeout}", *sets)
+
+
+# Node ports the tests reach from the root namespace (on free host ports): the shop's gateway, Prometheus.
+TEST_NODE_PORTS = (30080, 30090)
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +70,7 @@ def cluster() -> Iterator[Cluster]:
     netns.require_root("the cluster test tier")
     name = "t" + uuid.uuid4().hex[:6]
     data = Path(tempfile.mkdtemp(prefix=f"localkube-{name}-"))
-    c = Cluster(name, data)
+    c = Cluster(name, data, mappings=[PortMapping(0, p) for p in TEST_NODE_PORTS])
     try:
         c.up()
         yield c
