@@ -25,6 +25,7 @@ class Image:
     cmd: list[str]
     env: dict[str, str]
     working_dir: str = ""
+    stop_signal: str = "SIGTERM"
     binaries: dict[str, str] = field(default_factory=dict)  # path in the container → host path
 
 
@@ -78,7 +79,8 @@ def resolve(image: str, table: dict[str, dict] | None = None, python: str = sys.
     env = {"PATH": DEFAULT_PATH, **{k: sub(str(v)) for k, v in (entry.get("env") or {}).items()}}
     return Image(entrypoint=[sub(a) for a in entry.get("entrypoint") or []],
                  cmd=[sub(a) for a in entry.get("cmd") or []], env=env,
-                 working_dir=entry.get("workingDir", ""), binaries=bins)
+                 working_dir=entry.get("workingDir", ""), binaries=bins,
+                 stop_signal=entry.get("stopSignal", "SIGTERM"))
 
 
 def argv(img: Image, command: list[str] | None, args: list[str] | None) -> list[str]:

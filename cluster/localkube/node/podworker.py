@@ -374,7 +374,8 @@ class PodWorker(threading.Thread):
         c.dir.mkdir(parents=True, exist_ok=True)
         files = c.files(attempt)
         files["mnt"].mkdir(exist_ok=True)
-        spec = {"argv": argv, "env": env, "cwd": c.spec.get("workingDir") or img.working_dir or "/",
+        stop = (c.spec.get("lifecycle") or {}).get("stopSignal") or img.stop_signal
+        spec = {"argv": argv, "stop_signal": stop, "env": env, "cwd": c.spec.get("workingDir") or img.working_dir or "/",
                 "uid": uid, "gid": gid, "groups": groups, "hostname": (pod["spec"].get("hostname") or self.name_)[:63],
                 "netns_path": self.sandbox.netns_path, "cgroup_procs": procs, "scratch": str(files["mnt"]),
                 "readonly_root": bool(sec.get("readOnlyRootFilesystem")),
@@ -454,7 +455,8 @@ class PodWorker(threading.Thread):
         return float(pod["spec"].get("terminationGracePeriodSeconds", 30))
 
     def _kill(self, c: Container, grace: float, reason: str = "") -> None:
-        """SIGTERM to the container's process group, SIGKILL to its cgroup after `grace` seconds."""
+        """preStop, then the stop signal (SIGTERM unless the image or `lifecycle.stopSignal` says
+        otherwise) to the container's process group, SIGKILL to its cgroup after `grace` seconds."""
         if c.running is None or c.attempt is None:
             return
         c.kill_reason = reason
@@ -464,8 +466,9 @@ class PodWorker(threading.Thread):
         grace = max(0.0, grace - (time.monotonic() - started))
         exit_path = c.files(c.attempt)["exit.json"]
         grp = cgroups.group(self.agent.cluster, self.uid, c.name)
+        spec = _read_json(c.files(c.attempt)["spec.json"]) or {}
         try:
-            os.killpg(pid, signal.SIGTERM)
+            os.killpg(pid, getattr(signal, spec.get("stop_signal", "SIGTERM"), signal.SIGTERM))
         except (ProcessLookupError, PermissionError):
             pass
         deadline = time.monotonic() + grace
