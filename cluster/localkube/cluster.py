@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from . import addons, netns
+from . import addons, kwok, netns
 from . import controlplane as cp
 from .binaries import cache_root, find_binary
 from .node import cgroups
@@ -174,6 +174,19 @@ class Cluster:
         state["pids"][name] = cp.start(name, self._argv(name), self.node_netns, self.layout.logs)
         self._save(state)
         return state["pids"][name]
+
+    def start_kwok(self) -> int:
+        """Start kwok (fake nodes for scale tests) if it is not running; returns its pid."""
+        state = self.state()
+        pid = state["pids"].get("kwok")
+        if pid and cp.alive(int(pid)):
+            return int(pid)
+        stages = self.data / "kwok-stages.yaml"
+        stages.write_text(kwok.STAGES)
+        argv = kwok.argv(str(find_binary("kwok")), str(self.layout.kubeconfig("kwok")), str(stages))
+        state["pids"]["kwok"] = cp.start("kwok", argv, self.node_netns, self.layout.logs)
+        self._save(state)
+        return state["pids"]["kwok"]
 
     def _hidden_from_pods(self) -> list[Path]:
         """What pods must not see of the machine: the cluster's keys and state, the admin

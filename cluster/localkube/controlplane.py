@@ -58,6 +58,7 @@ def prepare_pki(layout: Layout, admin_server: str) -> Path:
              "scheduler": ("system:kube-scheduler", ()),
              "kube-proxy": ("system:kube-proxy", ()),
              "coredns": ("localkube:coredns", ()),
+             "kwok": ("localkube:kwok", ("system:masters",)),
              "admin-in-node": ("localkube-admin", ("system:masters",))}
     for who, (cn, orgs) in users.items():
         cert, key = pki.issue(who, cn, orgs=orgs, client=True)

@@ -73,8 +73,8 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "jaeger": lambda out: _go_build("jaeger", out, {"jaeger": "github.com/jaegertracing/jaeger/cmd/jaeger"}),
 }
 # What the cluster and its tests need (Prometheus runs as a pod with Kubernetes service discovery,
-# which Debian's build lacks); kwok and jaeger are built when asked for (--all / --with).
-DEFAULT = ("kubernetes", "helm", "coredns", "prometheus")
+# which Debian's build lacks) and kwok (scale tests); jaeger is built when asked for (--all / --with).
+DEFAULT = ("kubernetes", "helm", "coredns", "prometheus", "kwok")
 
 
 def _from_kubebuilder_assets(comp: Component) -> bool:
