@@ -70,7 +70,7 @@ def in_root(root: str, path: str, max_links: int = 40) -> str:
         if p == ".":
             continue
         if p == "..":
-            cur = os.path.dirname(cur) if cur else ""
+            cur = cur.rsplit("/", 1)[0]
             continue
         cand = f"{cur}/{p}"
         if os.path.islink(root + cand):
