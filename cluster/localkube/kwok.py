@@ -87,6 +87,11 @@ spec:
 """
 
 
+def find_kwok() -> bool:
+    from .binaries import KWOK
+    return KWOK.complete()
+
+
 def argv(kwok_bin: str, kubeconfig: str, stages: str) -> list[str]:
     return [kwok_bin, f"--kubeconfig={kubeconfig}", f"--config={stages}",
             f"--manage-nodes-with-annotation-selector={ANNOTATION}=fake", f"--node-ip={NODE_IP}",

@@ -25,9 +25,12 @@ CRDS = ROOT / "crds"
 
 
 def leftovers(cluster: Cluster) -> list[str]:
-    """Everything of this cluster still on the machine: namespaces, cgroups, processes."""
+    """Everything of this cluster still on the machine: namespaces, cgroups, processes, nftables."""
     found = [f"netns {n}" for n in netns.list_names(f"lk-{cluster.name}-")]
     found += [f"cgroup {g}" for g in cgroups.leftovers(cluster.name)]
+    # kube-proxy's nftables tables live in the node namespace; none may ever reach the root one.
+    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=False).stdout
+    found += [f"root-namespace nftables {t}" for t in tables.splitlines() if "kube-proxy" in t]
     out = subprocess.run(["pgrep", "-af", str(cluster.data)], capture_output=True, text=True)
     found += [f"process {ln}" for ln in out.stdout.splitlines() if "pgrep" not in ln]
     return found
