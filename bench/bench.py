@@ -27,6 +27,17 @@ def rss_mib(pid: int) -> float:
     return kb / 1024
 
 
+def _pids_running(needle: str) -> list[int]:
+    found = []
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and needle.encode() in (d / "cmdline").read_bytes():
+                found.append(int(d.name))
+        except OSError:
+            pass
+    return found
+
+
 def pct(values: list[float], q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
@@ -149,8 +160,9 @@ def bench_node(pods: int = 10) -> list[tuple[str, str]]:
                          f"p50 {pct(lat, .5) * 1000:.1f} ms, p95 {pct(lat, .95) * 1000:.1f} ms"))
             agent = int(c.state()["pids"]["node-agent"])
             rows.append(("node agent RSS (shop + 30 pods running)", f"{rss_mib(agent):.0f} MiB"))
-            shims = [int(p) for p in os.popen("pgrep -f localkube.node.shim").read().split()]
-            rows.append(("container shims", f"{len(shims)} × {statistics.mean(rss_mib(p) for p in shims):.1f} MiB RSS"))
+            shims = [rss_mib(p) for p in _pids_running("localkube.node.shim")]
+            rows.append(("container shims (one per container)",
+                         f"{len(shims)} × {statistics.mean(shims):.1f} MiB RSS"))
             if kwok.find_kwok():
                 c.start_kwok()
                 names = kwok.add_nodes(c, 5)
