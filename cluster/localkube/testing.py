@@ -5,6 +5,7 @@ Registered from tests/conftest.py. The cluster is started lazily by the first te
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -62,6 +63,29 @@ def helm_install(cluster: Cluster, release: str, chart: str, namespace: str, *va
     sets = [a for v in values for a in ("--set", v)]
     cluster.helm("install", release, str(ROOT / "charts" / chart), "-n", namespace, "--wait",
                  f"--timeout={timeout}", *sets)
+
+
+@contextlib.contextmanager
+def shop_namespace(cluster: Cluster, observability: bool = False) -> Iterator[str]:
+    """A fresh namespace with the shop chart installed (and Prometheus when asked), removed after."""
+    ns = f"shop-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", ns)
+    try:
+        helm_install(cluster, "shop", "shop", ns)
+        if observability:
+            helm_install(cluster, "observability", "observability", ns, "cadvisor.enabled=false",
+                         "jaeger.enabled=false")
+        yield ns
+    finally:
+        for release in ("observability", "shop"):
+            cluster.helm("uninstall", release, "-n", ns, check=False)
+        # Custom objects a test left with a finalizer whose controller is gone must not hold the namespace.
+        for kind in ("faultscenarios.sre.stratus.dev", "incidents.sre.stratus.dev"):
+            names = cluster.kubectl("get", kind, "-n", ns, "-o", "name", check=False).stdout.split()
+            for obj in names:
+                cluster.kubectl("patch", obj, "-n", ns, "--type=merge", "-p", '{"metadata":{"finalizers":null}}',
+                                check=False)
+        cluster.kubectl("delete", "namespace", ns, "--timeout=120s", check=False)
 
 
 # Node ports the tests reach from the root namespace (on free host ports): the shop's gateway, Prometheus.

@@ -13,21 +13,15 @@ import httpx
 import pytest
 
 from localkube.cluster import Cluster
-from localkube.testing import ROOT, container_pid, helm_install, wait_for
+from localkube.testing import ROOT, container_pid, shop_namespace, wait_for
 
 SHOP = ("gateway", "order", "product", "payment")
 
 
 @pytest.fixture(scope="module")
 def shop(cluster: Cluster) -> Iterator[str]:
-    ns = "shop-" + str(int(time.time()))[-6:]
-    cluster.kubectl("create", "namespace", ns)
-    helm_install(cluster, "shop", "shop", ns)
-    helm_install(cluster, "observability", "observability", ns, "cadvisor.enabled=false", "jaeger.enabled=false")
-    yield ns
-    cluster.helm("uninstall", "observability", "-n", ns, check=False)
-    cluster.helm("uninstall", "shop", "-n", ns, check=False)
-    cluster.kubectl("delete", "namespace", ns, "--timeout=120s", check=False)
+    with shop_namespace(cluster, observability=True) as ns:
+        yield ns
 
 
 def gateway(cluster: Cluster) -> str:

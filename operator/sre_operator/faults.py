@@ -1,0 +1,174 @@
+"""What each FaultScenario type changes, as pure functions over Kubernetes objects (dicts).
+
+`plan(scenario, targets, deployments)` says which objects to change: for each, the `desired`
+state of the fields it touches and the `snapshot` of their original values, in the same shape, so
+injecting writes `desired` and reverting writes `snapshot` through the same `patch_for` (the
+adapter in `kube.py` only reads objects and applies patches). Injecting and reverting work the same
+on kind and on the local cluster, and reverting twice is harmless: the second time writes what is
+already there.
+
+Types handled here: `bad-gateway-config` (a gateway ConfigMap whose upstreams point at a port
+nothing listens on, or `parameters.config`; the Deployments mounting it are rolled so NGINX loads
+it), `payment-crash` (the service's fault hook `SHOP_FAULT_CRASHED`: health and API answer 503,
+liveness restarts it again and again) and `product-overload` (`SHOP_FAULT_LATENCY_MS` /
+`SHOP_FAULT_CPU_MS` on every API request).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import random
+import re
+from dataclasses import dataclass, field
+
+RESTARTED_AT = "sre.stratus.dev/restartedAt"
+DEAD_PORT = 5999  # nothing in the shop listens here: NGINX answers 502
+SUPPORTED = ("bad-gateway-config", "payment-crash", "product-overload")
+
+
+class FaultError(ValueError):
+    """The scenario cannot be injected as written (the message says why)."""
+
+
+@dataclass
+class Change:
+    kind: str
+    namespace: str
+    name: str
+    desired: dict  # {"container", "env"[, "strategy"]} for a Deployment, {"key", "value"} for a ConfigMap
+    snapshot: dict  # the same fields as they were
+    change: str
+    restart: list[str] = field(default_factory=list)  # Deployments to roll after a ConfigMap change
+
+
+def parse_duration(text: str) -> float:
+    """Go-style durations as the CRD accepts them: `90s`, `5m`, `1h30m`, `250ms`."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    parts = re.findall(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)", text)
+    if not parts or "".join(a + b for a, b in parts) != text:
+        raise FaultError(f"invalid duration {text!r}")
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def pick(objects: list[dict], mode: str, value: str | None, seed: str = "") -> list[dict]:
+    """Chaos Mesh's modes over the matching objects: one, all, fixed N, fixed-percent P."""
+    objs = sorted(objects, key=lambda o: o["metadata"]["name"])
+    if not objs:
+        return []
+    rnd = random.Random(seed)
+    if mode == "all":
+        return objs
+    if mode == "one":
+        return [rnd.choice(objs)]
+    n = int(value or "0")
+    count = n if mode == "fixed" else max(1, round(len(objs) * min(n, 100) / 100))
+    return rnd.sample(objs, min(count, len(objs)))
+
+
+def _container(deploy: dict, name: str | None = None) -> dict:
+    ctrs = deploy["spec"]["template"]["spec"]["containers"]
+    if name:
+        for c in ctrs:
+            if c["name"] == name:
+                return c
+        raise FaultError(f"Deployment {deploy['metadata']['name']} has no container {name!r}")
+    return ctrs[0]
+
+
+def _env_change(deploy: dict, values: dict[str, str], what: str, recreate: bool = False) -> Change:
+    """Set env vars on the Deployment's first container (a rollout), keeping its original env list.
+    `recreate` also switches the rollout strategy to Recreate, so the old pods go before the new
+    (failing) ones start, as a bad deploy does to a service without a surge."""
+    ctr = _container(deploy)
+    original = ctr.get("env") or []
+    env = [e for e in original if e["name"] not in values] + [{"name": k, "value": v} for k, v in values.items()]
+    meta = deploy["metadata"]
+    desired: dict = {"container": ctr["name"], "env": env}
+    snapshot: dict = {"container": ctr["name"], "env": original}
+    if recreate:
+        desired["strategy"] = {"type": "Recreate"}
+        snapshot["strategy"] = deploy["spec"].get("strategy") or {"type": "RollingUpdate"}
+    return Change("Deployment", meta["namespace"], meta["name"], desired=desired, snapshot=snapshot,
+                  change=f"{what}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+
+
+def broken_gateway_config(config: str) -> str:
+    """The same NGINX config with every upstream server pointed at a port nothing listens on."""
+    broken, n = re.subn(r"(server\s+[A-Za-z0-9_.-]+):\d+", rf"\1:{DEAD_PORT}", config)
+    if n == 0:
+        raise FaultError("the gateway config has no upstream `server host:port` lines to break")
+    return broken
+
+
+def mounting_deployments(configmap: str, deployments: list[dict]) -> list[str]:
+    out = []
+    for d in deployments:
+        vols = d["spec"]["template"]["spec"].get("volumes") or []
+        if any((v.get("configMap") or {}).get("name") == configmap for v in vols):
+            out.append(d["metadata"]["name"])
+    return sorted(out)
+
+
+def plan(scenario: dict, targets: list[dict], deployments: list[dict]) -> list[Change]:
+    """The changes a scenario makes to its (already selected) target objects."""
+    spec = scenario["spec"]
+    ftype = spec["type"]
+    params = spec.get("parameters") or {}
+    if ftype not in SUPPORTED:
+        raise FaultError(f"fault type {ftype!r} is not implemented yet (implemented: {', '.join(SUPPORTED)})")
+    if not targets:
+        raise FaultError("no object matches the target")
+    changes = []
+    for obj in targets:
+        kind = obj.get("kind")
+        if ftype == "bad-gateway-config":
+            if kind != "ConfigMap":
+                raise FaultError("bad-gateway-config targets a ConfigMap (target.kind: ConfigMap)")
+            data = obj.get("data") or {}
+            key = next((k for k in data if k.endswith(".conf")), None)
+            if key is None:
+                raise FaultError(f"ConfigMap {obj['metadata']['name']} holds no *.conf key")
+            new = params.get("config") or broken_gateway_config(data[key])
+            meta = obj["metadata"]
+            changes.append(Change("ConfigMap", meta["namespace"], meta["name"], desired={"key": key, "value": new},
+                                  snapshot={"key": key, "value": data[key]},
+                                  change=f"{key}: upstreams broken" if "config" not in params
+                                  else f"{key}: replaced by parameters.config",
+                                  restart=mounting_deployments(meta["name"], deployments)))
+        else:
+            if kind != "Deployment":
+                raise FaultError(f"{ftype} targets a Deployment (target.kind: Deployment)")
+            if ftype == "payment-crash":
+                changes.append(_env_change(obj, {"SHOP_FAULT_CRASHED": "true"}, "crashed state, Recreate rollout",
+                                           recreate=True))
+            else:
+                values = {}
+                if params.get("latencyMs"):
+                    values["SHOP_FAULT_LATENCY_MS"] = str(params["latencyMs"])
+                if params.get("cpuMs"):
+                    values["SHOP_FAULT_CPU_MS"] = str(params["cpuMs"])
+                changes.append(_env_change(obj, values, "overload"))
+    return changes
+
+
+def patch_for(kind: str, current: dict, fields: dict) -> tuple[str, object]:
+    """(patch type, patch) writing `fields` (a `desired` or a `snapshot`) onto the current object:
+    a JSON patch replacing the container's whole env list (a strategic merge would keep injected
+    variables), a merge patch for a ConfigMap key."""
+    if kind == "ConfigMap":
+        return "merge", {"data": {fields["key"]: fields["value"]}}
+    ctrs = current["spec"]["template"]["spec"]["containers"]
+    idx = next((i for i, c in enumerate(ctrs) if c["name"] == fields["container"]), None)
+    if idx is None:
+        raise FaultError(f"container {fields['container']!r} is gone from Deployment {current['metadata']['name']}")
+    ops = [{"op": "add", "path": f"/spec/template/spec/containers/{idx}/env", "value": fields["env"]}]
+    if "strategy" in fields:
+        ops.append({"op": "add", "path": "/spec/strategy", "value": fields["strategy"]})
+    return "json", ops
+
+
+def restart_patch(at: str) -> dict:
+    return {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: at}}}}}

@@ -1,0 +1,1 @@
+"""kopf handlers: short, each calling into the pure stages and the adapters."""

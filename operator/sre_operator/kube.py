@@ -1,0 +1,79 @@
+"""The thin Kubernetes adapter: read objects as plain dicts, apply patches, roll Deployments.
+
+Uses the official client with `_preload_content=False`, so everything above it works on the same
+camelCase dicts the API server speaks."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+GROUP = "sre.stratus.dev"
+VERSION = "v1alpha1"
+
+
+def load_config() -> None:
+    """In-cluster credentials, else the kubeconfig named by $KUBECONFIG (read now, not at import)."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
+
+
+def _data(resp: Any) -> dict:
+    return json.loads(resp.data)
+
+
+class Kube:
+    def __init__(self, api_client: client.ApiClient | None = None) -> None:
+        self.api = api_client or client.ApiClient()
+        self.core = client.CoreV1Api(self.api)
+        self.apps = client.AppsV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+
+    def get(self, kind: str, namespace: str, name: str) -> dict | None:
+        try:
+            if kind == "Deployment":
+                return _data(self.apps.read_namespaced_deployment(name, namespace, _preload_content=False))
+            if kind == "ConfigMap":
+                return _data(self.core.read_namespaced_config_map(name, namespace, _preload_content=False))
+            if kind == "Service":
+                return _data(self.core.read_namespaced_service(name, namespace, _preload_content=False))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        raise ValueError(f"unsupported kind {kind}")
+
+    def list(self, kind: str, namespace: str, labels: dict[str, str] | None = None) -> list[dict]:
+        selector = ",".join(f"{k}={v}" for k, v in (labels or {}).items()) or None
+        if kind == "Deployment":
+            resp = self.apps.list_namespaced_deployment(namespace, label_selector=selector, _preload_content=False)
+        elif kind == "ConfigMap":
+            resp = self.core.list_namespaced_config_map(namespace, label_selector=selector, _preload_content=False)
+        elif kind == "Service":
+            resp = self.core.list_namespaced_service(namespace, label_selector=selector, _preload_content=False)
+        else:
+            raise ValueError(f"unsupported kind {kind}")
+        items = _data(resp)["items"]
+        for it in items:
+            it["kind"] = kind
+        return items
+
+    def patch(self, kind: str, namespace: str, name: str, ptype: str, body: object) -> None:
+        """`ptype` json (a list of operations) or merge."""
+        if ptype == "merge" and kind == "ConfigMap":
+            self.core.patch_namespaced_config_map(name, namespace, body)
+        elif ptype == "json" and kind == "Deployment":
+            self.apps.patch_namespaced_deployment(name, namespace, body)
+        elif kind == "Deployment":
+            self.apps.patch_namespaced_deployment(name, namespace, body)
+        else:
+            raise ValueError(f"unsupported patch {ptype} on {kind}")
+
+    def patch_status(self, plural: str, namespace: str, name: str, status: dict) -> None:
+        self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, plural, name,
+                                                          {"status": status})

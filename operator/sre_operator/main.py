@@ -1,0 +1,30 @@
+"""`sre-operator run [kopf options]`: the operator (the same as `kopf run -m sre_operator.handlers...`)."""
+from __future__ import annotations
+
+import sys
+
+import kopf
+
+from . import kube
+
+HANDLER_MODULES = ("sre_operator.handlers.faultscenarios",)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] != "run":
+        print("usage: sre-operator run [--namespace NS | --all-namespaces] [--verbose]", file=sys.stderr)
+        return 2
+    import importlib
+
+    kube.load_config()
+    for mod in HANDLER_MODULES:
+        importlib.import_module(mod)
+    namespaces = [a.split("=", 1)[1] for a in argv[1:] if a.startswith("--namespace=")]
+    kopf.configure(verbose="--verbose" in argv)
+    kopf.run(clusterwide=not namespaces, namespaces=namespaces or None, standalone=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
