@@ -13,7 +13,7 @@ def fs(name: str, spec: str) -> str:
 
 
 def test_examples_are_accepted_and_listed_with_printer_columns(crds: Cluster, namespace: str) -> None:
-    crds.kubectl("apply", "-n", namespace, "-f", str(CRDS / "examples"))
+    crds.kubectl("apply", "-n", namespace, "-f", str(CRDS / "examples"), "-f", str(CRDS.parent / "scenarios"))
     out = crds.kubectl("get", "fs,inc", "-n", namespace).stdout
     assert "TYPE" in out and "TARGET" in out and "PHASE" in out and "DURATION" in out
     assert "payment-crash" in out and "product-overload" in out

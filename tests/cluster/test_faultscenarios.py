@@ -148,3 +148,29 @@ def test_a_scenario_that_cannot_be_injected_fails_with_a_reason(
         for name in ("ghost", "elsewhere", "wrongkind", "fine"):
             cluster.kubectl("delete", "faultscenario", name, "-n", shop, "--timeout=60s")
     rolled_out(cluster, shop, "payment")
+
+
+def test_the_scenarios_cli_applies_and_removes_the_seed_scenarios(cluster: Cluster, crds: Cluster,
+                                                                   namespace: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from localkube.testing import ROOT
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "scenarios", *args, "-n", namespace], cwd=ROOT, text=True,
+                              capture_output=True, env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
+                              check=False)
+    for key in ("1", "2", "3"):
+        out = cli("inject", key)
+        assert out.returncode == 0, out.stderr
+    listed = cli("list").stdout
+    assert all(n in listed for n in ("bad-gateway-config", "payment-crash", "product-overload"))
+    assert cli("inject", "9").returncode != 0
+    assert cli("restore", "2").returncode == 0
+    names = cluster.kubectl("get", "faultscenarios", "-n", namespace, "-o", "name").stdout.split()
+    assert sorted(names) == ["faultscenario.sre.stratus.dev/bad-gateway-config",
+                             "faultscenario.sre.stratus.dev/product-overload"]
+    assert cli("restore").returncode == 0
+    assert cluster.kubectl("get", "faultscenarios", "-n", namespace, "-o", "name").stdout.strip() == ""

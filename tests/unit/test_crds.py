@@ -61,7 +61,15 @@ def test_incident_printer_columns() -> None:
     assert cols["TTM"] == ".status.timeToMitigate"
 
 
-@pytest.mark.parametrize("path", sorted((CRDS / "examples").glob("*.yaml")), ids=lambda p: p.name)
+EXAMPLES = sorted((CRDS / "examples").glob("*.yaml")) + sorted((CRDS.parent / "scenarios").glob("*.yaml"))
+
+
+def test_there_is_an_example_per_seed_scenario() -> None:
+    kinds = {yaml.safe_load(p.read_text())["spec"].get("type") for p in EXAMPLES}
+    assert {"bad-gateway-config", "payment-crash", "product-overload"} <= kinds
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_examples_validate(path: Path) -> None:
     doc = yaml.safe_load(path.read_text())
     jsonschema.validate(doc, schema(doc["kind"]))

@@ -1,0 +1,93 @@
+"""FaultScenario planning, pure: target modes, durations, the broken gateway config, plans and
+the patches that inject and revert them."""
+from __future__ import annotations
+
+import pytest
+
+from sre_operator import faults
+
+CONF = "upstream order_service { server order:5001; keepalive 16; }\nupstream p { server payment:5003; }\n"
+
+
+def deploy(name: str, env: list[dict] | None = None) -> dict:
+    return {"kind": "Deployment", "metadata": {"name": name, "namespace": "shop"},
+            "spec": {"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}},
+                     "template": {"spec": {"containers": [{"name": name, "env": env or []}],
+                                           "volumes": [{"name": "c", "configMap": {"name": "gateway-config"}}]
+                                           if name == "gateway" else []}}}}
+
+
+def fs(ftype: str, **params: object) -> dict:
+    return {"metadata": {"name": "x", "namespace": "shop", "uid": "u"},
+            "spec": {"type": ftype, "target": {"name": "t"}, "parameters": params}}
+
+
+@pytest.mark.parametrize("text, seconds", [("90s", 90), ("5m", 300), ("1h30m", 5400), ("250ms", 0.25),
+                                           ("1.5s", 1.5)])
+def test_durations(text: str, seconds: float) -> None:
+    assert faults.parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5", "m", "5x", "1h 5m"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(faults.FaultError):
+        faults.parse_duration(text)
+
+
+def test_modes_pick_like_chaos_mesh() -> None:
+    objs = [deploy(f"d{i}") for i in range(10)]
+    assert len(faults.pick(objs, "one", None, "s")) == 1
+    assert len(faults.pick(objs, "all", None, "s")) == 10
+    assert len(faults.pick(objs, "fixed", "3", "s")) == 3
+    assert len(faults.pick(objs, "fixed-percent", "25", "s")) == 2  # round(2.5) → 2, at least 1
+    assert len(faults.pick(objs, "fixed-percent", "1", "s")) == 1
+    assert faults.pick(objs, "fixed", "3", "s") == faults.pick(objs, "fixed", "3", "s")  # same seed, same pick
+    assert faults.pick([], "all", None, "s") == []
+
+
+def test_the_broken_gateway_config_points_every_upstream_at_a_dead_port() -> None:
+    broken = faults.broken_gateway_config(CONF)
+    assert "order:5999" in broken and "payment:5999" in broken and ":5001" not in broken
+    with pytest.raises(faults.FaultError, match="no upstream"):
+        faults.broken_gateway_config("events {}")
+
+
+def test_plans_snapshot_what_they_change() -> None:
+    cm = {"kind": "ConfigMap", "metadata": {"name": "gateway-config", "namespace": "shop"}, "data": {"nginx.conf": CONF}}
+    [c] = faults.plan(fs("bad-gateway-config"), [cm], [deploy("gateway"), deploy("order")])
+    assert c.snapshot == {"key": "nginx.conf", "value": CONF} and c.restart == ["gateway"]
+    crash = faults.plan(fs("payment-crash"), [deploy("payment", [{"name": "A", "value": "1"}])], [])[0]
+    assert crash.desired["env"] == [{"name": "A", "value": "1"}, {"name": "SHOP_FAULT_CRASHED", "value": "true"}]
+    assert crash.snapshot["env"] == [{"name": "A", "value": "1"}]
+    assert crash.desired["strategy"] == {"type": "Recreate"}
+    assert crash.snapshot["strategy"]["type"] == "RollingUpdate"
+    slow = faults.plan(fs("product-overload", latencyMs=800, cpuMs=20), [deploy("product")], [])[0]
+    assert {e["name"]: e["value"] for e in slow.desired["env"]} == {"SHOP_FAULT_LATENCY_MS": "800",
+                                                                     "SHOP_FAULT_CPU_MS": "20"}
+    assert "strategy" not in slow.desired
+
+
+@pytest.mark.parametrize("ftype, targets, message", [
+    ("payment-crash", [], "no object matches"),
+    ("payment-crash", [{"kind": "ConfigMap", "metadata": {"name": "c", "namespace": "s"}, "data": {}}],
+     "targets a Deployment"),
+    ("bad-gateway-config", [deploy("gateway")], "targets a ConfigMap"),
+    ("bad-gateway-config", [{"kind": "ConfigMap", "metadata": {"name": "c", "namespace": "s"}, "data": {"a": "b"}}],
+     "no \\*.conf key"),
+    ("memory-leak", [deploy("x")], "not implemented yet"),
+])
+def test_plans_refuse_what_they_cannot_do(ftype: str, targets: list[dict], message: str) -> None:
+    with pytest.raises(faults.FaultError, match=message):
+        faults.plan(fs(ftype), targets, [])
+
+
+def test_patches_write_desired_and_snapshot_alike() -> None:
+    d = deploy("payment")
+    d["spec"]["template"]["spec"]["containers"].insert(0, {"name": "sidecar"})
+    ptype, ops = faults.patch_for("Deployment", d, {"container": "payment", "env": [], "strategy": {"type": "X"}})
+    assert ptype == "json"
+    assert ops == [{"op": "add", "path": "/spec/template/spec/containers/1/env", "value": []},
+                   {"op": "add", "path": "/spec/strategy", "value": {"type": "X"}}]
+    assert faults.patch_for("ConfigMap", {}, {"key": "k", "value": "v"}) == ("merge", {"data": {"k": "v"}})
+    with pytest.raises(faults.FaultError, match="gone"):
+        faults.patch_for("Deployment", d, {"container": "nope", "env": []})
