@@ -1,0 +1,107 @@
+"""The typed allowlist of mitigation actions: each is checked (type, kind, namespace), turned into
+the patch that does it, and paired with the record that undoes it. Pure: `kube.py` applies.
+
+| action | does | undo |
+|---|---|---|
+| rollout-restart | new `restartedAt` on the pod template | nothing to undo (a restart is not a change of intent) |
+| scale | `spec.replicas = N` | the previous replica count |
+| rollback | the template of ReplicaSet revision R | the template it replaced |
+| patch-configmap | data keys (validated first, e.g. `nginx -t`) | the previous values of those keys |
+| delete-pod | deletes one pod (its controller makes a new one) | nothing to undo |
+"""
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from dataclasses import dataclass, field
+
+from .models import Action
+
+ALLOWED: dict[str, set[str]] = {"rollout-restart": {"Deployment"}, "scale": {"Deployment"},
+                                "rollback": {"Deployment"}, "patch-configmap": {"ConfigMap"},
+                                "delete-pod": {"Pod"}}
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+REVISION = "deployment.kubernetes.io/revision"
+
+
+class ActionRefused(ValueError):
+    """An action outside the allowlist, the incident's namespace or the target's shape."""
+
+
+@dataclass
+class Prepared:
+    kind: str
+    namespace: str
+    name: str
+    verb: str  # patch | delete
+    patch: dict | list | None  # a merge patch (dict) or a JSON patch (list of operations)
+    undo: dict = field(default_factory=dict)  # what `undo_patch` needs; empty: nothing to undo
+    summary: str = ""
+
+
+def check(action: Action, namespace: str) -> None:
+    kinds = ALLOWED.get(action.type)
+    if kinds is None:
+        raise ActionRefused(f"action {action.type!r} is not in the allowlist")
+    if action.target.kind not in kinds:
+        raise ActionRefused(f"{action.type} acts on {'/'.join(sorted(kinds))}, not {action.target.kind}")
+    if action.target.namespace not in (None, namespace):
+        raise ActionRefused(f"target namespace {action.target.namespace!r} is outside the incident's ({namespace!r})")
+    if action.type == "scale" and action.replicas is None:
+        raise ActionRefused("scale needs replicas")
+    if action.type == "rollback" and action.revision is None:
+        raise ActionRefused("rollback needs a revision")
+    if action.type == "patch-configmap" and not action.data:
+        raise ActionRefused("patch-configmap needs data")
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def prepare(action: Action, namespace: str, current: dict | None, replica_sets: list[dict] | None = None) -> Prepared:
+    """The patch for `action` against the target's current state, with its undo record."""
+    check(action, namespace)
+    name = action.target.name
+    if action.type == "delete-pod":
+        return Prepared("Pod", namespace, name, "delete", None, summary=f"delete pod {name}")
+    if current is None:
+        raise ActionRefused(f"{action.target.kind} {namespace}/{name} does not exist")
+    if action.type == "rollout-restart":
+        return Prepared("Deployment", namespace, name, "patch",
+                        {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now()}}}}},
+                        summary=f"rollout restart deployment/{name}")
+    if action.type == "scale":
+        before = int(current["spec"].get("replicas", 1))
+        return Prepared("Deployment", namespace, name, "patch", {"spec": {"replicas": action.replicas}},
+                        undo={"replicas": before}, summary=f"scale deployment/{name} {before} → {action.replicas}")
+    if action.type == "rollback":
+        rs = next((r for r in replica_sets or []
+                   if (r["metadata"].get("annotations") or {}).get(REVISION) == str(action.revision)), None)
+        if rs is None:
+            raise ActionRefused(f"deployment/{name} has no revision {action.revision}")
+        template = copy.deepcopy(rs["spec"]["template"])
+        (template.get("metadata") or {}).get("labels", {}).pop("pod-template-hash", None)
+        # A JSON patch replaces the template whole: a strategic merge would keep env vars the bad
+        # revision added.
+        return Prepared("Deployment", namespace, name, "patch",
+                        [{"op": "replace", "path": "/spec/template", "value": template}],
+                        undo={"template": current["spec"]["template"]},
+                        summary=f"roll back deployment/{name} to revision {action.revision}")
+    data = current.get("data") or {}
+    previous = {k: data.get(k) for k in action.data or {}}
+    return Prepared("ConfigMap", namespace, name, "patch", {"data": dict(action.data or {})},
+                    undo={"data": previous}, summary=f"patch configmap/{name} keys {sorted(action.data or {})}")
+
+
+def undo_patch(kind: str, undo: dict) -> dict | list | None:
+    """The patch that restores what an applied action's undo record holds (None: nothing to undo)."""
+    if not undo:
+        return None
+    if kind == "Deployment" and "replicas" in undo:
+        return {"spec": {"replicas": undo["replicas"]}}
+    if kind == "Deployment" and "template" in undo:
+        return [{"op": "replace", "path": "/spec/template", "value": undo["template"]}]
+    if kind == "ConfigMap":
+        return {"data": undo["data"]}  # a None value removes a key the action added
+    raise ActionRefused(f"cannot undo {kind} with {sorted(undo)}")

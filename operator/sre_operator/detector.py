@@ -1,0 +1,131 @@
+"""Detection, pure: from the signals a real SRE sees (Prometheus SLO signals, pod and Deployment
+states; never FaultScenarios) to breaches, and from breaches to the Incidents to open.
+
+A breach must hold for `for_cycles` consecutive readings before it counts (no flapping on one bad
+scrape); one Incident per dedup key (`service/symptom`) while it is open, and none again for that
+key within the cooldown after it closed. Correlated breaches are folded into the one about the root:
+the gateway's 5xx while a service it routes to is down is that service's incident."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from .models import Symptom
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    error_ratio: float = 0.10
+    p95_seconds: float = 0.5
+    min_request_rate: float = 0.05  # req/s below which ratios and quantiles are noise
+    restarts: int = 3  # in the lookback window
+    for_cycles: int = 2
+    cooldown_seconds: float = 120.0
+
+
+@dataclass
+class ServiceSignals:
+    service: str
+    error_ratio: float | None = None
+    p95_seconds: float | None = None
+    request_rate: float | None = None
+    scrape_up: bool | None = None
+    desired: int | None = None
+    ready: int | None = None
+    restarts: int | None = None
+    crash_looping: bool = False
+    oom_killed: bool = False
+    rolling_out: bool = False  # a rollout in progress (a person's restart) is not an outage
+
+
+@dataclass(frozen=True)
+class Breach:
+    service: str
+    symptom: str
+    signal: str
+    value: float
+    threshold: float
+    source: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.service}/{self.symptom}"
+
+    def as_symptom(self) -> Symptom:
+        return Symptom(kind=self.symptom, service=self.service, signal=self.signal, value=self.value,  # type: ignore[arg-type]
+                       threshold=self.threshold, source=self.source, evidence=self.signal)  # type: ignore[arg-type]
+
+
+# The gateway routes to these: its errors on a route are the service's when the service is down.
+ROUTES_TO = {"gateway": ("order", "product", "payment"), "order": ("product", "payment")}
+
+
+def breaches(signals: list[ServiceSignals], t: Thresholds = Thresholds()) -> list[Breach]:
+    out: list[Breach] = []
+    for s in signals:
+        if s.crash_looping or s.oom_killed:
+            out.append(Breach(s.service, "oom" if s.oom_killed else "crash-loop",
+                              f"{s.service} containers {'OOM-killed' if s.oom_killed else 'crash-looping'}",
+                              float(s.restarts or 0), float(t.restarts), "kubernetes"))
+        elif s.desired and s.ready is not None and s.ready == 0 and not s.rolling_out:
+            out.append(Breach(s.service, "unavailable", f"{s.service} has 0/{s.desired} ready replicas",
+                              0.0, float(s.desired), "kubernetes"))
+        if s.scrape_up is False and not s.rolling_out and (s.ready or 0) > 0:
+            out.append(Breach(s.service, "scrape-down", f"{s.service} metrics endpoint down", 0.0, 1.0,
+                              "prometheus"))
+        busy = (s.request_rate or 0) >= t.min_request_rate
+        if busy and s.error_ratio is not None and s.error_ratio > t.error_ratio:
+            out.append(Breach(s.service, "error-rate", f"{s.service} 5xx ratio {s.error_ratio:.1%}",
+                              s.error_ratio, t.error_ratio, "prometheus"))
+        if busy and s.p95_seconds is not None and s.p95_seconds > t.p95_seconds:
+            out.append(Breach(s.service, "latency", f"{s.service} P95 {s.p95_seconds * 1000:.0f} ms",
+                              s.p95_seconds, t.p95_seconds, "prometheus"))
+    return correlate(out)
+
+
+def correlate(found: list[Breach]) -> list[Breach]:
+    """Fold symptoms of a caller into the incident of a broken dependency it routes to."""
+    down = {b.service for b in found if b.symptom in ("unavailable", "crash-loop", "oom", "error-rate")}
+    kept = []
+    for b in found:
+        deps = ROUTES_TO.get(b.service, ())
+        if b.symptom in ("error-rate", "latency") and any(d in down and d != b.service for d in deps):
+            continue
+        kept.append(b)
+    return kept
+
+
+@dataclass
+class Detector:
+    """Remembers streaks, open incidents and cooldowns between readings."""
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    streaks: dict[str, int] = field(default_factory=dict)
+    open_keys: set[str] = field(default_factory=set)
+    closed_at: dict[str, float] = field(default_factory=dict)
+
+    def observe(self, signals: list[ServiceSignals], now: float | None = None) -> list[Breach]:
+        """New incidents to open for this reading."""
+        now = time.monotonic() if now is None else now
+        current = {b.key: b for b in breaches(signals, self.thresholds)}
+        self.streaks = {k: self.streaks.get(k, 0) + 1 for k in current}
+        to_open = []
+        for key, b in current.items():
+            if self.streaks[key] < self.thresholds.for_cycles or key in self.open_keys:
+                continue
+            if now - self.closed_at.get(key, -1e18) < self.thresholds.cooldown_seconds:
+                continue
+            to_open.append(b)
+        return to_open
+
+    def opened(self, key: str) -> None:
+        self.open_keys.add(key)
+
+    def closed(self, key: str, now: float | None = None) -> None:
+        self.open_keys.discard(key)
+        self.closed_at[key] = time.monotonic() if now is None else now
+
+    def sync_open(self, keys: set[str]) -> None:
+        """The open incidents as the API says (after a restart, or closed by someone else)."""
+        for k in self.open_keys - keys:
+            self.closed(k)
+        self.open_keys = set(keys)

@@ -1,0 +1,98 @@
+"""The pipeline's data, as Pydantic models: what triage saw, what the planner proposes, what each
+action did (and how to undo it), and what validation concluded. Field names match the Incident
+CRD's status, so a model dumps straight into it."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SymptomKind = Literal["error-rate", "latency", "unavailable", "crash-loop", "not-ready", "scrape-down",
+                      "saturation", "oom"]
+ActionType = Literal["rollout-restart", "scale", "rollback", "patch-configmap", "delete-pod"]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Symptom(Model):
+    kind: SymptomKind
+    service: str
+    signal: str
+    value: float = 0.0
+    threshold: float = 0.0
+    window: str = ""
+    source: Literal["prometheus", "kubernetes", "logs", "events", "traces"] = "prometheus"
+    evidence: str = ""
+
+
+class WorkloadFacts(Model):
+    """What the Kubernetes API says about one service's Deployment (triage evidence)."""
+    service: str
+    deployment: str
+    desired: int = 1
+    ready: int = 0
+    restarts: int = 0
+    revision: int = 0
+    previous_revision: int | None = Field(None, alias="previousRevision")
+    rolled_out_seconds_ago: float | None = Field(None, alias="rolledOutSecondsAgo")
+    crash_looping: bool = Field(False, alias="crashLooping")
+    oom_killed: bool = Field(False, alias="oomKilled")
+    config_maps: list[str] = Field(default_factory=list, alias="configMaps")
+
+
+class ConfigFacts(Model):
+    """A ConfigMap a workload mounts: whether it changed since it was last seen healthy."""
+    name: str
+    changed_seconds_ago: float | None = Field(None, alias="changedSecondsAgo")
+    differs_from_known_good: bool = Field(False, alias="differsFromKnownGood")
+    known_good_key: str | None = Field(None, alias="knownGoodKey")
+
+
+class Evidence(Model):
+    symptoms: list[Symptom]
+    workloads: list[WorkloadFacts] = Field(default_factory=list)
+    configs: list[ConfigFacts] = Field(default_factory=list)
+    log_lines: list[str] = Field(default_factory=list, alias="logLines")
+
+
+class Target(Model):
+    kind: Literal["Deployment", "ConfigMap", "Pod"]
+    name: str = Field(min_length=1, max_length=253)
+    namespace: str | None = None
+
+
+class Action(Model):
+    type: ActionType
+    target: Target
+    replicas: int | None = Field(None, ge=0, le=50)
+    revision: int | None = Field(None, ge=1)
+    data: dict[str, str] | None = None
+    reason: str = Field("", max_length=1024)
+
+
+class MitigationPlan(Model):
+    root_cause: str = Field(alias="rootCause", max_length=2048)
+    confidence: float = Field(ge=0, le=1)
+    expected_effect: str = Field("", alias="expectedEffect", max_length=2048)
+    actions: list[Action] = Field(min_length=0, max_length=5)
+    planner: Literal["llm", "rules"] = "rules"
+
+
+class Health(Model):
+    """One service's SLO signals at a moment (validation compares two of these)."""
+    error_ratio: float | None = Field(None, alias="errorRatio")
+    p95_seconds: float | None = Field(None, alias="p95Seconds")
+    request_rate: float | None = Field(None, alias="requestRate")
+    ready_replicas: int | None = Field(None, alias="readyReplicas")
+    desired_replicas: int | None = Field(None, alias="desiredReplicas")
+    restarts: int | None = None
+    scrape_up: bool | None = Field(None, alias="scrapeUp")
+    complete: bool = True
+
+
+class Verdict(Model):
+    verdict: Literal["better", "same", "worse"]
+    passed: bool
+    message: str

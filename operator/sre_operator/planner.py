@@ -1,0 +1,96 @@
+"""The deterministic, rule-based planner: from evidence (symptoms, workload and config facts) to a
+MitigationPlan. It reasons from what an SRE would see, never from a scenario's name:
+
+1. a ConfigMap the affected service mounts changed recently and differs from the last version
+   seen healthy → put the known-good version back (and the rollout that loads it);
+2. the affected Deployment rolled out recently and is now crash-looping, not ready or slow →
+   roll it back to its previous revision;
+3. OOM kills → roll back if it rolled out recently, else restart (and say a limit may be too low);
+4. saturation (latency without errors, no recent change) → scale out by one;
+5. crash loop or not ready with no recent change → rollout restart.
+Attempt N > 1 skips the rules that already failed (their actions are in `tried`)."""
+from __future__ import annotations
+
+from .models import Action, Evidence, MitigationPlan, Target, WorkloadFacts
+
+RECENT_SECONDS = 900.0  # a change this recent is a suspect
+
+
+def _recent(seconds: float | None) -> bool:
+    return seconds is not None and seconds <= RECENT_SECONDS
+
+
+def _workload(ev: Evidence, service: str) -> WorkloadFacts | None:
+    return next((w for w in ev.workloads if w.service == service), None)
+
+
+def plan(ev: Evidence, tried: set[str] | None = None) -> MitigationPlan:
+    tried = tried or set()
+    if not ev.symptoms:
+        return MitigationPlan(rootCause="no symptom to act on", confidence=0.0, actions=[])
+    primary = ev.symptoms[0]
+    kinds = {s.kind for s in ev.symptoms}
+    candidates: list[MitigationPlan] = []
+    w = _workload(ev, primary.service)
+
+    # 1. A recently changed config that differs from the last known-good one.
+    for cfg in ev.configs:
+        if cfg.differs_from_known_good and cfg.known_good_key and _recent(cfg.changed_seconds_ago):
+            users = [x for x in ev.workloads if cfg.name in x.config_maps]
+            acts = [Action(type="patch-configmap", target=Target(kind="ConfigMap", name=cfg.name),
+                           reason=f"{cfg.name} changed {cfg.changed_seconds_ago:.0f}s ago and differs from the "
+                                  "version last seen healthy")]
+            acts += [Action(type="rollout-restart", target=Target(kind="Deployment", name=u.deployment),
+                            reason=f"{u.deployment} reads {cfg.name} at start") for u in users]
+            candidates.append(MitigationPlan(
+                rootCause=f"a recent change to ConfigMap {cfg.name} broke {primary.service} ({primary.signal})",
+                confidence=0.85, expectedEffect=f"{primary.service} serves with its known-good config again",
+                actions=acts))
+    if w is not None:
+        recent = _recent(w.rolled_out_seconds_ago) and w.previous_revision is not None
+        broken = w.crash_looping or w.ready < max(1, w.desired) or kinds & {"unavailable", "crash-loop", "not-ready"}
+        # 2. A recent rollout followed by trouble.
+        if recent and (broken or kinds & {"latency", "error-rate", "oom"}):
+            candidates.append(MitigationPlan(
+                rootCause=f"revision {w.revision} of {w.deployment}, rolled out {w.rolled_out_seconds_ago:.0f}s ago, "
+                          f"brought {', '.join(sorted(kinds))}",
+                confidence=0.8 if broken else 0.7,
+                expectedEffect=f"{w.deployment} back on revision {w.previous_revision}",
+                actions=[Action(type="rollback", target=Target(kind="Deployment", name=w.deployment),
+                                revision=w.previous_revision,
+                                reason=f"the trouble started with revision {w.revision}")]))
+        # 3. OOM kills with no recent rollout.
+        if w.oom_killed and not recent:
+            candidates.append(MitigationPlan(
+                rootCause=f"{w.deployment} is killed for exceeding its memory limit (a leak or a limit too low)",
+                confidence=0.5, expectedEffect="fresh processes with empty heaps; the limit may need raising",
+                actions=[Action(type="rollout-restart", target=Target(kind="Deployment", name=w.deployment),
+                                reason="OOM kills")]))
+        # 4. Saturation: slow but not failing, nothing changed.
+        if ("latency" in kinds or "saturation" in kinds) and not broken and not recent:
+            candidates.append(MitigationPlan(
+                rootCause=f"{w.deployment} is saturated: latency above its SLO without errors or a recent change",
+                confidence=0.6, expectedEffect=f"load spread over {w.desired + 1} replicas",
+                actions=[Action(type="scale", target=Target(kind="Deployment", name=w.deployment),
+                                replicas=min(w.desired + 1, 10), reason="more capacity")]))
+        # 5. Broken without a recent change.
+        if broken and not recent:
+            candidates.append(MitigationPlan(
+                rootCause=f"{w.deployment} is {'crash-looping' if w.crash_looping else 'not ready'} "
+                          "with no recent change",
+                confidence=0.4, expectedEffect="fresh pods", actions=[
+                    Action(type="rollout-restart", target=Target(kind="Deployment", name=w.deployment),
+                           reason="restart a stuck workload")]))
+    for c in candidates:
+        if not {_key(a) for a in c.actions} <= tried:
+            return c
+    return MitigationPlan(rootCause="no rule matches the evidence (or every matching plan was tried)",
+                          confidence=0.0, actions=[])
+
+
+def _key(a: Action) -> str:
+    return f"{a.type}:{a.target.kind}/{a.target.name}"
+
+
+def action_keys(p: MitigationPlan) -> set[str]:
+    return {_key(a) for a in p.actions}

@@ -1,0 +1,48 @@
+"""Detection from signals: thresholds, persistence, dedup, cooldown, correlation, and no alarm for
+quiet services or a rollout in progress."""
+from __future__ import annotations
+
+from sre_operator.detector import Detector, ServiceSignals, Thresholds, breaches
+
+
+def healthy(service: str) -> ServiceSignals:
+    return ServiceSignals(service, error_ratio=0.0, p95_seconds=0.03, request_rate=5, scrape_up=True, desired=1,
+                          ready=1, restarts=0)
+
+
+def test_healthy_quiet_and_rolling_services_raise_nothing() -> None:
+    quiet = ServiceSignals("product", error_ratio=1.0, p95_seconds=5, request_rate=0.0, desired=1, ready=1)
+    rolling = ServiceSignals("order", desired=1, ready=0, rolling_out=True, scrape_up=False)
+    assert breaches([healthy("payment"), quiet, rolling]) == []
+
+
+def test_each_symptom_is_seen() -> None:
+    found = {(b.service, b.symptom) for b in breaches([
+        ServiceSignals("product", p95_seconds=0.9, request_rate=3, desired=1, ready=1),
+        ServiceSignals("order", error_ratio=0.3, request_rate=3, desired=1, ready=1),
+        ServiceSignals("gateway", crash_looping=True, restarts=5)])}
+    assert found == {("product", "latency"), ("order", "error-rate"), ("gateway", "crash-loop")}
+    assert [(b.service, b.symptom) for b in breaches([ServiceSignals("payment", desired=1, ready=0)])] == [
+        ("payment", "unavailable")]
+
+
+def test_the_gateways_errors_fold_into_the_broken_service() -> None:
+    found = breaches([ServiceSignals("gateway", error_ratio=0.5, request_rate=5, desired=1, ready=1),
+                      ServiceSignals("order", error_ratio=0.5, request_rate=5, desired=1, ready=1),
+                      ServiceSignals("payment", desired=1, ready=0)])
+    assert [(b.service, b.symptom) for b in found] == [("payment", "unavailable")]
+
+
+def test_persistence_dedup_and_cooldown() -> None:
+    d = Detector(Thresholds(for_cycles=2, cooldown_seconds=60))
+    down = [ServiceSignals("payment", desired=1, ready=0)]
+    assert d.observe(down, now=0) == []  # one bad reading is not an incident
+    [b] = d.observe(down, now=1)
+    assert b.key == "payment/unavailable"
+    d.opened(b.key)
+    assert d.observe(down, now=2) == []  # already open
+    d.closed(b.key, now=3)
+    assert d.observe(down, now=10) == []  # cooling down
+    assert d.observe([healthy("payment")], now=70) == []  # recovered: the streak restarts
+    assert d.observe(down, now=71) == []
+    assert [x.key for x in d.observe(down, now=72)] == ["payment/unavailable"]

@@ -1,0 +1,102 @@
+"""The rule-based planner reasons from evidence to actions, and the validation oracle never calls
+missing or worse signals a success."""
+from __future__ import annotations
+
+from sre_operator import planner
+from sre_operator.models import ConfigFacts, Evidence, Health, Symptom, WorkloadFacts
+from sre_operator.validation import Slo, judge
+
+
+def wl(**kw: object) -> WorkloadFacts:
+    base = {"service": "payment", "deployment": "payment", "desired": 1, "ready": 1, "revision": 3}
+    return WorkloadFacts.model_validate({**base, **kw})
+
+
+def sym(kind: str, service: str = "payment") -> Symptom:
+    return Symptom(kind=kind, service=service, signal=f"{kind} of {service}")
+
+
+def test_a_recent_config_change_is_put_back_and_its_readers_restarted() -> None:
+    ev = Evidence(symptoms=[sym("error-rate", "gateway")],
+                  workloads=[wl(service="gateway", deployment="gateway", configMaps=["gateway-config"])],
+                  configs=[ConfigFacts(name="gateway-config", changedSecondsAgo=40, differsFromKnownGood=True,
+                                       knownGoodKey="nginx.conf")])
+    p = planner.plan(ev)
+    assert [(a.type, a.target.name) for a in p.actions] == [("patch-configmap", "gateway-config"),
+                                                            ("rollout-restart", "gateway")]
+    assert "ConfigMap gateway-config" in p.root_cause
+
+
+def test_a_recent_rollout_that_broke_the_service_is_rolled_back() -> None:
+    ev = Evidence(symptoms=[sym("unavailable")],
+                  workloads=[wl(ready=0, crashLooping=True, previousRevision=2, rolledOutSecondsAgo=60)])
+    p = planner.plan(ev)
+    assert [(a.type, a.revision) for a in p.actions] == [("rollback", 2)]
+    # Tried already: the next plan is different (here: none left that was not tried).
+    p2 = planner.plan(ev, tried=planner.action_keys(p))
+    assert planner.action_keys(p2) != planner.action_keys(p)
+
+
+def test_latency_after_a_rollout_rolls_back_and_without_one_scales_out() -> None:
+    slow_after_rollout = Evidence(symptoms=[sym("latency", "product")],
+                                  workloads=[wl(service="product", deployment="product", previousRevision=4,
+                                                rolledOutSecondsAgo=120)])
+    assert planner.plan(slow_after_rollout).actions[0].type == "rollback"
+    saturated = Evidence(symptoms=[sym("latency", "product")],
+                         workloads=[wl(service="product", deployment="product", desired=2, ready=2)])
+    p = planner.plan(saturated)
+    assert (p.actions[0].type, p.actions[0].replicas) == ("scale", 3)
+
+
+def test_an_old_crash_loop_gets_a_restart_and_no_evidence_gets_no_action() -> None:
+    ev = Evidence(symptoms=[sym("crash-loop")], workloads=[wl(ready=0, crashLooping=True, rolledOutSecondsAgo=86400,
+                                                              previousRevision=2)])
+    assert planner.plan(ev).actions[0].type == "rollout-restart"
+    assert planner.plan(Evidence(symptoms=[])).actions == []
+    assert planner.plan(Evidence(symptoms=[sym("latency", "ghost")])).actions == []
+
+
+def test_validation_passes_only_within_slo_and_never_on_missing_data() -> None:
+    bad = Health(errorRatio=0.4, p95Seconds=0.2, readyReplicas=0, desiredReplicas=1, scrapeUp=True)
+    good = Health(errorRatio=0.0, p95Seconds=0.05, readyReplicas=1, desiredReplicas=1, scrapeUp=True)
+    v = judge(bad, good)
+    assert (v.verdict, v.passed) == ("better", True)
+    assert judge(good, bad).verdict == "worse" and not judge(good, bad).passed
+    assert not judge(bad, Health(complete=False)).passed
+    slow = Health(errorRatio=0.0, p95Seconds=0.9, readyReplicas=1, desiredReplicas=1)
+    still = judge(slow, Health(errorRatio=0.0, p95Seconds=0.85, readyReplicas=1, desiredReplicas=1))
+    assert (still.verdict, still.passed) == ("same", False) and "P95" in still.message
+    assert judge(slow, good, Slo(max_p95_seconds=1.0)).passed
+
+
+def test_actions_stay_in_the_allowlist_and_namespace_and_carry_their_undo() -> None:
+    import pytest
+
+    from sre_operator import actions
+    from sre_operator.models import Action, Target
+
+    deploy = {"spec": {"replicas": 2, "template": {"metadata": {"labels": {"app": "p"}},
+                                                   "spec": {"containers": [{"name": "p", "env": [{"name": "BAD"}]}]}}}}
+    scale = actions.prepare(Action(type="scale", target=Target(kind="Deployment", name="p"), replicas=4), "shop", deploy)
+    assert scale.patch == {"spec": {"replicas": 4}} and actions.undo_patch("Deployment", scale.undo) == {
+        "spec": {"replicas": 2}}
+    rs = [{"metadata": {"annotations": {actions.REVISION: "1"}},
+           "spec": {"template": {"metadata": {"labels": {"app": "p", "pod-template-hash": "abc"}},
+                                 "spec": {"containers": [{"name": "p"}]}}}}]
+    rb = actions.prepare(Action(type="rollback", target=Target(kind="Deployment", name="p"), revision=1), "shop",
+                         deploy, rs)
+    assert rb.patch == [{"op": "replace", "path": "/spec/template",
+                         "value": {"metadata": {"labels": {"app": "p"}}, "spec": {"containers": [{"name": "p"}]}}}]
+    assert actions.undo_patch("Deployment", rb.undo)[0]["value"]["spec"]["containers"][0]["env"] == [{"name": "BAD"}]
+    cm = actions.prepare(Action(type="patch-configmap", target=Target(kind="ConfigMap", name="c"), data={"k": "new"}),
+                         "shop", {"data": {"k": "old"}})
+    assert actions.undo_patch("ConfigMap", cm.undo) == {"data": {"k": "old"}}
+    assert actions.undo_patch("Deployment", actions.prepare(
+        Action(type="rollout-restart", target=Target(kind="Deployment", name="p")), "shop", deploy).undo) is None
+    for bad, why in ((Action(type="scale", target=Target(kind="ConfigMap", name="c"), replicas=1), "acts on"),
+                     (Action(type="scale", target=Target(kind="Deployment", name="p", namespace="kube-system"),
+                             replicas=1), "outside"),
+                     (Action(type="rollback", target=Target(kind="Deployment", name="p"), revision=9), "no revision"),
+                     (Action(type="scale", target=Target(kind="Deployment", name="p")), "needs replicas")):
+        with pytest.raises(actions.ActionRefused, match=why):
+            actions.prepare(bad, "shop", deploy, rs)
