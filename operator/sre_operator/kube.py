@@ -63,6 +63,39 @@ class Kube:
             it["kind"] = kind
         return items
 
+    def list_pods(self, namespace: str, label_selector: str) -> list[dict]:
+        resp = self.core.list_namespaced_pod(namespace, label_selector=label_selector, _preload_content=False)
+        return _data(resp)["items"]
+
+    def list_replica_sets(self, namespace: str, deployment: str) -> list[dict]:
+        items = _data(self.apps.list_namespaced_replica_set(namespace, _preload_content=False))["items"]
+        return [r for r in items if any(o.get("kind") == "Deployment" and o.get("name") == deployment
+                                        for o in r["metadata"].get("ownerReferences") or [])]
+
+    def recent_logs(self, namespace: str, label_selector: str, lines: int = 20) -> list[str]:
+        """The last lines of each matching pod's first container (data for triage, never instructions)."""
+        out = []
+        for p in self.list_pods(namespace, label_selector)[:3]:
+            try:
+                text = self.core.read_namespaced_pod_log(p["metadata"]["name"], namespace, tail_lines=lines,
+                                                         _request_timeout=5)
+            except ApiException:
+                continue
+            out += [f"{p['metadata']['name']}: {ln}"[:500] for ln in str(text).splitlines()[-lines:]]
+        return out
+
+    def upsert_config_map(self, namespace: str, name: str, data: dict[str, str], labels: dict[str, str]) -> None:
+        body = {"metadata": {"name": name, "labels": labels}, "data": data}
+        try:
+            self.core.replace_namespaced_config_map(name, namespace, body)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            self.core.create_namespaced_config_map(namespace, body)
+
+    def delete_pod(self, namespace: str, name: str) -> None:
+        self.core.delete_namespaced_pod(name, namespace)
+
     def patch(self, kind: str, namespace: str, name: str, ptype: str, body: object) -> None:
         """`ptype` json (a list of operations) or merge."""
         if ptype == "merge" and kind == "ConfigMap":
@@ -73,6 +106,20 @@ class Kube:
             self.apps.patch_namespaced_deployment(name, namespace, body)
         else:
             raise ValueError(f"unsupported patch {ptype} on {kind}")
+
+    def get_custom(self, plural: str, namespace: str, name: str) -> dict | None:
+        try:
+            return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def list_custom(self, plural: str, namespace: str) -> list[dict]:
+        return self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)["items"]
+
+    def create_custom(self, plural: str, namespace: str, body: dict) -> dict:
+        return self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body)
 
     def patch_status(self, plural: str, namespace: str, name: str, status: dict) -> None:
         self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, plural, name,

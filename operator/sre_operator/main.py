@@ -7,7 +7,7 @@ import kopf
 
 from . import kube
 
-HANDLER_MODULES = ("sre_operator.handlers.faultscenarios",)
+HANDLER_MODULES = ("sre_operator.handlers.faultscenarios", "sre_operator.handlers.incidents")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,5 +13,21 @@ class Settings(BaseSettings):
     # How often an injected scenario checks whether its duration is over.
     revert_check_seconds: float = Field(2.0, gt=0, le=60)
 
+    # Detection: the namespaces whose shop is watched (comma-separated) and the Prometheus to read.
+    watch_namespaces: str = ""
+    prometheus_url: str = "http://prometheus:9090"
+    detect_interval_seconds: float = Field(5.0, gt=0, le=300)
+    error_ratio_threshold: float = Field(0.10, gt=0, le=1)
+    p95_threshold_seconds: float = Field(0.5, gt=0)
+    breach_cycles: int = Field(2, ge=1, le=100)
+    cooldown_seconds: float = Field(120.0, ge=0)
+    # Pipeline: default mode for incidents that name none, settle window before validation.
+    mode: str = Field("auto", pattern="^(auto|approve|dry-run)$")
+    settle_seconds: float = Field(30.0, ge=0, le=3600)
+    max_attempts: int = Field(3, ge=1, le=10)
+
+    def watched(self) -> list[str]:
+        return [n.strip() for n in self.watch_namespaces.split(",") if n.strip()]
+
     def allowed_target_namespaces(self) -> set[str]:
         return {n.strip() for n in self.fault_target_namespaces.split(",") if n.strip()}

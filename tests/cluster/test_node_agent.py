@@ -404,3 +404,26 @@ spec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 10Mi}}}}
     cluster.kubectl("delete", "pvc", claim, "-n", namespace, "--timeout=60s")
     wait_for(lambda: cluster.kubectl("get", "pv", pv, check=False).returncode != 0, 30, "the volume to be deleted")
     assert not (cluster.data / "node" / "pv" / pv).exists()
+
+
+def test_a_volume_over_the_programs_location_does_not_hide_them(cluster: Cluster, namespace: str) -> None:
+    # A checkout under /tmp and a pod with an emptyDir at /tmp: the mapped image's Python and the
+    # project's packages must still be there.
+    import sys
+    hidden = os.path.dirname(sys.prefix)
+    cluster.apply(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: shadowed, namespace: {namespace}}}
+spec:
+  securityContext: {{runAsUser: 10001, runAsGroup: 10001}}
+  containers:
+  - name: payment
+    image: sre-operator/shop-payment:0.1.0
+    env: [{{name: SHOP_PORT, value: "5003"}}, {{name: SHOP_DB_PATH, value: "{hidden}/payment.db"}}]
+    ports: [{{name: http, containerPort: 5003}}]
+    readinessProbe: {{httpGet: {{path: /health, port: http}}, periodSeconds: 1}}
+    volumeMounts: [{{name: over, mountPath: "{hidden}"}}]
+  volumes: [{{name: over, emptyDir: {{}}}}]
+""")
+    wait_for(lambda: ready(cluster, namespace, "shadowed"), 60, "the shop service to start under the volume")

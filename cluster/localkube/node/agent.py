@@ -47,6 +47,7 @@ class Agent:
         self.image_map = images.load_map(Path(args.images) if args.images else images.MAP_FILE)
         self.masks: list[str] = [str(Path(m).resolve()) for m in args.mask or []]
         self.open_paths = _open_paths()
+        self.program_dirs = _program_dirs()
         self.volume_resync: float = args.volume_resync
         self.workers: dict[str, PodWorker] = {}
         self.lock = threading.Lock()
@@ -215,6 +216,16 @@ def _open_paths() -> list[str]:
         if spec and spec.submodule_search_locations:
             paths.update(spec.submodule_search_locations)
     return sorted(paths)
+
+
+def _program_dirs() -> list[str]:
+    """Directories holding what mapped images run: the virtualenv, the base Python, the packages."""
+    dirs = {sys.prefix, os.path.realpath(sys.base_prefix)}
+    for mod in ("shop", "localkube"):
+        spec = importlib.util.find_spec(mod)
+        if spec and spec.submodule_search_locations:
+            dirs.update(os.path.dirname(p) for p in spec.submodule_search_locations)
+    return sorted(dirs)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -380,7 +380,7 @@ class PodWorker(threading.Thread):
                 "netns_path": self.sandbox.netns_path, "cgroup_procs": procs, "scratch": str(files["mnt"]),
                 "readonly_root": bool(sec.get("readOnlyRootFilesystem")),
                 "no_new_privs": sec.get("allowPrivilegeEscalation") is False,
-                "mounts": mounts, "mask": a.masks, "open_paths": a.open_paths,
+                "mounts": mounts, "mask": a.masks, "open_paths": a.open_paths, "program_dirs": a.program_dirs,
                 "log": str(files["log"]), "state": str(files["state.json"]), "exit": str(files["exit.json"]),
                 "oom_control": str(cgroups.path("memory", grp) / "memory.oom_control"),
                 "pids_procs": str(cgroups.path("pids", grp) / "cgroup.procs")}

@@ -146,6 +146,18 @@ def setup_and_exec(spec: dict, ctl_w: int) -> None:
         linux.mount(m["source"], target, None, linux.MS_BIND | linux.MS_REC)
         if m.get("readonly"):
             linux.mount(None, target, None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY)
+    # The programs themselves (the project's Python and packages) must stay visible even where a
+    # volume is mounted over their location (a repo under /tmp and an emptyDir at /tmp): bind them
+    # back, read-only, inside that volume.
+    targets = [m["target"].rstrip("/") or "/" for m in spec.get("mounts", [])]
+    for prog in spec.get("program_dirs", []):
+        if any(prog == t or prog.startswith(t.rstrip("/") + "/") for t in targets) and os.path.isdir(prog):
+            try:
+                target = _ensure_target(root, prog, False)
+            except OSError:
+                continue  # a read-only volume over it: nothing to do but let the exec fail clearly
+            linux.mount(prog, target, None, linux.MS_BIND | linux.MS_REC)
+            linux.mount(None, target, None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY)
     if spec.get("readonly_root"):
         linux.mount(None, root, None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY)
     os.chroot(root)

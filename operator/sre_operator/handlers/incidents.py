@@ -1,0 +1,108 @@
+"""Incident handlers: the detector loop (started with the operator) opens Incidents from what it
+sees; a daemon per open Incident runs its pipeline one persisted step at a time, so killing the
+operator anywhere resumes the Incident where it stopped."""
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from typing import Any
+
+import kopf
+
+from ..detector import Detector, Thresholds, breaches
+from ..kube import GROUP, VERSION, Kube
+from ..pipeline import TERMINAL, Config, IncidentRun, now, ts
+from ..settings import Settings
+from ..signals import PrometheusUnavailable, Reader
+from . import login  # noqa: F401 - registers the login handler
+
+PLURAL = "incidents"
+log = logging.getLogger("sre_operator.detector")
+SEVERITY = {"unavailable": "critical", "crash-loop": "critical", "oom": "critical", "error-rate": "critical"}
+
+
+def detect_once(kube: Kube, namespace: str, det: Detector, settings: Settings) -> list[str]:
+    """One reading of one namespace; returns the names of the Incidents it opened."""
+    reader = Reader(kube, namespace, settings.prometheus_url)
+    signals, complete = reader.read()
+    open_keys = {i["spec"].get("dedupKey", "") for i in kube.list_custom(PLURAL, namespace)
+                 if (i.get("status") or {}).get("phase") not in TERMINAL}
+    det.sync_open(open_keys)
+    opened = []
+    first_seen = now()
+    for b in det.observe(signals):
+        name = f"{b.service}-{b.symptom}-{uuid.uuid4().hex[:5]}"
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Incident",
+                "metadata": {"name": name, "labels": {"sre.stratus.dev/service": b.service,
+                                                      "sre.stratus.dev/symptom": b.symptom}},
+                "spec": {"service": b.service, "symptom": b.symptom, "severity": SEVERITY.get(b.symptom, "warning"),
+                         "source": b.source, "dedupKey": b.key, "detectedAt": ts(first_seen),
+                         "summary": b.signal[:1000], "maxAttempts": settings.max_attempts}}
+        kube.create_custom(PLURAL, namespace, body)
+        det.opened(b.key)
+        opened.append(name)
+        log.info("opened incident %s/%s: %s", namespace, name, b.signal)
+    if complete and not breaches(signals, det.thresholds) and not open_keys:
+        reader.remember_known_good()
+    return opened
+
+
+def detector_loop(stop: threading.Event, settings: Settings) -> None:
+    kube = Kube()
+    thresholds = Thresholds(error_ratio=settings.error_ratio_threshold, p95_seconds=settings.p95_threshold_seconds,
+                            for_cycles=settings.breach_cycles, cooldown_seconds=settings.cooldown_seconds)
+    detectors = {ns: Detector(thresholds) for ns in settings.watched()}
+    while not stop.wait(settings.detect_interval_seconds):
+        for ns, det in detectors.items():
+            try:
+                detect_once(kube, ns, det, settings)
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive a bad reading
+                log.warning("detector %s: %s", ns, exc)
+
+
+@kopf.on.startup()
+def start_detector(memo: kopf.Memo, logger: Any, **_: Any) -> None:
+    settings = Settings()  # read when the operator starts
+    if not settings.watched():
+        logger.info("no SRE_OPERATOR_WATCH_NAMESPACES: the detector is off (incidents can still be created)")
+        return
+    memo.detector_stop = threading.Event()
+    t = threading.Thread(target=detector_loop, args=(memo.detector_stop, settings), name="detector", daemon=True)
+    t.start()
+    logger.info("detector watching %s through %s", ", ".join(settings.watched()), settings.prometheus_url)
+
+
+@kopf.on.cleanup()
+def stop_detector(memo: kopf.Memo, **_: Any) -> None:
+    stop = getattr(memo, "detector_stop", None)
+    if stop is not None:
+        stop.set()
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, cancellation_timeout=10,
+             when=lambda status, **_: (status or {}).get("phase") not in TERMINAL)
+def run_incident(stopped: kopf.DaemonStopped, name: str, namespace: str, body: Any, logger: Any, **_: Any) -> None:
+    settings = Settings()
+    kube = Kube()
+    reader = Reader(kube, namespace, settings.prometheus_url)
+    config = Config(settle_seconds=settings.settle_seconds, default_mode=settings.mode)
+
+    def emit(etype: str, reason: str, message: str) -> None:
+        kopf.event(body, type=etype, reason=reason, message=message[:1000])
+    waiting = ""
+    while not stopped:
+        incident = kube.get_custom(PLURAL, namespace, name)
+        if incident is None:
+            return
+        run = IncidentRun(kube, reader, incident, config, emit=emit)
+        try:
+            if run.step():
+                return
+            waiting = ""
+        except PrometheusUnavailable as exc:
+            if waiting != str(exc):  # say so once, keep the phase, never act on missing data
+                run.save(message=f"waiting for Prometheus: {exc}")
+                waiting = str(exc)
+            stopped.wait(5)
+        stopped.wait(1)

@@ -1,0 +1,284 @@
+"""One Incident's pipeline, one phase at a time, every step written to its status before the next
+begins, so an operator killed at any point resumes where it stopped without repeating an action
+that took effect (each action is recorded `pending` before it is applied and `applied` after).
+
+Detected → Triaging → Planning → [AwaitingApproval] → Mitigating → Validating → Resolved
+                                     ↘ DryRun            Validating → Undoing → Planning (next attempt)
+                                                                              ↘ Escalated (maxAttempts)
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from kubernetes.client.rest import ApiException
+
+from . import actions as acts
+from . import planner
+from .kube import Kube
+from .models import Action, Evidence, Health, MitigationPlan, Symptom
+from .signals import Reader
+from .validation import Slo, judge
+
+log = logging.getLogger("sre_operator.pipeline")
+PLURAL = "incidents"
+TERMINAL = ("Resolved", "Escalated", "DryRun", "Failed")
+APPROVE_ANNOTATION = "sre.stratus.dev/approve"
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def ts(t: dt.datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    return dt.datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.timezone.utc)
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds:.1f}s"
+
+
+Planner = Callable[[Evidence, set[str]], tuple[MitigationPlan, dict]]  # plan, llm usage/fallback info
+
+
+def rules_planner(ev: Evidence, tried: set[str]) -> tuple[MitigationPlan, dict]:
+    return planner.plan(ev, tried), {}
+
+
+@dataclass
+class Config:
+    settle_seconds: float = 30.0
+    signal_wait_seconds: float = 120.0  # after the settle window, how long to wait for missing signals
+    slo: Slo = field(default_factory=Slo)
+    default_mode: str = "auto"
+
+
+class IncidentRun:
+    def __init__(self, kube: Kube, reader: Reader, incident: dict, config: Config,
+                 plan_with: Planner = rules_planner, emit: Callable[[str, str, str], None] | None = None) -> None:
+        self.kube, self.reader, self.config, self.plan_with = kube, reader, config, plan_with
+        self.inc = incident
+        self.emit = emit or (lambda etype, reason, msg: None)
+
+    # -- status helpers ---------------------------------------------------------------------
+
+    @property
+    def status(self) -> dict:
+        return self.inc.setdefault("status", {})
+
+    @property
+    def spec(self) -> dict:
+        return self.inc["spec"]
+
+    @property
+    def namespace(self) -> str:
+        return self.inc["metadata"]["namespace"]
+
+    @property
+    def attempt(self) -> int:
+        return int(self.status.get("attempts") or 0) + 1
+
+    def save(self, phase: str | None = None, message: str = "", **fields: object) -> None:
+        st = self.status
+        st.update(fields)
+        if phase and phase != st.get("phase"):
+            st["phase"] = phase
+            timeline = list(st.get("timeline") or [])
+            timeline.append({"at": ts(now()), "phase": phase, "message": message[:1000]})
+            st["timeline"] = timeline[-50:]
+            self.emit("Warning" if phase in ("Escalated", "Undoing", "Failed") else "Normal", phase,
+                      message or phase)
+        if message:
+            st["message"] = message[:4000]
+        self.kube.patch_status(PLURAL, self.namespace, self.inc["metadata"]["name"], st)
+
+    # -- one step ---------------------------------------------------------------------------
+
+    def step(self) -> bool:
+        """Advance one phase; True when the incident reached a terminal phase."""
+        phase = self.status.get("phase") or "Detected"
+        if phase in TERMINAL:
+            return True
+        handler = {"Detected": self.detected, "Triaging": self.triage, "Planning": self.plan,
+                   "AwaitingApproval": self.await_approval, "Mitigating": self.mitigate,
+                   "Validating": self.validate, "Undoing": self.undo}[phase]
+        handler()
+        return (self.status.get("phase") or "") in TERMINAL
+
+    def detected(self) -> None:
+        created = parse(self.inc["metadata"].get("creationTimestamp")) or now()
+        first = parse(self.spec.get("detectedAt")) or created
+        self.save("Triaging", f"{self.spec['service']}: {self.spec['symptom']}", attempts=0,
+                  detectedAt=ts(created), timeToDetect=duration(max(0.0, (created - first).total_seconds())))
+
+    def _evidence(self) -> Evidence:
+        primary = Symptom(kind=self.spec["symptom"], service=self.spec["service"],
+                          signal=self.spec.get("summary") or self.spec["symptom"], source=self.spec.get("source",
+                                                                                                          "prometheus"))
+        return self.reader.evidence([primary])
+
+    def triage(self) -> None:
+        ev = self._evidence()
+        facts = [f"{w.deployment}: {w.ready}/{w.desired} ready, revision {w.revision}"
+                 + (f" (rolled out {w.rolled_out_seconds_ago:.0f}s ago)" if w.rolled_out_seconds_ago is not None
+                    and w.rolled_out_seconds_ago < 900 else "")
+                 + (", crash-looping" if w.crash_looping else "") for w in ev.workloads]
+        changed = [f"{c.name}.{c.known_good_key} differs from its known-good version" for c in ev.configs
+                   if c.differs_from_known_good]
+        summary = "; ".join(facts + changed)
+        self.save("Planning", "evidence collected",
+                  symptoms=[s.model_dump(by_alias=True, exclude_none=True) | {"observedAt": ts(now())}
+                            for s in ev.symptoms],
+                  triageSummary=summary[:4000])
+
+    def _tried(self) -> set[str]:
+        return {f"{a['type']}:{a['target']['kind']}/{a['target']['name']}" for a in self.status.get("actions") or []
+                if a.get("attempt", 0) < self.attempt}
+
+    def plan(self) -> None:
+        ev = self._evidence()
+        p, info = self.plan_with(ev, self._tried())
+        attempt = self.attempt
+        plan_doc = p.model_dump(by_alias=True, exclude_none=True) | {"attempt": attempt}
+        diagnosis = {"rootCause": p.root_cause[:2048], "confidence": p.confidence, "planner": p.planner,
+                     "reasoning": p.expected_effect[:4000]}
+        if info.get("fallbackReason"):
+            diagnosis["fallbackReason"] = info["fallbackReason"][:1000]
+        extra: dict = {"plan": plan_doc, "diagnosis": diagnosis}
+        if info.get("llm"):
+            extra["llm"] = info["llm"]
+        if not p.actions:
+            self.save("Escalated", f"no mitigation left to try: {p.root_cause}", **extra)
+            return
+        before = self.reader.health(self.spec["service"])
+        validation = list(self.status.get("validation") or [])
+        validation.append({"attempt": attempt, "at": ts(now()), "before": before.model_dump(by_alias=True,
+                                                                                                exclude_none=True)})
+        extra["validation"] = validation
+        mode = self.spec.get("mode") or self.config.default_mode
+        steps = ", ".join(f"{a.type} {a.target.kind.lower()}/{a.target.name}" for a in p.actions)
+        if mode == "dry-run":
+            self.save("DryRun", f"dry run: would {steps}", **extra)
+        elif mode == "approve":
+            self.save("AwaitingApproval", f"waiting for annotation {APPROVE_ANNOTATION}=true to {steps}", **extra)
+        else:
+            self.save("Mitigating", f"attempt {attempt}: {steps}", **extra)
+
+    def await_approval(self) -> None:
+        ann = self.inc["metadata"].get("annotations") or {}
+        if ann.get(APPROVE_ANNOTATION) == "true":
+            self.save("Mitigating", "approved")
+
+    def _plan_actions(self) -> list[Action]:
+        return [Action.model_validate(a) for a in (self.status.get("plan") or {}).get("actions") or []]
+
+    def mitigate(self) -> None:
+        attempt = self.attempt
+        records = list(self.status.get("actions") or [])
+        for index, action in enumerate(self._plan_actions()):
+            rec = next((r for r in records if r.get("attempt") == attempt and r.get("index") == index), None)
+            if rec and rec["outcome"] in ("applied", "failed", "skipped"):
+                continue  # done before a restart: never repeated
+            target = {"kind": action.target.kind, "namespace": self.namespace, "name": action.target.name}
+            if rec is None:
+                rec = {"attempt": attempt, "index": index, "type": action.type, "target": target,
+                       "outcome": "pending", "startedAt": ts(now())}
+                records.append(rec)
+                self.save(actions=records)  # recorded before it takes effect
+            try:
+                prepared = self._prepare(action)
+                self._apply(prepared)
+                rec.update(outcome="applied", message=prepared.summary, undo=prepared.undo, finishedAt=ts(now()))
+            except (acts.ActionRefused, ApiException, ValueError) as exc:
+                rec.update(outcome="failed", message=str(exc)[:1000], finishedAt=ts(now()))
+                self.save("Undoing", f"action {action.type} failed: {exc}", actions=records)
+                return
+            self.save(actions=records)
+        self.save("Validating", f"attempt {attempt} applied; settling {self.config.settle_seconds:.0f}s",
+                  mitigatedAt=ts(now()), actions=records)
+
+    def _prepare(self, action: Action) -> acts.Prepared:
+        if action.type == "patch-configmap" and not action.data:
+            action = self._known_good_data(action)
+        acts.check(action, self.namespace)
+        kind = action.target.kind
+        current = None if kind == "Pod" else self.kube.get(kind, self.namespace, action.target.name)
+        rss = self.kube.list_replica_sets(self.namespace, action.target.name) if action.type == "rollback" else None
+        return acts.prepare(action, self.namespace, current, rss)
+
+    def _known_good_data(self, action: Action) -> Action:
+        good = self.reader.known_good()
+        prefix = f"{action.target.name}."
+        data = {k[len(prefix):]: v for k, v in good.items() if k.startswith(prefix)}
+        if not data:
+            raise acts.ActionRefused(f"no known-good version of configmap/{action.target.name}")
+        return action.model_copy(update={"data": data})
+
+    def _apply(self, p: acts.Prepared) -> None:
+        if p.verb == "delete":
+            self.kube.delete_pod(p.namespace, p.name)
+        else:
+            self.kube.patch(p.kind, p.namespace, p.name, "json" if isinstance(p.patch, list) else "merge", p.patch)
+
+    def validate(self) -> None:
+        mitigated = parse(self.status.get("mitigatedAt")) or now()
+        if (now() - mitigated).total_seconds() < self.config.settle_seconds:
+            return
+        after = self.reader.health(self.spec["service"])
+        waited = (now() - mitigated).total_seconds() - self.config.settle_seconds
+        if not after.complete and waited < self.config.signal_wait_seconds:
+            if not (self.status.get("message") or "").startswith("waiting for complete signals"):
+                self.save(message="waiting for complete signals (Prometheus, traffic) before judging")
+            return
+        validation = list(self.status.get("validation") or [])
+        entry = next((v for v in reversed(validation) if v.get("attempt") == self.attempt), None)
+        if entry is None:
+            entry = {"attempt": self.attempt, "before": {"complete": False}}
+            validation.append(entry)
+        before = Health.model_validate(entry.get("before") or {"complete": False})
+        verdict = judge(before, after, self.config.slo)
+        entry.update(at=ts(now()), after=after.model_dump(by_alias=True, exclude_none=True),
+                     verdict=verdict.verdict, passed=verdict.passed, message=verdict.message[:1000])
+        if verdict.passed:
+            detected = parse(self.status.get("detectedAt")) or now()
+            self.save("Resolved", f"validated: {verdict.message}", validation=validation, resolvedAt=ts(now()),
+                      timeToMitigate=duration((now() - detected).total_seconds()))
+        else:
+            self.save("Undoing", f"validation failed ({verdict.verdict}): {verdict.message}", validation=validation)
+
+    def undo(self) -> None:
+        attempt = self.attempt
+        records = list(self.status.get("actions") or [])
+        undo_log = list(self.status.get("undoLog") or [])
+        for rec in sorted((r for r in records if r.get("attempt") == attempt and r.get("outcome") == "applied"),
+                          key=lambda r: -r["index"]):
+            t = rec["target"]
+            patch = acts.undo_patch(t["kind"], rec.get("undo") or {})
+            entry = {"attempt": attempt, "action": rec["type"], "target": f"{t['kind']}/{t['name']}", "at": ts(now())}
+            if patch is None:
+                entry.update(outcome="skipped", message="nothing to undo")
+            else:
+                try:
+                    self.kube.patch(t["kind"], t["namespace"], t["name"], "json" if isinstance(patch, list)
+                                    else "merge", patch)
+                    entry.update(outcome="undone", message="restored from the undo record")
+                except ApiException as exc:
+                    entry.update(outcome="failed", message=str(exc)[:1000])
+            rec["outcome"] = "undone" if entry["outcome"] == "undone" else rec["outcome"]
+            undo_log.append(entry)
+            self.save(actions=records, undoLog=undo_log)
+        max_attempts = int(self.spec.get("maxAttempts") or 3)
+        if attempt >= max_attempts:
+            self.save("Escalated", f"{attempt} attempt(s) did not restore the SLOs; a person is needed",
+                      attempts=attempt, actions=records, undoLog=undo_log)
+        else:
+            self.save("Planning", f"attempt {attempt} undone; planning attempt {attempt + 1}", attempts=attempt,
+                      actions=records, undoLog=undo_log)

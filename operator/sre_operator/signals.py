@@ -1,0 +1,217 @@
+"""What the operator sees, read from Prometheus (HTTP API, via prometheus-api-client) and the
+Kubernetes API: per-service SLO signals for the detector and the validation oracle, and the
+evidence triage hands to the planner (workload and config facts, recent log lines).
+
+Missing data stays missing (None, `complete=False`): a Prometheus that does not answer is never
+read as a healthy shop."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from dataclasses import dataclass
+
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from requests.exceptions import RequestException
+
+from .detector import ServiceSignals
+from .kube import Kube
+from .models import ConfigFacts, Evidence, Health, Symptom, WorkloadFacts
+
+log = logging.getLogger("sre_operator.signals")
+PART_OF = "app.kubernetes.io/part-of=shop"
+NAME_LABEL = "app.kubernetes.io/name"
+KNOWN_GOOD = "sre-operator-known-good"
+WINDOW = "1m"
+
+
+def _age_seconds(ts: str | None) -> float | None:
+    if not ts:
+        return None
+    t = dt.datetime.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.timezone.utc)
+    return (dt.datetime.now(dt.timezone.utc) - t).total_seconds()
+
+
+class PrometheusUnavailable(RuntimeError):
+    pass
+
+
+@dataclass
+class Reader:
+    kube: Kube
+    namespace: str
+    prometheus_url: str
+    timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        self.prom = PrometheusConnect(url=self.prometheus_url, disable_ssl=True)
+
+    # -- Prometheus -------------------------------------------------------------------------
+
+    def _query(self, promql: str) -> dict[str, float]:
+        try:
+            result = self.prom.custom_query(promql, params={"timeout": f"{self.timeout}s"})
+        except (PrometheusApiClientException, RequestException, ValueError) as exc:
+            raise PrometheusUnavailable(f"Prometheus at {self.prometheus_url}: {exc}") from exc
+        out = {}
+        for r in result:
+            key = r["metric"].get("service") or r["metric"].get("app") or ""
+            try:
+                value = float(r["value"][1])
+            except (TypeError, ValueError):
+                continue
+            if value == value:  # NaN (no traffic) stays absent
+                out[key] = value
+        return out
+
+    def prometheus_signals(self) -> dict[str, dict[str, float]]:
+        ns = f'namespace="{self.namespace}"'
+        q = {
+            "rate": f'sum by (service) (rate(shop_http_requests_total{{{ns},route=~"/api/.*"}}[{WINDOW}]))',
+            "errors": f'sum by (service) (rate(shop_http_requests_total{{{ns},route=~"/api/.*",code=~"5.."}}[{WINDOW}]))',
+            "p95": f'histogram_quantile(0.95, sum by (service, le) (rate(shop_http_request_duration_seconds_bucket'
+                   f'{{{ns},route=~"/api/.*"}}[{WINDOW}])))',
+            "gw_rate": f'sum(rate(gateway_http_requests_total{{{ns},route!="other"}}[{WINDOW}]))',
+            "gw_errors": f'sum(rate(gateway_http_requests_total{{{ns},route!="other",code=~"5.."}}[{WINDOW}]))',
+            "gw_p95": f'histogram_quantile(0.95, sum by (le) (rate(gateway_http_request_duration_seconds_bucket'
+                      f'{{{ns},route!="other"}}[{WINDOW}])))',
+            "up": f'min by (app) (up{{{ns},job="kubernetes-pods"}})',
+        }
+        raw = {k: self._query(v) for k, v in q.items()}
+        out: dict[str, dict[str, float]] = {}
+        for svc, rate in raw["rate"].items():
+            out.setdefault(svc, {})["rate"] = rate
+            out[svc]["error_ratio"] = raw["errors"].get(svc, 0.0) / rate if rate > 0 else 0.0
+        for svc, p95 in raw["p95"].items():
+            out.setdefault(svc, {})["p95"] = p95
+        gw_rate = raw["gw_rate"].get("", 0.0)
+        out["gateway"] = {"rate": gw_rate,
+                          "error_ratio": raw["gw_errors"].get("", 0.0) / gw_rate if gw_rate > 0 else 0.0}
+        if "" in raw["gw_p95"]:
+            out["gateway"]["p95"] = raw["gw_p95"][""]
+        for app, up in raw["up"].items():
+            out.setdefault(app, {})["up"] = up
+        return out
+
+    # -- Kubernetes -------------------------------------------------------------------------
+
+    def workloads(self) -> dict[str, dict]:
+        deps = self.kube.list("Deployment", self.namespace, {"app.kubernetes.io/part-of": "shop"})
+        pods = self.kube.list_pods(self.namespace, PART_OF)
+        out = {}
+        for d in deps:
+            svc = d["metadata"]["labels"].get(NAME_LABEL, d["metadata"]["name"])
+            st, spec = d.get("status", {}), d["spec"]
+            mine = [p for p in pods if p["metadata"].get("labels", {}).get(NAME_LABEL) == svc]
+            statuses = [c for p in mine for c in p.get("status", {}).get("containerStatuses") or []]
+            rolling = (st.get("observedGeneration", 0) < d["metadata"].get("generation", 0)
+                       or st.get("updatedReplicas", 0) < spec.get("replicas", 1)
+                       or st.get("replicas", 0) > spec.get("replicas", 1))
+            out[svc] = {
+                "deployment": d, "desired": spec.get("replicas", 1), "ready": st.get("readyReplicas", 0),
+                "restarts": sum(c.get("restartCount", 0) for c in statuses),
+                "crash_looping": any((c.get("state", {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff"
+                                     for c in statuses),
+                "oom_killed": any((c.get("lastState", {}).get("terminated") or {}).get("reason") == "OOMKilled"
+                                  and c.get("restartCount", 0) >= 2 for c in statuses),
+                "rolling_out": rolling,
+            }
+        return out
+
+    def read(self) -> tuple[list[ServiceSignals], bool]:
+        """Signals per service, and whether Prometheus answered (False: only Kubernetes facts)."""
+        try:
+            prom, complete = self.prometheus_signals(), True
+        except PrometheusUnavailable as exc:
+            log.warning("%s", exc)
+            prom, complete = {}, False
+        work = self.workloads()
+        out = []
+        for svc in sorted(set(prom) | set(work)):
+            p, w = prom.get(svc, {}), work.get(svc, {})
+            if not w and svc != "gateway":
+                continue  # not a workload of this shop
+            up = p.get("up")
+            out.append(ServiceSignals(
+                service=svc, error_ratio=p.get("error_ratio"), p95_seconds=p.get("p95"), request_rate=p.get("rate"),
+                scrape_up=None if up is None else up >= 1, desired=w.get("desired"), ready=w.get("ready"),
+                restarts=w.get("restarts"), crash_looping=w.get("crash_looping", False),
+                oom_killed=w.get("oom_killed", False), rolling_out=w.get("rolling_out", False)))
+        return out, complete
+
+    def health(self, service: str) -> Health:
+        signals, complete = self.read()
+        s = next((x for x in signals if x.service == service), None)
+        if s is None:
+            return Health(complete=False)
+        return Health(errorRatio=s.error_ratio, p95Seconds=s.p95_seconds, requestRate=s.request_rate,
+                      readyReplicas=s.ready, desiredReplicas=s.desired, restarts=s.restarts,
+                      scrapeUp=s.scrape_up, complete=complete and s.request_rate is not None)
+
+    # -- triage evidence --------------------------------------------------------------------
+
+    def workload_facts(self, service: str, w: dict) -> WorkloadFacts:
+        d = w["deployment"]
+        rev = int((d["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision", "0"))
+        rss = [r for r in self.kube.list_replica_sets(self.namespace, d["metadata"]["name"])]
+        revs = sorted(int((r["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision", "0"))
+                      for r in rss)
+        prev = max((r for r in revs if r < rev), default=None)
+        current = next((r for r in rss if (r["metadata"].get("annotations") or {})
+                        .get("deployment.kubernetes.io/revision") == str(rev)), None)
+        rolled = _age_seconds(current["metadata"].get("creationTimestamp")) if current else None
+        vols = d["spec"]["template"]["spec"].get("volumes") or []
+        return WorkloadFacts(service=service, deployment=d["metadata"]["name"], desired=w["desired"], ready=w["ready"],
+                             restarts=w["restarts"], revision=rev, previousRevision=prev, rolledOutSecondsAgo=rolled,
+                             crashLooping=w["crash_looping"], oomKilled=w["oom_killed"],
+                             configMaps=[v["configMap"]["name"] for v in vols if v.get("configMap")])
+
+    def known_good(self) -> dict[str, str]:
+        cm = self.kube.get("ConfigMap", self.namespace, KNOWN_GOOD)
+        return dict((cm or {}).get("data") or {})
+
+    def remember_known_good(self) -> None:
+        """Record the shop's configs while it is healthy: the versions a bad change is undone to."""
+        data = {}
+        for cm in self.kube.list("ConfigMap", self.namespace, {"app.kubernetes.io/part-of": "shop"}):
+            for key, value in (cm.get("data") or {}).items():
+                data[f"{cm['metadata']['name']}.{key}"] = value
+        if data and data != self.known_good():
+            self.kube.upsert_config_map(self.namespace, KNOWN_GOOD, data,
+                                        labels={"app.kubernetes.io/managed-by": "sre-operator"})
+
+    def config_facts(self, names: list[str]) -> list[ConfigFacts]:
+        good = self.known_good()
+        out = []
+        for name in sorted(set(names)):
+            cm = self.kube.get("ConfigMap", self.namespace, name)
+            if cm is None:
+                continue
+            for key, value in (cm.get("data") or {}).items():
+                kg = good.get(f"{name}.{key}")
+                out.append(ConfigFacts(name=name, changedSecondsAgo=_age_seconds(_last_change(cm)),
+                                       differsFromKnownGood=kg is not None and kg != value,
+                                       knownGoodKey=key if kg is not None else None))
+        return out
+
+    def evidence(self, symptoms: list[Symptom], log_lines: int = 20) -> Evidence:
+        work = self.workloads()
+        facts = [self.workload_facts(svc, w) for svc, w in sorted(work.items())]
+        configs = self.config_facts([c for f in facts for c in f.config_maps])
+        logs = []
+        for s in symptoms[:2]:
+            logs += self.kube.recent_logs(self.namespace, f"{NAME_LABEL}={s.service}", log_lines)
+        return Evidence(symptoms=symptoms, workloads=facts, configs=configs, logLines=logs[-2 * log_lines:])
+
+
+def _last_change(obj: dict | None) -> str | None:
+    """When an object's content last changed: the newest managedFields entry, else its creation."""
+    if not obj:
+        return None
+    times = [m.get("time") for m in obj["metadata"].get("managedFields") or []
+             if m.get("time") and m.get("subresource") != "status"]
+    return max(times) if times else obj["metadata"].get("creationTimestamp")
+
+
+def config_digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:12]
