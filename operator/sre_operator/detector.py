@@ -106,7 +106,13 @@ class Detector:
     def observe(self, signals: list[ServiceSignals], now: float | None = None) -> list[Breach]:
         """New incidents to open for this reading."""
         now = time.monotonic() if now is None else now
-        current = {b.key: b for b in breaches(signals, self.thresholds)}
+        # Services with an open incident, or one closed within the cooldown, explain their callers'
+        # errors and latency (a 1-minute error ratio still shows the outage after the fix).
+        busy = {k.split("/", 1)[0] for k in self.open_keys}
+        busy |= {k.split("/", 1)[0] for k, at in self.closed_at.items() if now - at < self.thresholds.cooldown_seconds}
+        current = {b.key: b for b in breaches(signals, self.thresholds)
+                   if not (b.symptom in ("error-rate", "latency")
+                           and any(d in busy and d != b.service for d in ROUTES_TO.get(b.service, ())))}
         self.streaks = {k: self.streaks.get(k, 0) + 1 for k in current}
         to_open = []
         for key, b in current.items():

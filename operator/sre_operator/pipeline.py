@@ -232,7 +232,8 @@ class IncidentRun:
         mitigated = parse(self.status.get("mitigatedAt")) or now()
         if (now() - mitigated).total_seconds() < self.config.settle_seconds:
             return
-        after = self.reader.health(self.spec["service"])
+        window = f"{max(15, int((now() - mitigated).total_seconds()))}s"
+        after = self.reader.health(self.spec["service"], window)
         waited = (now() - mitigated).total_seconds() - self.config.settle_seconds
         if not after.complete and waited < self.config.signal_wait_seconds:
             if not (self.status.get("message") or "").startswith("waiting for complete signals"):

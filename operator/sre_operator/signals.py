@@ -50,7 +50,7 @@ class Reader:
 
     def _query(self, promql: str) -> dict[str, float]:
         try:
-            result = self.prom.custom_query(promql, params={"timeout": f"{self.timeout}s"})
+            result = self.prom.custom_query(promql, params={"timeout": f"{int(self.timeout)}s"})
         except (PrometheusApiClientException, RequestException, ValueError) as exc:
             raise PrometheusUnavailable(f"Prometheus at {self.prometheus_url}: {exc}") from exc
         out = {}
@@ -64,18 +64,18 @@ class Reader:
                 out[key] = value
         return out
 
-    def prometheus_signals(self) -> dict[str, dict[str, float]]:
+    def prometheus_signals(self, window: str = WINDOW) -> dict[str, dict[str, float]]:
         ns = f'namespace="{self.namespace}"'
         q = {
-            "rate": f'sum by (service) (rate(shop_http_requests_total{{{ns},route=~"/api/.*"}}[{WINDOW}]))',
-            "errors": f'sum by (service) (rate(shop_http_requests_total{{{ns},route=~"/api/.*",code=~"5.."}}[{WINDOW}]))',
+            "rate": f'sum by (service) (rate(shop_http_requests_total{{{ns},route=~"/api/.*"}}[{window}]))',
+            "errors": f'sum by (service) (rate(shop_http_requests_total{{{ns},route=~"/api/.*",code=~"5.."}}[{window}]))',
             "p95": f'histogram_quantile(0.95, sum by (service, le) (rate(shop_http_request_duration_seconds_bucket'
-                   f'{{{ns},route=~"/api/.*"}}[{WINDOW}])))',
-            "gw_rate": f'sum(rate(gateway_http_requests_total{{{ns},route!="other"}}[{WINDOW}]))',
-            "gw_errors": f'sum(rate(gateway_http_requests_total{{{ns},route!="other",code=~"5.."}}[{WINDOW}]))',
+                   f'{{{ns},route=~"/api/.*"}}[{window}])))',
+            "gw_rate": f'sum(rate(gateway_http_requests_total{{{ns},route!="other"}}[{window}]))',
+            "gw_errors": f'sum(rate(gateway_http_requests_total{{{ns},route!="other",code=~"5.."}}[{window}]))',
             "gw_p95": f'histogram_quantile(0.95, sum by (le) (rate(gateway_http_request_duration_seconds_bucket'
-                      f'{{{ns},route!="other"}}[{WINDOW}])))',
-            "up": f'min by (app) (up{{{ns},job="kubernetes-pods"}})',
+                      f'{{{ns},route!="other"}}[{window}])))',
+            "up": f'max by (app) (up{{{ns},job="kubernetes-pods"}})',  # down: no instance answers
         }
         raw = {k: self._query(v) for k, v in q.items()}
         out: dict[str, dict[str, float]] = {}
@@ -118,10 +118,10 @@ class Reader:
             }
         return out
 
-    def read(self) -> tuple[list[ServiceSignals], bool]:
+    def read(self, window: str = WINDOW) -> tuple[list[ServiceSignals], bool]:
         """Signals per service, and whether Prometheus answered (False: only Kubernetes facts)."""
         try:
-            prom, complete = self.prometheus_signals(), True
+            prom, complete = self.prometheus_signals(window), True
         except PrometheusUnavailable as exc:
             log.warning("%s", exc)
             prom, complete = {}, False
@@ -139,8 +139,10 @@ class Reader:
                 oom_killed=w.get("oom_killed", False), rolling_out=w.get("rolling_out", False)))
         return out, complete
 
-    def health(self, service: str) -> Health:
-        signals, complete = self.read()
+    def health(self, service: str, window: str = WINDOW) -> Health:
+        """`window`: the rate window; validation uses the time since mitigation, so the outage
+        before it does not linger in the figures."""
+        signals, complete = self.read(window)
         s = next((x for x in signals if x.service == service), None)
         if s is None:
             return Health(complete=False)

@@ -36,16 +36,19 @@ def judge(before: Health, after: Health, slo: Slo = Slo()) -> Verdict:
         return Verdict(verdict="same", passed=False, message="signals after mitigation are incomplete: not judged")
     worse, better = [], []
 
-    def compare(name: str, b: float | None, a: float | None, margin: float, relative: bool = False) -> None:
+    def compare(name: str, b: float | None, a: float | None, margin: float, limit: float,
+                relative: bool = False) -> None:
+        """A rise counts as worse only beyond the noise margin *and* past the SLO limit: 9 → 21 ms
+        is noise for a 500 ms objective, not a regression."""
         if b is None or a is None:
             return
         m = margin * max(b, 1e-9) if relative else margin
-        if a > b + m:
+        if a > b + m and a > limit:
             worse.append(f"{name} {b:.3g} → {a:.3g}")
         elif a < b - m:
             better.append(f"{name} {b:.3g} → {a:.3g}")
-    compare("error ratio", before.error_ratio, after.error_ratio, slo.error_ratio_margin)
-    compare("P95 s", before.p95_seconds, after.p95_seconds, slo.p95_margin, relative=True)
+    compare("error ratio", before.error_ratio, after.error_ratio, slo.error_ratio_margin, slo.max_error_ratio)
+    compare("P95 s", before.p95_seconds, after.p95_seconds, slo.p95_margin, slo.max_p95_seconds, relative=True)
     if before.ready_replicas is not None and after.ready_replicas is not None:
         if after.ready_replicas < before.ready_replicas:
             worse.append(f"ready replicas {before.ready_replicas} → {after.ready_replicas}")

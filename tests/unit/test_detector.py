@@ -46,3 +46,13 @@ def test_persistence_dedup_and_cooldown() -> None:
     assert d.observe([healthy("payment")], now=70) == []  # recovered: the streak restarts
     assert d.observe(down, now=71) == []
     assert [x.key for x in d.observe(down, now=72)] == ["payment/unavailable"]
+
+
+def test_callers_of_a_service_with_an_incident_do_not_open_their_own() -> None:
+    d = Detector(Thresholds(for_cycles=1, cooldown_seconds=60))
+    d.opened("payment/unavailable")
+    order_errors = [ServiceSignals("order", error_ratio=0.7, request_rate=3, desired=1, ready=1), healthy("payment")]
+    assert d.observe(order_errors, now=0) == []
+    d.closed("payment/unavailable", now=1)
+    assert d.observe(order_errors, now=30) == []  # the 1-minute ratio still shows the outage
+    assert [b.key for b in d.observe(order_errors, now=100)] == ["order/error-rate"]
