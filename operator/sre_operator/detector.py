@@ -84,12 +84,13 @@ def breaches(signals: list[ServiceSignals], t: Thresholds = Thresholds()) -> lis
 
 
 def correlate(found: list[Breach]) -> list[Breach]:
-    """Fold symptoms of a caller into the incident of a broken dependency it routes to."""
-    down = {b.service for b in found if b.symptom in ("unavailable", "crash-loop", "oom", "error-rate")}
+    """Fold a caller's errors and latency into the breach of a dependency it routes to: an outage
+    or a slowdown travels up the call chain, and the deepest troubled service is the root."""
+    troubled = {b.service for b in found}
     kept = []
     for b in found:
         deps = ROUTES_TO.get(b.service, ())
-        if b.symptom in ("error-rate", "latency") and any(d in down and d != b.service for d in deps):
+        if b.symptom in ("error-rate", "latency") and any(d in troubled and d != b.service for d in deps):
             continue
         kept.append(b)
     return kept

@@ -57,6 +57,7 @@ def rules_planner(ev: Evidence, tried: set[str]) -> tuple[MitigationPlan, dict]:
 class Config:
     settle_seconds: float = 30.0
     signal_wait_seconds: float = 120.0  # after the settle window, how long to wait for missing signals
+    rollout_timeout_seconds: float = 300.0  # judge anyway if the mitigated rollout never completes
     slo: Slo = field(default_factory=Slo)
     default_mode: str = "auto"
 
@@ -99,6 +100,11 @@ class IncidentRun:
         if message:
             st["message"] = message[:4000]
         self.kube.patch_status(PLURAL, self.namespace, self.inc["metadata"]["name"], st)
+
+    def st_clear(self, key: str) -> None:
+        """Remove a status field (a merge patch needs an explicit null)."""
+        if key in self.status:
+            self.status[key] = None
 
     # -- one step ---------------------------------------------------------------------------
 
@@ -202,7 +208,8 @@ class IncidentRun:
                 self.save("Undoing", f"action {action.type} failed: {exc}", actions=records)
                 return
             self.save(actions=records)
-        self.save("Validating", f"attempt {attempt} applied; settling {self.config.settle_seconds:.0f}s",
+        self.st_clear("validationWindowStart")
+        self.save("Validating", f"attempt {attempt} applied; waiting for the rollout, then measuring",
                   mitigatedAt=ts(now()), actions=records)
 
     def _prepare(self, action: Action) -> acts.Prepared:
@@ -228,13 +235,39 @@ class IncidentRun:
         else:
             self.kube.patch(p.kind, p.namespace, p.name, "json" if isinstance(p.patch, list) else "merge", p.patch)
 
+    def _rolled_out(self) -> bool:
+        """Every Deployment this attempt touched (and the service's own) finished its rollout, with
+        no old pod still terminating: only then do the figures describe the mitigated system."""
+        names = {a["target"]["name"] for a in self.status.get("actions") or []
+                 if a.get("attempt") == self.attempt and a["target"]["kind"] == "Deployment"}
+        names.add(self.spec["service"])
+        for name in names:
+            d = self.kube.get("Deployment", self.namespace, name)
+            if d is None:
+                continue
+            st, want = d.get("status", {}), d["spec"].get("replicas", 1)
+            if st.get("observedGeneration", 0) < d["metadata"].get("generation", 0):
+                return False
+            if not (st.get("updatedReplicas", 0) == st.get("replicas", 0) == st.get("availableReplicas", 0) == want):
+                return False
+            pods = self.kube.list_pods(self.namespace, f"app.kubernetes.io/name={name}")
+            if any(p["metadata"].get("deletionTimestamp") for p in pods):
+                return False
+        return True
+
     def validate(self) -> None:
         mitigated = parse(self.status.get("mitigatedAt")) or now()
-        if (now() - mitigated).total_seconds() < self.config.settle_seconds:
+        start = parse(self.status.get("validationWindowStart"))
+        if start is None:
+            if self._rolled_out() or (now() - mitigated).total_seconds() > self.config.rollout_timeout_seconds:
+                self.save(message=f"rolled out; measuring for {self.config.settle_seconds:.0f}s",
+                          validationWindowStart=ts(now()))
             return
-        window = f"{max(15, int((now() - mitigated).total_seconds()))}s"
+        if (now() - start).total_seconds() < self.config.settle_seconds:
+            return
+        window = f"{max(15, int((now() - start).total_seconds()))}s"
         after = self.reader.health(self.spec["service"], window)
-        waited = (now() - mitigated).total_seconds() - self.config.settle_seconds
+        waited = (now() - start).total_seconds() - self.config.settle_seconds
         if not after.complete and waited < self.config.signal_wait_seconds:
             if not (self.status.get("message") or "").startswith("waiting for complete signals"):
                 self.save(message="waiting for complete signals (Prometheus, traffic) before judging")

@@ -172,10 +172,16 @@ class Reader:
         cm = self.kube.get("ConfigMap", self.namespace, KNOWN_GOOD)
         return dict((cm or {}).get("data") or {})
 
-    def remember_known_good(self) -> None:
-        """Record the shop's configs while it is healthy: the versions a bad change is undone to."""
-        data = {}
+    def remember_known_good(self, min_age_seconds: float = 120.0) -> None:
+        """Record the shop's configs while it is healthy: the versions a bad change is undone to.
+        A config changed in the last `min_age_seconds` is not vouched for yet (its damage may not
+        show in the 1-minute figures), so its previous known-good version is kept."""
+        data = dict(self.known_good())
         for cm in self.kube.list("ConfigMap", self.namespace, {"app.kubernetes.io/part-of": "shop"}):
+            age = _age_seconds(_last_change(cm))
+            if age is not None and age < min_age_seconds and any(
+                    k.startswith(f"{cm['metadata']['name']}.") for k in data):
+                continue
             for key, value in (cm.get("data") or {}).items():
                 data[f"{cm['metadata']['name']}.{key}"] = value
         if data and data != self.known_good():

@@ -21,8 +21,9 @@ ARGS = ["run", "--standalone", "--all-namespaces", "-m", "sre_operator.handlers.
         "-m", "sre_operator.handlers.incidents"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def shop(cluster: Cluster, crds: Cluster) -> Iterator[str]:
+    """A fresh shop per test: full stock, no history, no incidents of another test."""
     with shop_namespace(cluster, observability=True) as ns:
         yield ns
 
@@ -98,46 +99,61 @@ def test_a_person_s_rollout_restart_opens_no_incident(cluster: Cluster, shop: st
         traffic.thread.join()
 
 
-def test_payment_crash_is_detected_mitigated_validated_and_resolved(cluster: Cluster, shop: str,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+SCENARIOS = {
+    # type, target, the service the incident must be about, the first action the planner must choose
+    "payment-crash": ("{type: payment-crash, target: {name: payment}, duration: 10m}", "payment", "rollback"),
+    # bad-gateway-config is not here yet: the known-good copy of the gateway's config can still
+    # catch the broken version, and the planner then rolls the Deployment back (see issue 5's note).
+    "product-overload": ("{type: product-overload, target: {name: product}, duration: 10m, "
+                         "parameters: {latencyMs: 900}}", "product", "rollback"),
+}
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_each_seed_fault_is_detected_mitigated_validated_and_resolved(
+        cluster: Cluster, shop: str, monkeypatch: pytest.MonkeyPatch, scenario: str) -> None:
+    spec, service, first_action = SCENARIOS[scenario]
     traffic = Traffic(f"http://127.0.0.1:{cluster.host_port(30080)}")
     traffic.thread.start()
     try:
         with running(cluster, shop, monkeypatch):
-            wait_for(lambda: known_good_recorded(cluster, shop), 90, "a healthy reading")
-            cluster.apply(f"""
-apiVersion: sre.stratus.dev/v1alpha1
-kind: FaultScenario
-metadata: {{name: crash, namespace: {shop}}}
-spec: {{type: payment-crash, target: {{name: payment}}, duration: 10m}}
-""")
+            wait_for(lambda: known_good_recorded(cluster, shop) and traffic.ok_since(time.monotonic() - 5), 90,
+                     "a healthy reading")
+            before = {i["metadata"]["name"] for i in incidents(cluster, shop)}
+            cluster.apply(f"apiVersion: sre.stratus.dev/v1alpha1\nkind: FaultScenario\n"
+                          f"metadata: {{name: fault, namespace: {shop}}}\nspec: {spec}\n")
             injected = time.monotonic()
-            found = wait_for(lambda: [i for i in incidents(cluster, shop) if i["spec"]["service"] == "payment"],
-                             120, "an Incident about payment")
+
+            def new() -> list[dict]:
+                return [i for i in incidents(cluster, shop) if i["metadata"]["name"] not in before]
+            found = wait_for(lambda: [i for i in new() if i["spec"]["service"] == service], 150,
+                             f"an Incident about {service}")
             name = found[0]["metadata"]["name"]
 
-            def phase() -> str:
-                return next((i.get("status", {}).get("phase", "") for i in incidents(cluster, shop)
-                             if i["metadata"]["name"] == name), "")
-            wait_for(lambda: phase() in ("Resolved", "Escalated"), 240, "the pipeline to finish")
-            inc = next(i for i in incidents(cluster, shop) if i["metadata"]["name"] == name)
-            st = inc["status"]
-            assert st["phase"] == "Resolved", json.dumps({k: st.get(k) for k in ("timeline", "validation", "undoLog",
-                                                                                  "triageSummary")}, indent=1)
-            assert [a["type"] for a in st["plan"]["actions"]] == ["rollback"]
-            assert st["actions"][0]["outcome"] == "applied" and st["actions"][0]["undo"]
+            def current() -> dict:
+                return next(i for i in incidents(cluster, shop) if i["metadata"]["name"] == name)
+            try:
+                wait_for(lambda: current().get("status", {}).get("phase") in ("Resolved", "Escalated"), 240,
+                         "the pipeline to finish")
+            except AssertionError as exc:
+                raise AssertionError(json.dumps(current().get("status"), indent=1)[:6000]) from exc
+            st = current()["status"]
+            assert st["phase"] == "Resolved", json.dumps({k: st.get(k) for k in (
+                "timeline", "validation", "undoLog", "triageSummary", "diagnosis")}, indent=1)
+            assert st["plan"]["actions"][0]["type"] == first_action
+            assert all(a["outcome"] == "applied" for a in st["actions"])
             assert st["validation"][-1]["passed"] is True
             assert {t["phase"] for t in st["timeline"]} >= {"Triaging", "Planning", "Mitigating", "Validating",
                                                             "Resolved"}
             assert st["timeToMitigate"].endswith("s")
-            # One incident for the outage: the gateway's and order's errors were folded into it.
-            keys = [(i["spec"]["dedupKey"], i["spec"]["summary"], i.get("status", {}).get("phase"))
-                    for i in incidents(cluster, shop)]
-            assert len(keys) == 1, keys
+            keys = [(i["spec"]["dedupKey"], i["spec"]["summary"]) for i in new()]
+            assert len(keys) == 1, keys  # one incident about the root, none about its callers
             resolved = time.monotonic()
-            wait_for(lambda: traffic.ok_since(resolved), 60, "orders to succeed again")
-            print(f"detected→resolved in {resolved - injected:.0f}s after injection")
-            cluster.kubectl("delete", "faultscenario", "crash", "-n", shop, "--timeout=60s")
+            wait_for(lambda: traffic.ok_since(resolved), 60, "the shop to serve again")
+            print(f"{scenario}: resolved {resolved - injected:.0f}s after injection")
+            cluster.kubectl("delete", "faultscenario", "fault", "-n", shop, "--timeout=60s")
+            for d in ("gateway", "order", "product", "payment"):
+                cluster.kubectl("rollout", "status", "-n", shop, f"deployment/{d}", "--timeout=120s", timeout=130)
     finally:
         traffic.stop.set()
         traffic.thread.join()

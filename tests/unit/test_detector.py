@@ -19,9 +19,11 @@ def test_healthy_quiet_and_rolling_services_raise_nothing() -> None:
 def test_each_symptom_is_seen() -> None:
     found = {(b.service, b.symptom) for b in breaches([
         ServiceSignals("product", p95_seconds=0.9, request_rate=3, desired=1, ready=1),
-        ServiceSignals("order", error_ratio=0.3, request_rate=3, desired=1, ready=1),
         ServiceSignals("gateway", crash_looping=True, restarts=5)])}
-    assert found == {("product", "latency"), ("order", "error-rate"), ("gateway", "crash-loop")}
+    assert found == {("product", "latency"), ("gateway", "crash-loop")}
+    assert [(b.service, b.symptom) for b in breaches([
+        ServiceSignals("order", error_ratio=0.3, request_rate=3, desired=1, ready=1), healthy("product")])] == [
+        ("order", "error-rate")]
     assert [(b.service, b.symptom) for b in breaches([ServiceSignals("payment", desired=1, ready=0)])] == [
         ("payment", "unavailable")]
 
@@ -56,3 +58,10 @@ def test_callers_of_a_service_with_an_incident_do_not_open_their_own() -> None:
     d.closed("payment/unavailable", now=1)
     assert d.observe(order_errors, now=30) == []  # the 1-minute ratio still shows the outage
     assert [b.key for b in d.observe(order_errors, now=100)] == ["order/error-rate"]
+
+
+def test_a_slowdown_travels_up_and_only_the_deepest_service_opens_an_incident() -> None:
+    slow = [ServiceSignals("gateway", p95_seconds=0.9, request_rate=5, desired=1, ready=1),
+            ServiceSignals("order", p95_seconds=2.7, request_rate=2, desired=1, ready=1),
+            ServiceSignals("product", p95_seconds=0.8, request_rate=4, desired=1, ready=1)]
+    assert [(b.service, b.symptom) for b in breaches(slow)] == [("product", "latency")]
