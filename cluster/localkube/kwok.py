@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from . import controlplane as cp
 
 if TYPE_CHECKING:
     from .cluster import Cluster
@@ -117,4 +116,3 @@ def add_nodes(cluster: Cluster, count: int, prefix: str = "kwok-node", pods: int
 
 # Tolerations and selector a workload needs to run on the kwok nodes (and only there).
 ON_KWOK = {"nodeSelector": LABEL, "tolerations": [{"key": ANNOTATION, "operator": "Exists", "effect": "NoSchedule"}]}
-IN_NODE_API = cp.IN_NODE_API

@@ -98,10 +98,9 @@ class Kube:
 
     def patch(self, kind: str, namespace: str, name: str, ptype: str, body: object) -> None:
         """`ptype` json (a list of operations) or merge."""
+        # The client sends a list body as a JSON patch, a dict as a strategic-merge patch.
         if ptype == "merge" and kind == "ConfigMap":
             self.core.patch_namespaced_config_map(name, namespace, body)
-        elif ptype == "json" and kind == "Deployment":
-            self.apps.patch_namespaced_deployment(name, namespace, body)
         elif kind == "Deployment":
             self.apps.patch_namespaced_deployment(name, namespace, body)
         else:

@@ -7,7 +7,6 @@ read as a healthy shop."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -176,7 +175,8 @@ class Reader:
         """Record the shop's configs while it is healthy: the versions a bad change is undone to.
         A config changed in the last `min_age_seconds` is not vouched for yet (its damage may not
         show in the 1-minute figures), so its previous known-good version is kept."""
-        data = dict(self.known_good())
+        known = self.known_good()
+        data = dict(known)
         for cm in self.kube.list("ConfigMap", self.namespace, {"app.kubernetes.io/part-of": "shop"}):
             age = _age_seconds(_last_change(cm))
             if age is not None and age < min_age_seconds and any(
@@ -184,7 +184,7 @@ class Reader:
                 continue
             for key, value in (cm.get("data") or {}).items():
                 data[f"{cm['metadata']['name']}.{key}"] = value
-        if data and data != self.known_good():
+        if data and data != known:
             self.kube.upsert_config_map(self.namespace, KNOWN_GOOD, data,
                                         labels={"app.kubernetes.io/managed-by": "sre-operator"})
 
@@ -220,6 +220,3 @@ def _last_change(obj: dict | None) -> str | None:
              if m.get("time") and m.get("subresource") != "status"]
     return max(times) if times else obj["metadata"].get("creationTimestamp")
 
-
-def config_digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()[:12]

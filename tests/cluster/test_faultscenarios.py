@@ -132,7 +132,7 @@ def test_product_overload_slows_products_and_survives_an_operator_restart(
 
 def test_a_scenario_that_cannot_be_injected_fails_with_a_reason(
         cluster: Cluster, shop: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    with operator(cluster, monkeypatch) as runner:
+    with operator(cluster, monkeypatch):
         apply_fs(cluster, shop, "ghost", "  type: payment-crash\n  target: {name: no-such-deployment}\n")
         apply_fs(cluster, shop, "elsewhere", "  type: payment-crash\n  target: {name: payment, namespace: kube-system}\n")
         apply_fs(cluster, shop, "wrongkind", "  type: payment-crash\n  target: {kind: ConfigMap, name: gateway-config}\n")

@@ -13,7 +13,6 @@ import hashlib
 import os
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -242,5 +241,3 @@ class VolumeManager:
             out.append({"source": str(src), "target": vm["mountPath"], "readonly": bool(vm.get("readOnly"))})
         return out
 
-
-Lookup = Callable[[str, str], dict | None]
