@@ -8,8 +8,8 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo test test-unit test-services test-cluster lint \
-        cluster-bin cluster-up cluster-down kind-up kind-down bench clean
+.PHONY: help setup demo shop-local test test-unit test-services test-cluster lint \
+        cluster-bin cluster-up cluster-down kind-up kind-down bench bench-scenarios clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -17,7 +17,10 @@ help: ## list the targets
 setup: ## install Debian packages and the Python environment (.venv)
 	@bash scripts/setup.sh
 
-demo: setup ## start the shop locally behind its NGINX gateway and print its URLs
+demo: setup cluster-bin ## the local cluster, Prometheus, the shop under traffic and the operator (root); prints what to run next
+	$(PY) scripts/demo.py
+
+shop-local: setup ## the shop alone as local processes behind its NGINX gateway (no cluster, no root)
 	$(PY) -m shop.localrun
 
 test: setup cluster-bin ## set up everything and run every test tier
@@ -36,8 +39,13 @@ lint: setup ## ruff, hadolint and helm lint
 	$(PY) -m ruff check services cluster tests
 	$(PY) -m pytest tests/unit -k "lint" $(PYTEST_ARGS)
 
-bench: setup cluster-bin ## print speed and memory figures (shop through the gateway, cluster up/down)
+bench: setup cluster-bin ## print speed and memory figures (shop, cluster, node agent) and run bench-scenarios
 	$(PY) bench/bench.py
+	$(PY) bench/scenarios.py --runs $(BENCH_RUNS)
+
+BENCH_RUNS ?= 2
+bench-scenarios: setup cluster-bin ## each fault scenario BENCH_RUNS times: TTD, TTM, success rate, actions, tokens, operator memory (→ bench/scenarios.json)
+	$(PY) bench/scenarios.py --runs $(BENCH_RUNS)
 
 cluster-bin: setup ## build or unpack the Kubernetes, etcd, CoreDNS, kwok, Jaeger and helm binaries into ~/.cache
 	$(PY) -m localkube provision

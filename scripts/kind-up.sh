@@ -45,18 +45,24 @@ if ! "$KIND" get clusters | grep -qx "$CLUSTER"; then
 fi
 "$KUBECTL" config use-context "kind-$CLUSTER" >/dev/null
 
-for svc in order product payment gateway_exporter; do
+for svc in order product payment gateway_exporter traffic; do
   image="sre-operator/shop-${svc//_/-}:$TAG"
   docker build -q -f services/Dockerfile --build-arg "SERVICE=$svc" -t "$image" .
   "$KIND" load docker-image "$image" --name "$CLUSTER"
 done
 
+docker build -q -f operator/Dockerfile -t "sre-operator/operator:$TAG" .
+"$KIND" load docker-image "sre-operator/operator:$TAG" --name "$CLUSTER"
+
 "$KUBECTL" apply --server-side -f crds/
 "$KUBECTL" wait --for=condition=Established crd --all --timeout=60s
 "$HELM" upgrade --install observability charts/observability -n "$OBS_NS" --create-namespace --wait --timeout 5m
 "$HELM" upgrade --install shop charts/shop -n "$SHOP_NS" --create-namespace --wait --timeout 5m \
-  --set otlpEndpoint="http://jaeger.$OBS_NS:4318"
+  --set otlpEndpoint="http://jaeger.$OBS_NS:4318" --set traffic.enabled=true
 "$KUBECTL" -n "$SHOP_NS" rollout status deploy --timeout=180s
+
+"$HELM" upgrade --install sre-operator charts/sre-operator -n sre-operator --create-namespace --wait --timeout 5m \
+  --set "watchNamespaces={$SHOP_NS}" --set prometheusUrl="http://prometheus.$OBS_NS:9090"
 
 cat <<URLS
 
@@ -65,4 +71,8 @@ kind cluster '$CLUSTER' is ready (kubectl context kind-$CLUSTER):
   Prometheus    http://localhost:9090
   Jaeger        http://localhost:16686
   dashboard     http://localhost:8888   (once the dashboard is installed)
+
+Break something and watch the operator fix it:
+  kubectl apply -n $SHOP_NS -f scenarios/payment-crash.yaml
+  kubectl get incidents -n $SHOP_NS -w
 URLS

@@ -105,3 +105,33 @@ def undo_patch(kind: str, undo: dict) -> dict | list | None:
     if kind == "ConfigMap":
         return {"data": undo["data"]}  # a None value removes a key the action added
     raise ActionRefused(f"cannot undo {kind} with {sorted(undo)}")
+
+
+def intent_of(p: Prepared) -> dict:
+    """What an action is about to do, as recorded before it is done (replayable after a restart)."""
+    return {"verb": p.verb, "patchType": "json" if isinstance(p.patch, list) else "merge", "patch": p.patch}
+
+
+def took_effect(kind: str, intent: dict, current: dict | None) -> bool:
+    """Whether the object already shows a recorded intent (the operator was killed between
+    applying an action and recording it): then it must not be applied a second time."""
+    if intent["verb"] == "delete":
+        return False  # deleting a pod again is refused by its uid; its controller replaced it anyway
+    if current is None:
+        return False
+    patch = intent["patch"]
+    if intent["patchType"] == "json":  # rollback: the whole pod template
+        template = dict(current["spec"]["template"])
+        template.get("metadata", {}).get("labels", {}).pop("pod-template-hash", None)
+        return all(op["op"] == "replace" and op["path"] == "/spec/template" and _contains(template, op["value"])
+                   for op in patch)
+    return _contains(current, patch)
+
+
+def _contains(obj: object, part: object) -> bool:
+    """Every value of a merge patch is present in `obj` (None: the key is absent)."""
+    if isinstance(part, dict):
+        if not isinstance(obj, dict):
+            return False
+        return all((k not in obj) if v is None else (k in obj and _contains(obj[k], v)) for k, v in part.items())
+    return obj == part

@@ -2,9 +2,9 @@
 states; never FaultScenarios) to breaches, and from breaches to the Incidents to open.
 
 A breach must hold for `for_cycles` consecutive readings before it counts (no flapping on one bad
-scrape); one Incident per dedup key (`service/symptom`) while it is open, and none again for that
-key within the cooldown after it closed. Correlated breaches are folded into the one about the root:
-the gateway's 5xx while a service it routes to is down is that service's incident."""
+scrape); one open Incident per service (dedup key `service/symptom`; the service's other symptoms are
+its evidence), and none again for that service within the cooldown after it closed. Correlated
+breaches are folded into the one about the root: the gateway's 5xx while a service it routes to is down is that service's incident."""
 from __future__ import annotations
 
 import time
@@ -55,6 +55,10 @@ class Breach:
         return Symptom(kind=self.symptom, service=self.service, signal=self.signal, value=self.value,  # type: ignore[arg-type]
                        threshold=self.threshold, source=self.source, evidence=self.signal)  # type: ignore[arg-type]
 
+
+# Most severe first: when one reading shows several symptoms of a service, this one names it.
+SEVERITY_ORDER = ("crash-loop", "oom", "unavailable", "error-rate", "latency", "saturation", "not-ready",
+                  "scrape-down")
 
 # The gateway routes to these: its errors on a route are the service's when the service is down.
 ROUTES_TO = {"gateway": ("order", "product", "payment"), "order": ("product", "payment")}
@@ -115,13 +119,20 @@ class Detector:
                    if not (b.symptom in ("error-rate", "latency")
                            and any(d in busy and d != b.service for d in ROUTES_TO.get(b.service, ())))}
         self.streaks = {k: self.streaks.get(k, 0) + 1 for k in current}
+        # One incident per service: a second symptom of a service that already has an open
+        # incident (a 502 storm is also slow) is evidence for that incident, not a new one; of
+        # several new symptoms of one service, the most severe opens it.
+        taken = {k.split("/", 1)[0] for k in self.open_keys}
         to_open = []
-        for key, b in current.items():
-            if self.streaks[key] < self.thresholds.for_cycles or key in self.open_keys:
+        for key, b in sorted(current.items(), key=lambda kv: SEVERITY_ORDER.index(kv[1].symptom)):
+            if self.streaks[key] < self.thresholds.for_cycles or b.service in taken:
                 continue
-            if now - self.closed_at.get(key, -1e18) < self.thresholds.cooldown_seconds:
+            last_closed = max((at for k, at in self.closed_at.items() if k.split("/", 1)[0] == b.service),
+                              default=-1e18)
+            if now - last_closed < self.thresholds.cooldown_seconds:
                 continue
             to_open.append(b)
+            taken.add(b.service)
         return to_open
 
     def opened(self, key: str) -> None:

@@ -1,6 +1,8 @@
 """`sre-operator run [kopf options]`: the operator (the same as `kopf run -m sre_operator.handlers...`)."""
 from __future__ import annotations
 
+import os
+import socket
 import sys
 
 import kopf
@@ -13,7 +15,8 @@ HANDLER_MODULES = ("sre_operator.handlers.faultscenarios", "sre_operator.handler
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] != "run":
-        print("usage: sre-operator run [--namespace NS | --all-namespaces] [--verbose]", file=sys.stderr)
+        print("usage: sre-operator run [--namespace=NS ... | --all-namespaces] [--liveness=URL] [--verbose]",
+              file=sys.stderr)
         return 2
     import importlib
 
@@ -21,8 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     for mod in HANDLER_MODULES:
         importlib.import_module(mod)
     namespaces = [a.split("=", 1)[1] for a in argv[1:] if a.startswith("--namespace=")]
+    liveness = next((a.split("=", 1)[1] for a in argv[1:] if a.startswith("--liveness=")), None)
     kopf.configure(verbose="--verbose" in argv)
-    kopf.run(clusterwide=not namespaces, namespaces=namespaces or None, standalone=True)
+    # The identity is the pod's name: kopf's default asks the password database for the user,
+    # which an arbitrary runAsUser does not have.
+    identity = f"sre-operator@{socket.gethostname()}/{os.getpid()}"
+    kopf.run(clusterwide=not namespaces, namespaces=namespaces or None, standalone=True,
+             liveness_endpoint=liveness, identity=identity)
     return 0
 
 

@@ -23,7 +23,7 @@ class Symptom(Model):
     value: float = 0.0
     threshold: float = 0.0
     window: str = ""
-    source: Literal["prometheus", "kubernetes", "logs", "events", "traces"] = "prometheus"
+    source: Literal["prometheus", "kubernetes", "logs", "events", "traces", "manual"] = "prometheus"
     evidence: str = ""
 
 
@@ -48,6 +48,9 @@ class ConfigFacts(Model):
     changed_seconds_ago: float | None = Field(None, alias="changedSecondsAgo")
     differs_from_known_good: bool = Field(False, alias="differsFromKnownGood")
     known_good_key: str | None = Field(None, alias="knownGoodKey")
+    # Only for a config that differs: both versions, so a planner can see (and write) the fix.
+    value: str | None = None
+    known_good_value: str | None = Field(None, alias="knownGoodValue")
 
 
 class Evidence(Model):

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from kubernetes.client.rest import ApiException
 
 from . import actions as acts
-from . import planner
+from . import plancheck, planner
+from .detector import Thresholds, breaches
 from .kube import Kube
+from .llm import LlmError, LlmPlanner, add_usage
 from .models import Action, Evidence, Health, MitigationPlan, Symptom
 from .signals import Reader
 from .validation import Slo, judge
@@ -46,26 +48,20 @@ def duration(seconds: float) -> str:
     return f"{seconds:.1f}s"
 
 
-Planner = Callable[[Evidence, set[str]], tuple[MitigationPlan, dict]]  # plan, llm usage/fallback info
-
-
-def rules_planner(ev: Evidence, tried: set[str]) -> tuple[MitigationPlan, dict]:
-    return planner.plan(ev, tried), {}
-
-
 @dataclass
 class Config:
     settle_seconds: float = 30.0
     signal_wait_seconds: float = 120.0  # after the settle window, how long to wait for missing signals
     rollout_timeout_seconds: float = 300.0  # judge anyway if the mitigated rollout never completes
     slo: Slo = field(default_factory=Slo)
+    thresholds: Thresholds = field(default_factory=Thresholds)
     default_mode: str = "auto"
 
 
 class IncidentRun:
     def __init__(self, kube: Kube, reader: Reader, incident: dict, config: Config,
-                 plan_with: Planner = rules_planner, emit: Callable[[str, str, str], None] | None = None) -> None:
-        self.kube, self.reader, self.config, self.plan_with = kube, reader, config, plan_with
+                 llm: LlmPlanner | None = None, emit: Callable[[str, str, str], None] | None = None) -> None:
+        self.kube, self.reader, self.config, self.llm = kube, reader, config, llm
         self.inc = incident
         self.emit = emit or (lambda etype, reason, msg: None)
 
@@ -129,10 +125,26 @@ class IncidentRun:
         primary = Symptom(kind=self.spec["symptom"], service=self.spec["service"],
                           signal=self.spec.get("summary") or self.spec["symptom"], source=self.spec.get("source",
                                                                                                           "prometheus"))
-        return self.reader.evidence([primary])
+        # The service's other symptoms right now (a 502 storm is also slow): evidence, not incidents.
+        signals, _ = self.reader.read()
+        more = [b.as_symptom() for b in breaches(signals, self.config.thresholds)
+                if b.service == primary.service and b.symptom != primary.kind]
+        return self.reader.evidence([primary, *more])
+
+    def fail(self, reason: str, message: str) -> None:
+        """Bad input: the Incident cannot be handled as it is. Say why (phase Failed and a
+        condition Valid=False) and stop; nothing is done to the cluster."""
+        cond = {"type": "Valid", "status": "False", "reason": reason, "message": message[:4000],
+                "lastTransitionTime": ts(now())}
+        others = [c for c in self.status.get("conditions") or [] if c.get("type") != "Valid"]
+        self.save("Failed", message, conditions=[*others, cond])
 
     def triage(self) -> None:
         ev = self._evidence()
+        if not any(w.service == self.spec["service"] for w in ev.workloads):
+            self.fail("UnknownService", f"{self.spec['service']!r} is not a workload of the application in "
+                                        f"{self.namespace} (known: {', '.join(w.service for w in ev.workloads)})")
+            return
         facts = [f"{w.deployment}: {w.ready}/{w.desired} ready, revision {w.revision}"
                  + (f" (rolled out {w.rolled_out_seconds_ago:.0f}s ago)" if w.rolled_out_seconds_ago is not None
                     and w.rolled_out_seconds_ago < 900 else "")
@@ -149,23 +161,60 @@ class IncidentRun:
         return {f"{a['type']}:{a['target']['kind']}/{a['target']['name']}" for a in self.status.get("actions") or []
                 if a.get("attempt", 0) < self.attempt}
 
+    def _plan_context(self, tried: set[str]) -> plancheck.PlanContext:
+        """What the cluster holds now, for checking a plan (Kubernetes reads only)."""
+        ns, shop = self.namespace, {"app.kubernetes.io/part-of": "shop"}
+        ctx = plancheck.PlanContext(namespace=ns, tried=tried)
+        for d in self.kube.list("Deployment", ns, shop):
+            name = d["metadata"]["name"]
+            revs = {int((r["metadata"].get("annotations") or {}).get(acts.REVISION, "0"))
+                    for r in self.kube.list_replica_sets(ns, name)}
+            ctx.deployments[name] = revs - {0}
+            ctx.current_revision[name] = int((d["metadata"].get("annotations") or {}).get(acts.REVISION, "0"))
+        ctx.config_maps = {c["metadata"]["name"]: dict(c.get("data") or {})
+                           for c in self.kube.list("ConfigMap", ns, shop)}
+        ctx.pods = {p["metadata"]["name"] for p in self.kube.list_pods(ns, "app.kubernetes.io/part-of=shop")}
+        ctx.services = {s["metadata"]["name"]: {int(p["port"]) for p in s["spec"].get("ports") or []}
+                        for s in self.kube.list("Service", ns)}
+        return ctx
+
+    def _choose_plan(self, ev: Evidence, tried: set[str]) -> tuple[MitigationPlan, dict]:
+        """The model's plan if one is configured and its plan passes every check; else the rules'
+        plan, with the reason the model's was not used."""
+        rules = planner.plan(ev, tried)
+        if self.llm is None:
+            return rules, {}
+        try:
+            p, usage = self.llm.plan(ev, self.namespace, tried)
+        except LlmError as exc:
+            return rules, {"fallbackReason": str(exc), "usage": exc.usage}
+        if not p.actions and rules.actions:
+            return rules, {"fallbackReason": "the model proposed no action", "usage": usage}
+        try:
+            plancheck.vet(p, self._plan_context(tried))
+        except acts.ActionRefused as exc:
+            return rules, {"fallbackReason": f"the model's plan was refused: {exc}", "usage": usage}
+        return p, {"usage": usage}
+
     def plan(self) -> None:
         ev = self._evidence()
-        p, info = self.plan_with(ev, self._tried())
+        p, info = self._choose_plan(ev, self._tried())
         attempt = self.attempt
         plan_doc = p.model_dump(by_alias=True, exclude_none=True) | {"attempt": attempt}
-        diagnosis = {"rootCause": p.root_cause[:2048], "confidence": p.confidence, "planner": p.planner,
+        diagnosis = {"rootCause": p.root_cause[:1024], "confidence": p.confidence, "planner": p.planner,
                      "reasoning": p.expected_effect[:4000]}
+        extra: dict = {"plan": plan_doc, "diagnosis": diagnosis}
         if info.get("fallbackReason"):
             diagnosis["fallbackReason"] = info["fallbackReason"][:1000]
-        extra: dict = {"plan": plan_doc, "diagnosis": diagnosis}
-        if info.get("llm"):
-            extra["llm"] = info["llm"]
+            self.emit("Warning", "PlannerFallback", f"rules planner used: {info['fallbackReason']}")
+        if info.get("usage"):
+            extra["llm"] = add_usage(self.status.get("llm"), info["usage"])
         if not p.actions:
             self.save("Escalated", f"no mitigation left to try: {p.root_cause}", **extra)
             return
         before = self.reader.health(self.spec["service"])
-        validation = list(self.status.get("validation") or [])
+        # One entry per attempt (planning again for the same attempt replaces it).
+        validation = [v for v in self.status.get("validation") or [] if v.get("attempt") != attempt]
         validation.append({"attempt": attempt, "at": ts(now()), "before": before.model_dump(by_alias=True,
                                                                                                 exclude_none=True)})
         extra["validation"] = validation
@@ -187,23 +236,39 @@ class IncidentRun:
         return [Action.model_validate(a) for a in (self.status.get("plan") or {}).get("actions") or []]
 
     def mitigate(self) -> None:
+        """Each action is prepared (its patch and undo record computed from the current state),
+        recorded `pending` with that intent, applied, then recorded `applied`. Resumed after a
+        kill, a `pending` action whose intent already shows on the object is marked applied
+        without being applied again; otherwise the recorded intent (not a new one) is applied."""
         attempt = self.attempt
         records = list(self.status.get("actions") or [])
         for index, action in enumerate(self._plan_actions()):
             rec = next((r for r in records if r.get("attempt") == attempt and r.get("index") == index), None)
-            if rec and rec["outcome"] in ("applied", "failed", "skipped"):
+            if rec and rec["outcome"] in ("applied", "failed", "skipped", "undone"):
                 continue  # done before a restart: never repeated
             target = {"kind": action.target.kind, "namespace": self.namespace, "name": action.target.name}
-            if rec is None:
-                rec = {"attempt": attempt, "index": index, "type": action.type, "target": target,
-                       "outcome": "pending", "startedAt": ts(now())}
-                records.append(rec)
-                self.save(actions=records)  # recorded before it takes effect
             try:
-                prepared = self._prepare(action)
-                self._apply(prepared)
-                rec.update(outcome="applied", message=prepared.summary, undo=prepared.undo, finishedAt=ts(now()))
+                if rec is None or not rec.get("intent"):
+                    prepared = self._prepare(action)
+                    rec = rec or {"attempt": attempt, "index": index, "type": action.type, "target": target,
+                                  "startedAt": ts(now())}
+                    if rec not in records:
+                        records.append(rec)
+                    rec.update(outcome="pending", message=prepared.summary, undo=prepared.undo,
+                               intent=acts.intent_of(prepared))
+                    self.save(actions=records)  # recorded before it takes effect
+                elif self._took_effect(rec):
+                    rec.update(outcome="applied", finishedAt=ts(now()),
+                               message=f"{rec.get('message', '')} (had taken effect before a restart)")
+                    self.save(actions=records)
+                    continue
+                self._apply_intent(rec)
+                rec.update(outcome="applied", finishedAt=ts(now()))
             except (acts.ActionRefused, ApiException, ValueError) as exc:
+                if rec is None:
+                    rec = {"attempt": attempt, "index": index, "type": action.type, "target": target,
+                           "startedAt": ts(now())}
+                    records.append(rec)
                 rec.update(outcome="failed", message=str(exc)[:1000], finishedAt=ts(now()))
                 self.save("Undoing", f"action {action.type} failed: {exc}", actions=records)
                 return
@@ -212,10 +277,24 @@ class IncidentRun:
         self.save("Validating", f"attempt {attempt} applied; waiting for the rollout, then measuring",
                   mitigatedAt=ts(now()), actions=records)
 
+    def _took_effect(self, rec: dict) -> bool:
+        t = rec["target"]
+        current = None if t["kind"] == "Pod" else self.kube.get(t["kind"], self.namespace, t["name"])
+        return acts.took_effect(t["kind"], rec["intent"], current)
+
+    def _apply_intent(self, rec: dict) -> None:
+        t, intent = rec["target"], rec["intent"]
+        if intent["verb"] == "delete":
+            self.kube.delete_pod(self.namespace, t["name"])
+        else:
+            self.kube.patch(t["kind"], self.namespace, t["name"], intent["patchType"], intent["patch"])
+
     def _prepare(self, action: Action) -> acts.Prepared:
         if action.type == "patch-configmap" and not action.data:
             action = self._known_good_data(action)
         acts.check(action, self.namespace)
+        if action.type == "patch-configmap":  # whoever wrote it, a config is checked before it is applied
+            plancheck.check_config_data(action, self._plan_context(set()))
         kind = action.target.kind
         current = None if kind == "Pod" else self.kube.get(kind, self.namespace, action.target.name)
         rss = self.kube.list_replica_sets(self.namespace, action.target.name) if action.type == "rollback" else None
@@ -228,12 +307,6 @@ class IncidentRun:
         if not data:
             raise acts.ActionRefused(f"no known-good version of configmap/{action.target.name}")
         return action.model_copy(update={"data": data})
-
-    def _apply(self, p: acts.Prepared) -> None:
-        if p.verb == "delete":
-            self.kube.delete_pod(p.namespace, p.name)
-        else:
-            self.kube.patch(p.kind, p.namespace, p.name, "json" if isinstance(p.patch, list) else "merge", p.patch)
 
     def _rolled_out(self) -> bool:
         """Every Deployment this attempt touched (and the service's own) finished its rollout, with

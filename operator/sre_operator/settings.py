@@ -1,8 +1,13 @@
 """The operator's settings, from the environment (`SRE_OPERATOR_*`)."""
 from __future__ import annotations
 
+import os
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .detector import Thresholds
+from .llm import LlmConfig
 
 
 class Settings(BaseSettings):
@@ -25,6 +30,29 @@ class Settings(BaseSettings):
     mode: str = Field("auto", pattern="^(auto|approve|dry-run)$")
     settle_seconds: float = Field(30.0, ge=0, le=3600)
     max_attempts: int = Field(3, ge=1, le=10)
+
+    # The LLM planner (any OpenAI-compatible server). No key: the rule-based planner plans alone.
+    # The key may also come from OPENAI_API_KEY; in the chart it comes from a Secret.
+    llm_api_key: str = ""
+    llm_base_url: str = ""  # empty: the openai client's default (api.openai.com)
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_seconds: float = Field(30.0, gt=0, le=600)
+    llm_max_retries: int = Field(1, ge=0, le=5)
+    llm_prompt_usd_per_million: float = Field(0.0, ge=0)
+    llm_completion_usd_per_million: float = Field(0.0, ge=0)
+
+    def thresholds(self) -> Thresholds:
+        return Thresholds(error_ratio=self.error_ratio_threshold, p95_seconds=self.p95_threshold_seconds,
+                          for_cycles=self.breach_cycles, cooldown_seconds=self.cooldown_seconds)
+
+    def llm_config(self) -> LlmConfig | None:
+        key = self.llm_api_key or os.environ.get("OPENAI_API_KEY", "")
+        if not key:
+            return None
+        return LlmConfig(base_url=self.llm_base_url or None, api_key=key, model=self.llm_model,
+                         timeout_seconds=self.llm_timeout_seconds, max_retries=self.llm_max_retries,
+                         prompt_usd_per_million=self.llm_prompt_usd_per_million,
+                         completion_usd_per_million=self.llm_completion_usd_per_million)
 
     def watched(self) -> list[str]:
         return [n.strip() for n in self.watch_namespaces.split(",") if n.strip()]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from requests.exceptions import RequestException
+from urllib3.util.retry import Retry
 
 from .detector import ServiceSignals
 from .kube import Kube
@@ -22,6 +23,7 @@ PART_OF = "app.kubernetes.io/part-of=shop"
 NAME_LABEL = "app.kubernetes.io/name"
 KNOWN_GOOD = "sre-operator-known-good"
 WINDOW = "1m"
+MAX_CONFIG_EVIDENCE = 16384  # characters of a changed config handed to the planner
 
 
 def _age_seconds(ts: str | None) -> float | None:
@@ -43,7 +45,11 @@ class Reader:
     timeout: float = 5.0
 
     def __post_init__(self) -> None:
-        self.prom = PrometheusConnect(url=self.prometheus_url, disable_ssl=True)
+        # One quick retry: the detector reads again on its next cycle anyway, and a Prometheus that
+        # is down must be reported as missing data in seconds, not after a long backoff.
+        self.prom = PrometheusConnect(url=self.prometheus_url, disable_ssl=True, timeout=int(self.timeout) + 1,
+                                      retry=Retry(total=1, backoff_factor=0.2, status_forcelist=(502, 503, 504),
+                                                  allowed_methods=("GET", "POST")))
 
     # -- Prometheus -------------------------------------------------------------------------
 
@@ -197,9 +203,11 @@ class Reader:
                 continue
             for key, value in (cm.get("data") or {}).items():
                 kg = good.get(f"{name}.{key}")
+                differs = kg is not None and kg != value
                 out.append(ConfigFacts(name=name, changedSecondsAgo=_age_seconds(_last_change(cm)),
-                                       differsFromKnownGood=kg is not None and kg != value,
-                                       knownGoodKey=key if kg is not None else None))
+                                       differsFromKnownGood=differs, knownGoodKey=key if kg is not None else None,
+                                       value=value[:MAX_CONFIG_EVIDENCE] if differs else None,
+                                       knownGoodValue=kg[:MAX_CONFIG_EVIDENCE] if differs else None))
         return out
 
     def evidence(self, symptoms: list[Symptom], log_lines: int = 20) -> Evidence:

@@ -102,8 +102,8 @@ def test_a_person_s_rollout_restart_opens_no_incident(cluster: Cluster, shop: st
 SCENARIOS = {
     # type, target, the service the incident must be about, the first action the planner must choose
     "payment-crash": ("{type: payment-crash, target: {name: payment}, duration: 10m}", "payment", "rollback"),
-    # bad-gateway-config is not here yet: the known-good copy of the gateway's config can still
-    # catch the broken version, and the planner then rolls the Deployment back (see issue 5's note).
+    "bad-gateway-config": ("{type: bad-gateway-config, target: {kind: ConfigMap, name: gateway-config}, "
+                           "duration: 10m}", "gateway", "patch-configmap"),
     "product-overload": ("{type: product-overload, target: {name: product}, duration: 10m, "
                          "parameters: {latencyMs: 900}}", "product", "rollback"),
 }

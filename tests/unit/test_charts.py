@@ -13,7 +13,7 @@ from localkube.binaries import find_binary
 from shop.gateway import render_config
 
 ROOT = Path(__file__).resolve().parents[2]
-CHARTS = ["shop", "observability"]
+CHARTS = ["shop", "observability", "sre-operator"]
 
 
 def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -108,6 +108,8 @@ def test_non_default_values() -> None:
     ("shop", "unknownKey=1", "additional properties"),
     ("observability", "prometheus.scrapeInterval=often", "pattern"),
     ("observability", "jaeger.service.type=Magic", "value must be one of"),
+    ("sre-operator", "mode=yolo", "value must be one of"),
+    ("sre-operator", "watchNamespaces={Bad_NS}", "pattern"),
 ])
 def test_bad_values_are_rejected_by_the_schema(chart: str, value: str, message: str) -> None:
     out = helm("template", "rel", f"charts/{chart}", "--set", value, check=False)
@@ -129,12 +131,45 @@ def test_observability_prometheus_discovers_annotated_pods_and_kubelet_cadvisor(
     assert by_kind(render("observability", "--set", "cadvisor.enabled=false"), "DaemonSet") == {}
 
 
-def test_dockerfile_is_hadolint_clean() -> None:
-    out = subprocess.run([str(ROOT / ".venv/bin/hadolint"), "services/Dockerfile"], capture_output=True, text=True,
-                         cwd=ROOT)
+@pytest.mark.parametrize("dockerfile", ["services/Dockerfile", "operator/Dockerfile"])
+def test_dockerfile_is_hadolint_clean(dockerfile: str) -> None:
+    out = subprocess.run([str(ROOT / ".venv/bin/hadolint"), dockerfile], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stdout + out.stderr
-    text = (ROOT / "services/Dockerfile").read_text()
+    text = (ROOT / dockerfile).read_text()
     assert "USER 10001" in text and "slim" in text
+
+
+def test_the_operator_chart_is_least_privilege_with_probes_and_settings() -> None:
+    docs = render("sre-operator", "--set", "watchNamespaces={shop-a,shop-b}", "--set", "mode=approve",
+                  "--set", "llm.existingSecret=llm-key")
+    roles = [d for d in docs if d["kind"] == "Role"]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["shop-a", "shop-b"]
+    for r in roles:
+        for rule in r["rules"]:
+            assert "*" not in rule["verbs"] and "*" not in rule["resources"]
+            assert "secrets" not in rule["resources"]
+            if rule["resources"] in (["deployments"], ["configmaps"]):
+                assert "delete" not in rule["verbs"]
+    [cluster_role] = [d for d in docs if d["kind"] == "ClusterRole"]
+    assert all(set(rule["verbs"]) <= {"get", "list", "watch"} for rule in cluster_role["rules"])
+    dep = by_kind(docs, "Deployment")["rel"]["spec"]["template"]["spec"]
+    ctr = dep["containers"][0]
+    assert ctr["args"][:3] == ["run", "--namespace=shop-a", "--namespace=shop-b"]
+    assert ctr["livenessProbe"]["httpGet"]["path"] == "/healthz" and ctr["readinessProbe"]
+    env = {e["name"]: e for e in ctr["env"]}
+    assert env["SRE_OPERATOR_WATCH_NAMESPACES"]["value"] == "shop-a,shop-b"
+    assert env["SRE_OPERATOR_MODE"]["value"] == "approve"
+    assert env["SRE_OPERATOR_LLM_API_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "llm-key", "key": "api-key"}
+    assert "SRE_OPERATOR_LLM_API_KEY" not in {e["name"] for e in
+                                              by_kind(render("sre-operator"), "Deployment")["rel"]["spec"]["template"]
+                                              ["spec"]["containers"][0]["env"]}
+    assert dep["securityContext"]["runAsNonRoot"] and ctr["securityContext"]["readOnlyRootFilesystem"]
+
+
+def test_the_operator_chart_ships_the_project_s_crds() -> None:
+    ours = {p.name: p.read_text() for p in (ROOT / "crds").glob("*.yaml")}
+    shipped = {p.name: p.read_text() for p in (ROOT / "charts/sre-operator/crds").glob("*.yaml")}
+    assert shipped == ours, "copy crds/*.yaml into charts/sre-operator/crds/"
 
 
 def test_scripts_are_shellcheck_clean() -> None:

@@ -65,3 +65,20 @@ def test_a_slowdown_travels_up_and_only_the_deepest_service_opens_an_incident() 
             ServiceSignals("order", p95_seconds=2.7, request_rate=2, desired=1, ready=1),
             ServiceSignals("product", p95_seconds=0.8, request_rate=4, desired=1, ready=1)]
     assert [(b.service, b.symptom) for b in breaches(slow)] == [("product", "latency")]
+
+
+def test_one_incident_per_service_whatever_its_symptoms() -> None:
+    """A broken gateway config gives 502s that are also slow: one incident (the most severe
+    symptom), the other symptom is its evidence; a symptom that shows up later does not open a
+    second incident while the first is open, nor within the cooldown after it."""
+    d = Detector(Thresholds(for_cycles=1, cooldown_seconds=60))
+    slow_only = [ServiceSignals("gateway", error_ratio=0.0, p95_seconds=1.4, request_rate=5, desired=1, ready=1)]
+    both = [ServiceSignals("gateway", error_ratio=0.6, p95_seconds=1.4, request_rate=5, desired=1, ready=1)]
+    assert [b.key for b in d.observe(both, now=0)] == ["gateway/error-rate"]
+    d2 = Detector(Thresholds(for_cycles=1, cooldown_seconds=60))
+    [first] = d2.observe(slow_only, now=0)
+    d2.opened(first.key)
+    assert d2.observe(both, now=5) == []  # the errors belong to the open latency incident
+    d2.closed(first.key, now=10)
+    assert d2.observe(both, now=40) == []  # another symptom of the same service, cooling down
+    assert [b.key for b in d2.observe(both, now=80)] == ["gateway/error-rate"]

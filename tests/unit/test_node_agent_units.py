@@ -150,3 +150,17 @@ def test_paths_resolve_inside_the_container_root(tmp_path: Path) -> None:
     assert shim.in_root(root, "/var/run/secrets") == f"{root}/run/secrets"
     assert shim.in_root(root, "/run/up/x") == f"{root}/etc/x"
     assert shim.in_root(root, "/../../x") == f"{root}/x"
+
+
+def test_the_api_server_service_is_in_the_env_even_without_service_links() -> None:
+    master = {"metadata": {"name": "kubernetes", "namespace": "default"},
+              "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443}]}}
+    other = {"metadata": {"name": "payment", "namespace": "shop"},
+             "spec": {"clusterIP": "10.96.0.9", "ports": [{"port": 5003}]}}
+    pod = {"metadata": {"name": "p", "namespace": "shop"}, "spec": {"enableServiceLinks": False}}
+    got = env.build(pod, {"name": "c"}, {}, [other, master], lambda kind, name: None, "10.0.0.2")
+    assert got["KUBERNETES_SERVICE_HOST"] == "10.96.0.1" and got["KUBERNETES_SERVICE_PORT"] == "443"
+    assert "PAYMENT_SERVICE_HOST" not in got
+    pod["spec"]["enableServiceLinks"] = True
+    assert env.build(pod, {"name": "c"}, {}, [other, master], lambda kind, name: None,
+                     "10.0.0.2")["PAYMENT_SERVICE_HOST"] == "10.96.0.9"

@@ -3,7 +3,7 @@ missing or worse signals a success."""
 from __future__ import annotations
 
 from sre_operator import planner
-from sre_operator.models import ConfigFacts, Evidence, Health, Symptom, WorkloadFacts
+from sre_operator.models import Action, ConfigFacts, Evidence, Health, Symptom, Target, WorkloadFacts
 from sre_operator.validation import Slo, judge
 
 
@@ -103,3 +103,31 @@ def test_actions_stay_in_the_allowlist_and_namespace_and_carry_their_undo() -> N
                      (Action(type="scale", target=Target(kind="Deployment", name="p")), "needs replicas")):
         with pytest.raises(actions.ActionRefused, match=why):
             actions.prepare(bad, "shop", deploy, rs)
+
+
+def test_an_action_that_already_took_effect_is_recognised_and_one_that_did_not_is_not() -> None:
+    from sre_operator import actions as acts
+    dep = {"metadata": {"name": "payment"}, "spec": {"replicas": 1, "template": {
+        "metadata": {"labels": {"app": "payment", "pod-template-hash": "abc"}, "annotations": {}},
+        "spec": {"containers": [{"name": "payment", "image": "shop/payment:1"}]}}}}
+    restart = acts.prepare(Action(type="rollout-restart", target=Target(kind="Deployment", name="payment")),
+                           "shop", dep)
+    intent = acts.intent_of(restart)
+    assert not acts.took_effect("Deployment", intent, dep)
+    dep["spec"]["template"]["metadata"]["annotations"][acts.RESTARTED_AT] = \
+        restart.patch["spec"]["template"]["metadata"]["annotations"][acts.RESTARTED_AT]  # type: ignore[index]
+    assert acts.took_effect("Deployment", intent, dep)
+    rs = [{"metadata": {"annotations": {acts.REVISION: "1"}}, "spec": {"template": {
+        "metadata": {"labels": {"app": "payment", "pod-template-hash": "old"}},
+        "spec": {"containers": [{"name": "payment", "image": "shop/payment:0"}]}}}}]
+    rollback = acts.intent_of(acts.prepare(Action(type="rollback", target=Target(kind="Deployment", name="payment"),
+                                                  revision=1), "shop", dep, rs))
+    assert not acts.took_effect("Deployment", rollback, dep)
+    dep["spec"]["template"]["spec"]["containers"][0]["image"] = "shop/payment:0"
+    dep["spec"]["template"]["metadata"]["annotations"] = {}
+    assert acts.took_effect("Deployment", rollback, dep)
+    cm = {"data": {"nginx.conf": "old"}}
+    patch = acts.intent_of(acts.prepare(Action(type="patch-configmap", target=Target(kind="ConfigMap", name="g"),
+                                               data={"nginx.conf": "new"}), "shop", cm))
+    assert not acts.took_effect("ConfigMap", patch, cm)
+    assert acts.took_effect("ConfigMap", patch, {"data": {"nginx.conf": "new"}})

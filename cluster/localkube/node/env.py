@@ -97,8 +97,11 @@ Lookup = Callable[[str, str], dict | None]  # (kind "configmaps"|"secrets", name
 def build(pod: dict, container: dict, image_env: dict[str, str], services: list[dict], lookup: Lookup,
           host_ip: str, pod_ip: str = "") -> dict[str, str]:
     env: dict[str, str] = dict(image_env)
-    if pod["spec"].get("enableServiceLinks", True):
-        env.update(service_links(services))
+    # As the kubelet: the API server's own Service (default/kubernetes) is always there, so
+    # in-cluster clients find it; the other Services only when links are enabled.
+    links = pod["spec"].get("enableServiceLinks", True)
+    env.update(service_links([s for s in services if links or (
+        s["metadata"]["name"] == "kubernetes" and s["metadata"].get("namespace") == "default")]))
     for src in container.get("envFrom") or []:
         prefix = src.get("prefix", "")
         for kind, key in (("configmaps", "configMapRef"), ("secrets", "secretRef")):

@@ -333,7 +333,7 @@ class PodWorker(threading.Thread):
         assert self.sandbox is not None and self.volumes is not None
         a = self.agent
         img = images.resolve(c.spec["image"], a.image_map)
-        services = a.services_for_env(self.ns) if pod["spec"].get("enableServiceLinks", True) else []
+        services = a.services_for_env(self.ns)  # env.build keeps only default/kubernetes without links
         env = envmod.build(pod, c.spec, img.env, services, a.lookup(self.ns), a.node_ip, self.sandbox.ip)
         env.setdefault("HOSTNAME", pod["spec"].get("hostname") or self.name_)
         argv = [envmod.expand(x, env) for x in images.argv(img, c.spec.get("command"), c.spec.get("args"))]

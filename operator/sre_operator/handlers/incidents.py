@@ -9,9 +9,11 @@ import uuid
 from typing import Any
 
 import kopf
+from pydantic import ValidationError
 
-from ..detector import Detector, Thresholds, breaches
+from ..detector import Detector, breaches
 from ..kube import GROUP, VERSION, Kube
+from ..llm import LlmPlanner
 from ..pipeline import TERMINAL, Config, IncidentRun, now, ts
 from ..settings import Settings
 from ..signals import PrometheusUnavailable, Reader
@@ -50,9 +52,7 @@ def detect_once(kube: Kube, namespace: str, det: Detector, settings: Settings) -
 
 def detector_loop(stop: threading.Event, settings: Settings) -> None:
     kube = Kube()
-    thresholds = Thresholds(error_ratio=settings.error_ratio_threshold, p95_seconds=settings.p95_threshold_seconds,
-                            for_cycles=settings.breach_cycles, cooldown_seconds=settings.cooldown_seconds)
-    detectors = {ns: Detector(thresholds) for ns in settings.watched()}
+    detectors = {ns: Detector(settings.thresholds()) for ns in settings.watched()}
     while not stop.wait(settings.detect_interval_seconds):
         for ns, det in detectors.items():
             try:
@@ -86,23 +86,40 @@ def run_incident(stopped: kopf.DaemonStopped, name: str, namespace: str, body: A
     settings = Settings()
     kube = Kube()
     reader = Reader(kube, namespace, settings.prometheus_url)
-    config = Config(settle_seconds=settings.settle_seconds, default_mode=settings.mode)
+    config = Config(settle_seconds=settings.settle_seconds, default_mode=settings.mode,
+                    thresholds=settings.thresholds())
+    llm_config = settings.llm_config()
+    llm = LlmPlanner(llm_config) if llm_config else None
 
     def emit(etype: str, reason: str, message: str) -> None:
         kopf.event(body, type=etype, reason=reason, message=message[:1000])
-    waiting = ""
+    waiting, failures = "", 0
     while not stopped:
         incident = kube.get_custom(PLURAL, namespace, name)
         if incident is None:
             return
-        run = IncidentRun(kube, reader, incident, config, emit=emit)
+        run = IncidentRun(kube, reader, incident, config, llm=llm, emit=emit)
         try:
             if run.step():
                 return
             waiting = ""
+            failures = 0
         except PrometheusUnavailable as exc:
             if waiting != str(exc):  # say so once, keep the phase, never act on missing data
                 run.save(message=f"waiting for Prometheus: {exc}")
                 waiting = str(exc)
             stopped.wait(5)
+        except (ValidationError, KeyError, TypeError) as exc:  # the Incident itself cannot be read
+            logger.warning("incident %s/%s cannot be handled: %s", namespace, name, exc)
+            run.fail("InvalidIncident", f"cannot handle this incident: {type(exc).__name__}: {str(exc)[:500]}")
+            return
+        except Exception as exc:  # noqa: BLE001 - an API hiccup: back off and retry, never crash
+            failures += 1
+            delay = min(60.0, 2.0 ** failures)
+            logger.warning("incident %s/%s: %s; retrying in %.0fs", namespace, name, exc, delay)
+            try:
+                run.save(message=f"retrying in {delay:.0f}s after an error: {str(exc)[:300]}")
+            except Exception:  # noqa: BLE001 - the API server may be the thing that is down
+                pass
+            stopped.wait(delay)
         stopped.wait(1)

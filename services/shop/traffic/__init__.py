@@ -1,0 +1,1 @@
+"""A steady trickle of shoppers through the gateway (the demo's background traffic)."""

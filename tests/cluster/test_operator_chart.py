@@ -1,0 +1,64 @@
+"""The operator chart on the local cluster: `helm install charts/sre-operator` runs the operator
+as a pod under its own service account, Ready through kopf's /healthz; its RBAC lets it do exactly
+the allowlisted actions in the namespaces it watches and nothing elsewhere; and from inside the
+cluster it handles a FaultScenario (inject, then revert after the duration) and an Incident."""
+from __future__ import annotations
+
+import json
+import uuid
+
+from localkube.cluster import Cluster, ClusterError
+from localkube.testing import helm_install, shop_namespace, wait_for
+
+
+def test_the_operator_chart_runs_the_operator_in_cluster_with_least_privilege(cluster: Cluster,
+                                                                              crds: Cluster) -> None:
+    with shop_namespace(cluster) as shop:
+        ns = f"sre-{uuid.uuid4().hex[:6]}"
+        cluster.kubectl("create", "namespace", ns)
+        try:
+            try:
+                helm_install(cluster, "sre-operator", "sre-operator", ns, f"watchNamespaces={{{shop}}}",
+                             f"prometheusUrl=http://prometheus.{shop}:9090", "detection.intervalSeconds=2",
+                             timeout="90s")
+            except ClusterError as exc:
+                pods = cluster.kubectl("describe", "pods", "-n", ns, check=False).stdout
+                logs = cluster.kubectl("logs", "-n", ns, "deployment/sre-operator", "--tail=60", check=False)
+                raise AssertionError(f"{exc}\n{pods[-3000:]}\n{logs.stdout}{logs.stderr}") from exc
+            pod = json.loads(cluster.kubectl("get", "pods", "-n", ns, "-o", "json").stdout)["items"][0]
+            assert all(c["ready"] for c in pod["status"]["containerStatuses"])  # /healthz answered
+
+            sa = f"system:serviceaccount:{ns}:sre-operator"
+
+            def can(*args: str) -> str:
+                return cluster.kubectl("auth", "can-i", *args, "--as", sa, check=False).stdout.strip()
+            assert can("patch", "deployments", "-n", shop) == "yes"
+            assert can("patch", "configmaps", "-n", shop) == "yes"
+            assert can("delete", "pods", "-n", shop) == "yes"
+            assert can("patch", "deployments", "-n", "kube-system") == "no"
+            assert can("get", "secrets", "-n", shop) == "no"
+            assert can("delete", "deployments", "-n", shop) == "no"
+            assert can("create", "pods", "-n", shop) == "no"
+            assert can("list", "namespaces") == "yes" and can("delete", "namespaces") == "no"
+
+            cluster.apply(f"apiVersion: sre.stratus.dev/v1alpha1\nkind: FaultScenario\n"
+                          f"metadata: {{name: crash, namespace: {shop}}}\n"
+                          f"spec: {{type: payment-crash, target: {{name: payment}}, duration: 15s}}\n")
+
+            def phase(kind: str, name: str) -> str:
+                return cluster.kubectl("get", kind, name, "-n", shop, "-o", "jsonpath={.status.phase}",
+                                       check=False).stdout
+            wait_for(lambda: phase("faultscenario", "crash") == "Injected", 60, "the in-cluster operator to inject")
+            wait_for(lambda: phase("faultscenario", "crash") == "Reverted", 90, "the revert after 15s")
+
+            cluster.apply(f"apiVersion: sre.stratus.dev/v1alpha1\nkind: Incident\n"
+                          f"metadata: {{name: manual, namespace: {shop}}}\n"
+                          f"spec: {{service: product, symptom: latency, mode: dry-run}}\n")
+            wait_for(lambda: phase("incident", "manual") == "DryRun", 90, "the pipeline to plan in dry-run")
+            st = json.loads(cluster.kubectl("get", "incident", "manual", "-n", shop, "-o", "json").stdout)["status"]
+            assert st["plan"]["actions"] and st["diagnosis"]["planner"] == "rules"
+            logs = cluster.kubectl("logs", "-n", ns, "deployment/sre-operator").stdout
+            assert "Forbidden" not in logs and "403" not in logs, logs[-3000:]
+        finally:
+            cluster.helm("uninstall", "sre-operator", "-n", ns, "--wait", check=False)
+            cluster.kubectl("delete", "namespace", ns, "--timeout=120s", check=False)

@@ -1,0 +1,219 @@
+"""The Incident pipeline against the real API server and the shop's real objects, one persisted
+step at a time (no Prometheus here: the signals are incomplete, which the pipeline must never
+read as healthy):
+
+- the LLM planner through a local OpenAI-compatible server: a good plan is used; an invalid action,
+  an out-of-namespace target, a broken NGINX config and a timeout each fall back to the rules
+  planner, and status says why, with the tokens spent;
+- dry-run plans and touches nothing; approve waits for the annotation, then acts;
+- an operator killed after an action took effect but before it was recorded does not do it again;
+- attempts that cannot be validated are undone and the Incident ends Escalated after maxAttempts.
+"""
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from localkube.cluster import Cluster
+from localkube.testing import shop_namespace
+from sre_operator import kube as kube_mod
+from sre_operator.faults import broken_gateway_config
+from sre_operator.kube import Kube
+from sre_operator.llm import LlmConfig, LlmPlanner
+from sre_operator.pipeline import APPROVE_ANNOTATION, Config, IncidentRun
+from sre_operator.signals import Reader
+from tests.fake_llm import FakeLlm, Reply, evidence_of, plan_reply
+
+DEAD_PROMETHEUS = "http://127.0.0.1:9"  # nothing listens: every Prometheus reading is missing
+
+
+@pytest.fixture(scope="module")
+def shop(cluster: Cluster, crds: Cluster) -> Iterator[str]:
+    with shop_namespace(cluster) as ns:
+        yield ns
+
+
+@pytest.fixture(scope="module")
+def kube(cluster: Cluster, shop: str) -> Kube:
+    import os
+    os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
+    kube_mod.load_config()
+    return Kube()
+
+
+def new_incident(cluster: Cluster, ns: str, **spec: object) -> str:
+    name = f"inc-{uuid.uuid4().hex[:6]}"
+    body = {"apiVersion": "sre.stratus.dev/v1alpha1", "kind": "Incident", "metadata": {"name": name, "namespace": ns},
+            "spec": {"service": "payment", "symptom": "unavailable", "source": "manual", **spec}}
+    cluster.apply(json.dumps(body))
+    return name
+
+
+class Runner:
+    """Steps one Incident the way the operator's daemon does: re-read, one step, repeat."""
+
+    def __init__(self, kube: Kube, ns: str, name: str, llm: LlmPlanner | None = None, **config: object) -> None:
+        self.kube, self.ns, self.name, self.llm = kube, ns, name, llm
+        self.config = Config(**{"settle_seconds": 0, "signal_wait_seconds": 0, "rollout_timeout_seconds": 60,
+                                **config})  # type: ignore[arg-type]
+        self.events: list[tuple[str, str, str]] = []
+
+    def incident(self) -> dict:
+        inc = self.kube.get_custom("incidents", self.ns, self.name)
+        assert inc is not None
+        return inc
+
+    def run(self, until: set[str], steps: int = 40) -> dict:
+        import time
+        for _ in range(steps):
+            run = IncidentRun(self.kube, Reader(self.kube, self.ns, DEAD_PROMETHEUS, timeout=1), self.incident(),
+                              self.config, llm=self.llm, emit=lambda *e: self.events.append(e))
+            run.step()
+            st = self.incident().get("status") or {}
+            if st.get("phase") in until:
+                return st
+            time.sleep(0.5)
+        raise AssertionError(f"{self.name} never reached {until}: {json.dumps(self.incident().get('status'))[:3000]}")
+
+
+def generation(cluster: Cluster, ns: str, deployment: str) -> int:
+    return int(cluster.kubectl("get", "deployment", deployment, "-n", ns, "-o", "jsonpath={.metadata.generation}")
+               .stdout)
+
+
+def gateway_config(cluster: Cluster, ns: str) -> str:
+    return json.loads(cluster.kubectl("get", "configmap", "gateway-config", "-n", ns, "-o", "json").stdout)[
+        "data"]["nginx.conf"]
+
+
+def llm(fake: FakeLlm, timeout: float = 5.0) -> LlmPlanner:
+    return LlmPlanner(LlmConfig(base_url=fake.base_url, api_key="k", model="fake-model", timeout_seconds=timeout,
+                                max_retries=0))
+
+
+def test_a_good_model_plan_is_used_and_its_tokens_recorded(cluster: Cluster, shop: str, kube: Kube) -> None:
+    answer = plan_reply([{"type": "scale", "target": {"kind": "Deployment", "name": "payment"}, "replicas": 2}],
+                        "payment has too few replicas")
+    with FakeLlm(lambda req: answer).running() as fake:
+        name = new_incident(cluster, shop, mode="dry-run")
+        st = Runner(kube, shop, name, llm(fake)).run({"DryRun"})
+    assert st["diagnosis"]["planner"] == "llm" and "fallbackReason" not in st["diagnosis"]
+    assert st["diagnosis"]["rootCause"] == "payment has too few replicas"
+    assert [(a["type"], a["replicas"]) for a in st["plan"]["actions"]] == [("scale", 2)]
+    assert st["llm"]["model"] == "fake-model" and st["llm"]["calls"] == 1 and st["llm"]["promptTokens"] > 100
+
+
+@pytest.mark.parametrize("case", ["invalid-action", "out-of-namespace", "broken-config", "timeout"])
+def test_a_bad_or_absent_model_answer_falls_back_to_the_rules(cluster: Cluster, shop: str, kube: Kube,
+                                                              case: str) -> None:
+    good = gateway_config(cluster, shop)
+    replies = {
+        "invalid-action": plan_reply([{"type": "drop-database", "target": {"kind": "Deployment", "name": "payment"}}]),
+        "out-of-namespace": plan_reply([{"type": "rollout-restart",
+                                         "target": {"kind": "Deployment", "name": "coredns",
+                                                    "namespace": "kube-system"}}]),
+        "broken-config": plan_reply([{"type": "patch-configmap", "target": {"kind": "ConfigMap",
+                                                                           "name": "gateway-config"},
+                                      "data": {"nginx.conf": broken_gateway_config(good)}}]),
+        "timeout": Reply(plan_reply([]).content, delay=3),
+    }
+    reasons = {"invalid-action": "not a valid plan", "out-of-namespace": "outside the incident's",
+               "broken-config": "not a valid config", "timeout": "did not answer within"}
+    with FakeLlm(lambda req: replies[case]).running() as fake:
+        name = new_incident(cluster, shop, mode="dry-run")
+        runner = Runner(kube, shop, name, llm(fake, timeout=1))
+        st = runner.run({"DryRun"})
+    assert st["diagnosis"]["planner"] == "rules"
+    assert reasons[case] in st["diagnosis"]["fallbackReason"]
+    assert st["plan"]["actions"][0]["type"] == "rollout-restart"  # payment, not ready, nothing changed lately
+    assert st["llm"]["calls"] == 1
+    assert any(e[1] == "PlannerFallback" for e in runner.events)
+    assert gateway_config(cluster, shop) == good  # nothing was applied (dry run)
+
+
+def test_dry_run_touches_nothing_and_approve_waits_for_the_annotation(cluster: Cluster, shop: str,
+                                                                      kube: Kube) -> None:
+    before = generation(cluster, shop, "payment")
+    dry = new_incident(cluster, shop, mode="dry-run")
+    st = Runner(kube, shop, dry).run({"DryRun"})
+    assert "would rollout-restart deployment/payment" in st["message"] and not st.get("actions")
+    assert generation(cluster, shop, "payment") == before
+
+    name = new_incident(cluster, shop, mode="approve")
+    runner = Runner(kube, shop, name)
+    st = runner.run({"AwaitingApproval"})
+    for _ in range(3):  # asked again and again: still waiting, nothing done
+        st = runner.run({"AwaitingApproval"}, steps=1)
+    assert not st.get("actions") and generation(cluster, shop, "payment") == before
+    cluster.kubectl("annotate", "incident", name, "-n", shop, f"{APPROVE_ANNOTATION}=true")
+    st = runner.run({"Validating"})
+    assert [a["outcome"] for a in st["actions"]] == ["applied"]
+    assert generation(cluster, shop, "payment") == before + 1
+    cluster.kubectl("rollout", "status", "deployment/payment", "-n", shop, "--timeout=120s", timeout=130)
+
+
+def test_an_operator_killed_after_an_action_took_effect_does_not_repeat_it(cluster: Cluster, shop: str,
+                                                                           kube: Kube) -> None:
+    class Killed(BaseException):
+        pass
+
+    class DiesAfterPatching(Kube):
+        def patch(self, *args: object, **kw: object) -> None:
+            super().patch(*args, **kw)  # type: ignore[arg-type]
+            raise Killed()  # the process dies before it records the action as applied
+
+    name = new_incident(cluster, shop, maxAttempts=1)
+    runner = Runner(kube, shop, name)
+    runner.run({"Mitigating"})
+    before = generation(cluster, shop, "payment")
+    inc = runner.incident()
+    with pytest.raises(Killed):
+        IncidentRun(DiesAfterPatching(kube.api), Reader(kube, shop, DEAD_PROMETHEUS, timeout=1), inc,
+                    runner.config).step()
+    assert generation(cluster, shop, "payment") == before + 1  # the restart took effect…
+    [rec] = runner.incident()["status"]["actions"]
+    assert rec["outcome"] == "pending"  # …but was not recorded as done
+    st = runner.run({"Validating"})  # a new operator resumes
+    [rec] = st["actions"]
+    assert rec["outcome"] == "applied" and "had taken effect before a restart" in rec["message"]
+    assert generation(cluster, shop, "payment") == before + 1  # not restarted a second time
+    cluster.kubectl("rollout", "status", "deployment/payment", "-n", shop, "--timeout=120s", timeout=130)
+
+
+def test_attempts_that_cannot_be_validated_are_undone_then_escalated(cluster: Cluster, shop: str,
+                                                                      kube: Kube) -> None:
+    """No Prometheus: the result of each attempt cannot be shown to be good, so it is undone (the
+    scale goes back to 1 replica) and after maxAttempts a person is called."""
+    scale = plan_reply([{"type": "scale", "target": {"kind": "Deployment", "name": "product"}, "replicas": 2}])
+    restart = plan_reply([{"type": "rollout-restart", "target": {"kind": "Deployment", "name": "product"}}])
+    with FakeLlm(lambda req: restart if evidence_of(req)["tried"] else scale).running() as fake:
+        name = new_incident(cluster, shop, service="product", symptom="latency", maxAttempts=2)
+        st = Runner(kube, shop, name, llm(fake)).run({"Escalated"}, steps=80)
+    assert st["attempts"] == 2
+    assert [v["passed"] for v in st["validation"]] == [False, False]
+    assert all("incomplete" in v["message"] for v in st["validation"])
+    assert [(u["attempt"], u["action"], u["outcome"]) for u in st["undoLog"]] == [
+        (1, "scale", "undone"), (2, "rollout-restart", "skipped")]
+    assert st["diagnosis"]["planner"] == "llm" and st["llm"]["calls"] == 2
+    replicas = cluster.kubectl("get", "deployment", "product", "-n", shop, "-o", "jsonpath={.spec.replicas}").stdout
+    assert replicas == "1"
+    assert "a person is needed" in st["message"]
+
+
+def test_an_incident_about_no_workload_of_the_application_fails_with_a_condition(cluster: Cluster, shop: str,
+                                                                                  kube: Kube) -> None:
+    before = generation(cluster, shop, "payment")
+    name = new_incident(cluster, shop, service="warehouse")
+    st = Runner(kube, shop, name).run({"Failed"})
+    [cond] = [c for c in st["conditions"] if c["type"] == "Valid"]
+    assert cond["status"] == "False" and cond["reason"] == "UnknownService"
+    assert "'warehouse' is not a workload" in cond["message"] and "payment" in cond["message"]
+    assert not st.get("actions") and generation(cluster, shop, "payment") == before
+    # The schema refuses what it can before anything runs.
+    bad = cluster.kubectl("apply", "-f", "-", check=False, input=json.dumps({
+        "apiVersion": "sre.stratus.dev/v1alpha1", "kind": "Incident", "metadata": {"name": "bad", "namespace": shop},
+        "spec": {"service": "Payment; rm -rf /", "symptom": "melted"}}))
+    assert bad.returncode != 0 and "spec.service" in bad.stderr and "spec.symptom" in bad.stderr
