@@ -101,8 +101,7 @@ def one_run(cluster: Cluster, ns: str, scenario: str, shoppers: Shoppers, operat
         inc = wait(done, 420, every=2)
         st = (inc or next(i for i in incidents(cluster, ns) if i["metadata"]["name"] == inc_name)).get("status", {})
         result.update(phase=st.get("phase"), service=found[0]["spec"]["service"],
-                      symptom=found[0]["spec"]["symptom"], attempts=st.get("attempts", 0) + (
-                          1 if st.get("phase") == "Resolved" else 0),
+                      symptom=found[0]["spec"]["symptom"], attempts=st.get("attempts", 0),
                       actions=[f"{a['type']} {a['target']['kind'].lower()}/{a['target']['name']} ({a['outcome']})"
                                for a in st.get("actions") or []],
                       planner=(st.get("diagnosis") or {}).get("planner"),

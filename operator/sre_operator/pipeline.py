@@ -357,6 +357,7 @@ class IncidentRun:
         if verdict.passed:
             detected = parse(self.status.get("detectedAt")) or now()
             self.save("Resolved", f"validated: {verdict.message}", validation=validation, resolvedAt=ts(now()),
+                      attempts=self.attempt,
                       timeToMitigate=duration((now() - detected).total_seconds()))
         else:
             self.save("Undoing", f"validation failed ({verdict.verdict}): {verdict.message}", validation=validation)

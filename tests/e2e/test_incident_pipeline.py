@@ -145,7 +145,7 @@ def test_each_seed_fault_is_detected_mitigated_validated_and_resolved(
             assert st["validation"][-1]["passed"] is True
             assert {t["phase"] for t in st["timeline"]} >= {"Triaging", "Planning", "Mitigating", "Validating",
                                                             "Resolved"}
-            assert st["timeToMitigate"].endswith("s")
+            assert st["timeToMitigate"].endswith("s") and st["attempts"] == len(st["validation"]) >= 1
             keys = [(i["spec"]["dedupKey"], i["spec"]["summary"]) for i in new()]
             assert len(keys) == 1, keys  # one incident about the root, none about its callers
             resolved = time.monotonic()
