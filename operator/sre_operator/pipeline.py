@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from kubernetes.client.rest import ApiException
 
 from . import actions as acts
-from . import plancheck, planner
+from . import limits, plancheck, planner
 from .detector import Thresholds, breaches
 from .kube import Kube
 from .llm import LlmError, LlmPlanner, add_usage
@@ -55,6 +55,7 @@ class Config:
     rollout_timeout_seconds: float = 300.0  # judge anyway if the mitigated rollout never completes
     slo: Slo = field(default_factory=Slo)
     thresholds: Thresholds = field(default_factory=Thresholds)
+    caps: limits.Caps = field(default_factory=limits.Caps)
     default_mode: str = "auto"
 
 
@@ -242,6 +243,17 @@ class IncidentRun:
         without being applied again; otherwise the recorded intent (not a new one) is applied."""
         attempt = self.attempt
         records = list(self.status.get("actions") or [])
+        if not any(r.get("attempt") == attempt for r in records):  # before the attempt's first action
+            targets = {f"{a.target.kind}/{a.target.name}" for a in self._plan_actions()}
+            decision = limits.check(self.inc, self.kube.list_custom(PLURAL, self.namespace), targets, now(),
+                                    self.config.caps)
+            if decision.verdict == "wait":
+                if self.status.get("message") != decision.message:
+                    self.save(message=decision.message)
+                return
+            if decision.verdict == "escalate":
+                self.save("Escalated", decision.message)
+                return
         for index, action in enumerate(self._plan_actions()):
             rec = next((r for r in records if r.get("attempt") == attempt and r.get("index") == index), None)
             if rec and rec["outcome"] in ("applied", "failed", "skipped", "undone"):

@@ -7,6 +7,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .detector import Thresholds
+from .limits import Caps
 from .llm import LlmConfig
 
 
@@ -30,6 +31,9 @@ class Settings(BaseSettings):
     mode: str = Field("auto", pattern="^(auto|approve|dry-run)$")
     settle_seconds: float = Field(30.0, ge=0, le=3600)
     max_attempts: int = Field(3, ge=1, le=10)
+    # Blast radius: Incidents acting at once per namespace, actions per workload per hour.
+    max_concurrent_incidents: int = Field(3, ge=1, le=100)
+    max_actions_per_workload_per_hour: int = Field(6, ge=1, le=1000)
 
     # The LLM planner (any OpenAI-compatible server). No key: the rule-based planner plans alone.
     # The key may also come from OPENAI_API_KEY; in the chart it comes from a Secret.
@@ -44,6 +48,10 @@ class Settings(BaseSettings):
     def thresholds(self) -> Thresholds:
         return Thresholds(error_ratio=self.error_ratio_threshold, p95_seconds=self.p95_threshold_seconds,
                           for_cycles=self.breach_cycles, cooldown_seconds=self.cooldown_seconds)
+
+    def caps(self) -> Caps:
+        return Caps(max_concurrent=self.max_concurrent_incidents,
+                    max_actions_per_hour=self.max_actions_per_workload_per_hour)
 
     def llm_config(self) -> LlmConfig | None:
         key = self.llm_api_key or os.environ.get("OPENAI_API_KEY", "")

@@ -87,7 +87,7 @@ def run_incident(stopped: kopf.DaemonStopped, name: str, namespace: str, body: A
     kube = Kube()
     reader = Reader(kube, namespace, settings.prometheus_url)
     config = Config(settle_seconds=settings.settle_seconds, default_mode=settings.mode,
-                    thresholds=settings.thresholds())
+                    thresholds=settings.thresholds(), caps=settings.caps())
     llm_config = settings.llm_config()
     llm = LlmPlanner(llm_config) if llm_config else None
 

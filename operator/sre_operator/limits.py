@@ -1,0 +1,62 @@
+"""Blast-radius limits, checked before an attempt's first action (pure: the pipeline passes the
+namespace's Incidents in):
+
+- at most `max_concurrent` Incidents acting (Mitigating, Validating, Undoing) at once: the others
+  wait their turn, so one bad reading cannot set the whole shop rolling;
+- never two Incidents acting on the same workload at once: the second waits;
+- at most `max_actions_per_hour` actions on one workload within an hour, across Incidents: past
+  that, acting again is not mitigation but flapping, and a person is called (Escalated).
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+ACTING = ("Mitigating", "Validating", "Undoing")
+
+
+@dataclass(frozen=True)
+class Caps:
+    max_concurrent: int = 3
+    max_actions_per_hour: int = 6
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: str  # go | wait | escalate
+    message: str = ""
+
+
+def _at(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    return dt.datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.timezone.utc)
+
+
+def _targets(inc: dict) -> set[str]:
+    st = inc.get("status") or {}
+    acts = (st.get("plan") or {}).get("actions") or []
+    return {f"{a['target']['kind']}/{a['target']['name']}" for a in acts}
+
+
+def check(me: dict, others: list[dict], targets: set[str], now: dt.datetime, caps: Caps = Caps()) -> Decision:
+    """May `me` start acting on `targets` (kind/name) now?"""
+    name = me["metadata"]["name"]
+    acting = [o for o in others if o["metadata"]["name"] != name and (o.get("status") or {}).get("phase") in ACTING]
+    for o in acting:
+        shared = _targets(o) & targets
+        if shared:
+            return Decision("wait", f"waiting: incident {o['metadata']['name']} is acting on {', '.join(sorted(shared))}")
+    if len(acting) >= caps.max_concurrent:
+        return Decision("wait", f"waiting: {len(acting)} incidents are acting (at most {caps.max_concurrent} at once)")
+    hour_ago = now - dt.timedelta(hours=1)
+    for target in sorted(targets):
+        kind, tname = target.split("/", 1)
+        everyone = {o["metadata"]["name"]: o for o in [*others, me]}.values()  # me once, as I am now
+        recent = [a for o in everyone for a in (o.get("status") or {}).get("actions") or []
+                  if a.get("target", {}).get("kind") == kind and a.get("target", {}).get("name") == tname
+                  and (_at(a.get("startedAt")) or hour_ago) > hour_ago and a.get("outcome") != "failed"]
+        if len(recent) >= caps.max_actions_per_hour:
+            return Decision("escalate", f"{target} had {len(recent)} actions in the last hour (limit "
+                                        f"{caps.max_actions_per_hour}): acting again would be flapping")
+    return Decision("go")
