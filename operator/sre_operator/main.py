@@ -14,8 +14,13 @@ HANDLER_MODULES = ("sre_operator.handlers.faultscenarios", "sre_operator.handler
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["version"]:
+        from . import __version__
+        print(f"sre-operator {__version__}")
+        return 0
     if not argv or argv[0] != "run":
-        print("usage: sre-operator run [--namespace=NS ... | --all-namespaces] [--liveness=URL] [--verbose]",
+        print("usage: sre-operator run [--namespace=NS ... | --all-namespaces] [--liveness=URL] [--verbose]"
+              " | sre-operator version",
               file=sys.stderr)
         return 2
     import importlib

@@ -427,3 +427,23 @@ spec:
   volumes: [{{name: over, emptyDir: {{}}}}]
 """)
     wait_for(lambda: ready(cluster, namespace, "shadowed"), 60, "the shop service to start under the volume")
+    # The operator's image too (its package lives in another directory of the project).
+    cluster.apply(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: shadowed-operator, namespace: {namespace}}}
+spec:
+  restartPolicy: Never
+  securityContext: {{runAsUser: 10001, runAsGroup: 10001}}
+  containers:
+  - name: operator
+    image: sre-operator/operator:0.1.0
+    args: [version]
+    volumeMounts: [{{name: over, mountPath: "{hidden}"}}]
+  volumes: [{{name: over, emptyDir: {{}}}}]
+""")
+    wait_for(lambda: cluster.kubectl("get", "pod", "shadowed-operator", "-n", namespace, "-o",
+                                     "jsonpath={.status.phase}").stdout in ("Succeeded", "Failed"), 60,
+             "the operator's image to run under the volume")
+    logs = cluster.kubectl("logs", "shadowed-operator", "-n", namespace).stdout
+    assert logs.startswith("sre-operator 0.1.0"), logs
