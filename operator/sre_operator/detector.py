@@ -84,13 +84,18 @@ def breaches(signals: list[ServiceSignals], t: Thresholds = Thresholds()) -> lis
         if busy and s.p95_seconds is not None and s.p95_seconds > t.p95_seconds:
             out.append(Breach(s.service, "latency", f"{s.service} P95 {s.p95_seconds * 1000:.0f} ms",
                               s.p95_seconds, t.p95_seconds, "prometheus"))
-    return correlate(out)
+    # A dependency that is rolling out, or whose new pods have no figures yet, cannot be judged
+    # this reading: its callers' errors and latency wait rather than blame the caller.
+    unsure = {s.service for s in signals if s.rolling_out or (s.service != "gateway" and s.request_rate is None
+                                                               and (s.ready or 0) > 0)}
+    return correlate(out, unsure)
 
 
-def correlate(found: list[Breach]) -> list[Breach]:
+def correlate(found: list[Breach], unsure: set[str] | None = None) -> list[Breach]:
     """Fold a caller's errors and latency into the breach of a dependency it routes to: an outage
-    or a slowdown travels up the call chain, and the deepest troubled service is the root."""
-    troubled = {b.service for b in found}
+    or a slowdown travels up the call chain, and the deepest troubled service is the root. While a
+    dependency cannot be judged (`unsure`), its callers' errors and latency are held back."""
+    troubled = {b.service for b in found} | (unsure or set())
     kept = []
     for b in found:
         deps = ROUTES_TO.get(b.service, ())

@@ -76,7 +76,9 @@ class Runner:
             if st.get("phase") in until:
                 return st
             time.sleep(0.5)
-        raise AssertionError(f"{self.name} never reached {until}: {json.dumps(self.incident().get('status'))[:3000]}")
+        st = dict(self.incident().get("status") or {})
+        st["actions"] = [{k: v for k, v in a.items() if k not in ("intent", "undo")} for a in st.get("actions") or []]
+        raise AssertionError(f"{self.name} never reached {until}: {json.dumps(st)[:4000]}")
 
 
 def generation(cluster: Cluster, ns: str, deployment: str) -> int:
@@ -142,7 +144,7 @@ def test_dry_run_touches_nothing_and_approve_waits_for_the_annotation(cluster: C
     assert "would rollout-restart deployment/payment" in st["message"] and not st.get("actions")
     assert generation(cluster, shop, "payment") == before
 
-    name = new_incident(cluster, shop, mode="approve")
+    name = new_incident(cluster, shop, mode="approve", maxAttempts=1)
     runner = Runner(kube, shop, name)
     st = runner.run({"AwaitingApproval"})
     for _ in range(3):  # asked again and again: still waiting, nothing done
@@ -152,6 +154,16 @@ def test_dry_run_touches_nothing_and_approve_waits_for_the_annotation(cluster: C
     st = runner.run({"Validating"})
     assert [a["outcome"] for a in st["actions"]] == ["applied"]
     assert generation(cluster, shop, "payment") == before + 1
+    cluster.kubectl("rollout", "status", "deployment/payment", "-n", shop, "--timeout=120s", timeout=130)
+    # While it is acting on payment, no other incident may act on payment.
+    other = new_incident(cluster, shop, maxAttempts=1)
+    st = Runner(kube, shop, other).run({"Mitigating"})
+    st = Runner(kube, shop, other).run({"Mitigating"}, steps=1)
+    assert st["message"] == f"waiting: incident {name} is acting on Deployment/payment" and not st.get("actions")
+    # Without Prometheus the restart cannot be shown to help: undone (nothing to undo), escalated.
+    assert runner.run({"Escalated"})["attempts"] == 1
+    assert Runner(kube, shop, other).run({"Validating"})["actions"][0]["outcome"] == "applied"
+    Runner(kube, shop, other).run({"Escalated"}, steps=200)
     cluster.kubectl("rollout", "status", "deployment/payment", "-n", shop, "--timeout=120s", timeout=130)
 
 
@@ -180,6 +192,7 @@ def test_an_operator_killed_after_an_action_took_effect_does_not_repeat_it(clust
     [rec] = st["actions"]
     assert rec["outcome"] == "applied" and "had taken effect before a restart" in rec["message"]
     assert generation(cluster, shop, "payment") == before + 1  # not restarted a second time
+    runner.run({"Escalated"})  # (no Prometheus: not shown to help) — leaves no incident acting
     cluster.kubectl("rollout", "status", "deployment/payment", "-n", shop, "--timeout=120s", timeout=130)
 
 

@@ -16,6 +16,7 @@ from kopf.testing import KopfRunner
 
 from localkube.cluster import Cluster
 from localkube.testing import shop_namespace, wait_for
+from tests.fake_llm import FakeLlm, evidence_of, plan_reply
 
 ARGS = ["run", "--standalone", "--all-namespaces", "-m", "sre_operator.handlers.faultscenarios",
         "-m", "sre_operator.handlers.incidents"]
@@ -60,12 +61,12 @@ class Traffic:
 
 
 @contextmanager
-def running(cluster: Cluster, shop: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[KopfRunner]:
+def running(cluster: Cluster, shop: str, monkeypatch: pytest.MonkeyPatch, **extra: str) -> Iterator[KopfRunner]:
     from sre_operator import kube
     env = {"KUBECONFIG": str(cluster.kubeconfig), "SRE_OPERATOR_WATCH_NAMESPACES": shop,
            "SRE_OPERATOR_PROMETHEUS_URL": f"http://127.0.0.1:{cluster.host_port(30090)}",
            "SRE_OPERATOR_DETECT_INTERVAL_SECONDS": "3", "SRE_OPERATOR_SETTLE_SECONDS": "20",
-           "SRE_OPERATOR_BREACH_CYCLES": "2"}
+           "SRE_OPERATOR_BREACH_CYCLES": "2", **extra}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     kube.load_config()
@@ -157,3 +158,49 @@ def test_each_seed_fault_is_detected_mitigated_validated_and_resolved(
     finally:
         traffic.stop.set()
         traffic.thread.join()
+
+
+def test_a_plan_that_does_not_help_is_undone_and_the_incident_escalated(
+        cluster: Cluster, shop: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With real signals: the product is slow (900 ms), and the model's plans touch `order`, which
+    cannot help. Each attempt is judged on Prometheus's figures, found still outside the SLO, and
+    undone (order back to 1 replica); after maxAttempts (2) a person is called. The shop is left
+    as it was found: no action of the operator remains."""
+    scale = plan_reply([{"type": "scale", "target": {"kind": "Deployment", "name": "order"}, "replicas": 2}])
+    restart = plan_reply([{"type": "rollout-restart", "target": {"kind": "Deployment", "name": "order"}}])
+    traffic = Traffic(f"http://127.0.0.1:{cluster.host_port(30080)}")
+    traffic.thread.start()
+    with FakeLlm(lambda req: restart if evidence_of(req)["tried"] else scale).running() as fake:
+        try:
+            with running(cluster, shop, monkeypatch, SRE_OPERATOR_MAX_ATTEMPTS="2", SRE_OPERATOR_LLM_API_KEY="k",
+                         SRE_OPERATOR_LLM_BASE_URL=fake.base_url, SRE_OPERATOR_LLM_MODEL="fake",
+                         SRE_OPERATOR_LLM_TIMEOUT_SECONDS="5"):
+                wait_for(lambda: known_good_recorded(cluster, shop) and traffic.ok_since(time.monotonic() - 5), 90,
+                         "a healthy reading")
+                cluster.apply(f"apiVersion: sre.stratus.dev/v1alpha1\nkind: FaultScenario\n"
+                              f"metadata: {{name: slow, namespace: {shop}}}\n"
+                              f"spec: {{type: product-overload, target: {{name: product}}, duration: 10m, "
+                              f"parameters: {{latencyMs: 900}}}}\n")
+                found = wait_for(lambda: [i for i in incidents(cluster, shop) if i["spec"]["service"] == "product"],
+                                 150, "an Incident about product")
+                name = found[0]["metadata"]["name"]
+
+                def phase() -> str:
+                    inc = next(i for i in incidents(cluster, shop) if i["metadata"]["name"] == name)
+                    return (inc.get("status") or {}).get("phase", "")
+                wait_for(lambda: phase() in ("Resolved", "Escalated"), 360, "the pipeline to finish")
+                st = next(i for i in incidents(cluster, shop) if i["metadata"]["name"] == name)["status"]
+                assert st["phase"] == "Escalated", json.dumps(st, indent=1)[:4000]
+                assert st["attempts"] == 2 and st["diagnosis"]["planner"] == "llm" and st["llm"]["calls"] == 2
+                assert [v["passed"] for v in st["validation"]] == [False, False]
+                assert all(v["after"]["complete"] and v["after"]["p95Seconds"] > 0.5 for v in st["validation"]), \
+                    st["validation"]
+                assert [(u["attempt"], u["action"], u["outcome"]) for u in st["undoLog"]] == [
+                    (1, "scale", "undone"), (2, "rollout-restart", "skipped")]
+                replicas = cluster.kubectl("get", "deployment", "order", "-n", shop, "-o",
+                                           "jsonpath={.spec.replicas}").stdout
+                assert replicas == "1"
+                cluster.kubectl("delete", "faultscenario", "slow", "-n", shop, "--timeout=60s")
+        finally:
+            traffic.stop.set()
+            traffic.thread.join()

@@ -82,3 +82,19 @@ def test_one_incident_per_service_whatever_its_symptoms() -> None:
     d2.closed(first.key, now=10)
     assert d2.observe(both, now=40) == []  # another symptom of the same service, cooling down
     assert [b.key for b in d2.observe(both, now=80)] == ["gateway/error-rate"]
+
+
+def test_a_caller_is_not_blamed_while_a_dependency_cannot_be_judged() -> None:
+    """product's new pods (an overload just rolled out) have no figures yet while the gateway is
+    already slow: the gateway's latency waits; once product's figures show, product is the root."""
+    gateway = ServiceSignals("gateway", p95_seconds=0.9, request_rate=5, desired=1, ready=1)
+    others = [healthy("order"), healthy("payment")]
+    new_pods = ServiceSignals("product", desired=1, ready=1)  # no rate, no P95 yet
+    assert breaches([gateway, new_pods, *others]) == []
+    rolling = ServiceSignals("product", p95_seconds=0.02, request_rate=4, desired=1, ready=1, rolling_out=True)
+    assert breaches([gateway, rolling, *others]) == []
+    slow = ServiceSignals("product", p95_seconds=0.95, request_rate=4, desired=1, ready=1)
+    assert [(b.service, b.symptom) for b in breaches([gateway, slow, *others])] == [("product", "latency")]
+    # A broken gateway with steady dependencies is the gateway's own incident.
+    assert [(b.service, b.symptom) for b in breaches([gateway, healthy("product"), *others])] == [
+        ("gateway", "latency")]
