@@ -8,7 +8,8 @@ on a fresh local cluster with the shop under steady traffic, real Prometheus and
   rules planner; set SRE_OPERATOR_LLM_API_KEY to measure a model), the operator's peak memory.
 
 Prints a table and writes every run as JSON (`--out`, default bench/scenarios.json).
-Usage: python bench/scenarios.py [--runs N] [--scenario NAME ...] [--out FILE]"""
+Usage: python bench/scenarios.py [--runs N] [--scenario NAME ...] [--out FILE]
+(default: the three seed scenarios; `--scenario bad-rollout` etc. for the others)"""
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,11 @@ SCENARIOS = {
     "payment-crash": "{type: payment-crash, target: {name: payment}, duration: 10m}",
     "product-overload": "{type: product-overload, target: {name: product}, duration: 10m, parameters: {latencyMs: 900}}",
     "bad-gateway-config": "{type: bad-gateway-config, target: {kind: ConfigMap, name: gateway-config}, duration: 10m}",
+    "bad-rollout": "{type: bad-rollout, target: {name: payment}, duration: 10m}",
+    "bad-env": "{type: bad-env, target: {name: order}, duration: 10m}",
+    "scale-to-zero": "{type: scale-to-zero, target: {name: product}, duration: 10m}",
 }
+SEED = ("payment-crash", "product-overload", "bad-gateway-config")  # the default set
 TERMINAL = {"Resolved", "Escalated", "Failed", "DryRun"}
 
 
@@ -133,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     except netns.NotRoot as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
-    names = args.scenario or list(SCENARIOS)
+    names = args.scenario or list(SEED)
     data = Path(tempfile.mkdtemp(prefix="localkube-bench-"))
     cluster = Cluster("b" + uuid.uuid4().hex[:5], data, mappings=[PortMapping(0, 30080), PortMapping(0, 30090)])
     runs: list[dict] = []

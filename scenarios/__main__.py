@@ -1,4 +1,4 @@
-"""`python -m scenarios inject 1|2|3 [-n NAMESPACE]`, `python -m scenarios restore [1|2|3]`,
+"""`python -m scenarios inject 1..6 [-n NAMESPACE]`, `python -m scenarios restore [1..6]`,
 `python -m scenarios list`: the seed's three faults as FaultScenarios. `inject` creates the
 scenario (the operator injects it and reverts it after its `duration`); `restore` deletes it, and the
 operator reverts it at once from its snapshot.
@@ -6,6 +6,9 @@ operator reverts it at once from its snapshot.
 1 bad-gateway-config  the gateway's NGINX config points at dead upstreams → 502
 2 payment-crash       payment goes into a failed state → orders cannot be paid
 3 product-overload    product answers 800 ms slower → P95 latency far above its SLO
+4 bad-rollout         a new payment revision crashes; the rollout stalls
+5 bad-env             order's payment URL is wrong → every order fails
+6 scale-to-zero       product scaled to 0 replicas
 """
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 HERE = Path(__file__).resolve().parent
-SCENARIOS = {"1": "bad-gateway-config", "2": "payment-crash", "3": "product-overload"}
+SCENARIOS = {"1": "bad-gateway-config", "2": "payment-crash", "3": "product-overload", "4": "bad-rollout",
+             "5": "bad-env", "6": "scale-to-zero"}
 GROUP, VERSION, PLURAL = "sre.stratus.dev", "v1alpha1", "faultscenarios"
 
 
@@ -42,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m scenarios", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", choices=["inject", "restore", "list"])
-    p.add_argument("scenario", nargs="?", help="1, 2, 3 or a scenario name (restore: all when omitted)")
+    p.add_argument("scenario", nargs="?", help="1..6 or a scenario name (restore: all when omitted)")
     p.add_argument("-n", "--namespace", default="default")
     args = p.parse_args(argv)
     custom = api()
@@ -55,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "inject":
         if not args.scenario:
-            p.error("inject needs a scenario: 1, 2 or 3")
+            p.error("inject needs a scenario: 1..6")
         body = manifest(args.scenario)
         try:
             custom.create_namespaced_custom_object(GROUP, VERSION, args.namespace, PLURAL, body)

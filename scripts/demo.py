@@ -66,7 +66,7 @@ demo: ready in {time.monotonic() - started:.0f}s. The shop is under steady traff
   Prometheus     http://127.0.0.1:{prom}
 
 Break something, then watch the operator detect, plan, mitigate and validate:
-  kubectl apply -n {SHOP} -f scenarios/payment-crash.yaml        # or bad-gateway-config.yaml, product-overload.yaml
+  kubectl apply -n {SHOP} -f scenarios/payment-crash.yaml        # or bad-gateway-config, product-overload, bad-rollout, bad-env, scale-to-zero
   kubectl get incidents -n {SHOP} -w
   kubectl describe incident -n {SHOP}                            # the whole record: symptoms, plan, actions, validation
   kubectl get events -n {SHOP} --field-selector involvedObject.kind=Incident

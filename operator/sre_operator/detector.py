@@ -19,6 +19,7 @@ class Thresholds:
     p95_seconds: float = 0.5
     min_request_rate: float = 0.05  # req/s below which ratios and quantiles are noise
     restarts: int = 3  # in the lookback window
+    stuck_seconds: float = 45.0  # a pod not Ready for longer is stuck (a rollout that will not finish)
     for_cycles: int = 2
     cooldown_seconds: float = 120.0
 
@@ -36,6 +37,7 @@ class ServiceSignals:
     crash_looping: bool = False
     oom_killed: bool = False
     rolling_out: bool = False  # a rollout in progress (a person's restart) is not an outage
+    stuck_pod_seconds: float | None = None  # the oldest running pod that is not Ready, how long
 
 
 @dataclass(frozen=True)
@@ -71,9 +73,16 @@ def breaches(signals: list[ServiceSignals], t: Thresholds = Thresholds()) -> lis
             out.append(Breach(s.service, "oom" if s.oom_killed else "crash-loop",
                               f"{s.service} containers {'OOM-killed' if s.oom_killed else 'crash-looping'}",
                               float(s.restarts or 0), float(t.restarts), "kubernetes"))
+        elif s.desired == 0:
+            out.append(Breach(s.service, "unavailable", f"{s.service} is scaled to 0 replicas", 0.0, 1.0,
+                              "kubernetes"))
         elif s.desired and s.ready is not None and s.ready == 0 and not s.rolling_out:
             out.append(Breach(s.service, "unavailable", f"{s.service} has 0/{s.desired} ready replicas",
                               0.0, float(s.desired), "kubernetes"))
+        elif s.stuck_pod_seconds is not None and s.stuck_pod_seconds > t.stuck_seconds:
+            out.append(Breach(s.service, "not-ready", f"{s.service} has a pod not ready for "
+                              f"{s.stuck_pod_seconds:.0f}s" + (" during a rollout" if s.rolling_out else ""),
+                              s.stuck_pod_seconds, t.stuck_seconds, "kubernetes"))
         if s.scrape_up is False and not s.rolling_out and (s.ready or 0) > 0:
             out.append(Breach(s.service, "scrape-down", f"{s.service} metrics endpoint down", 0.0, 1.0,
                               "prometheus"))

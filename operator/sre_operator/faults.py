@@ -11,7 +11,9 @@ Types handled here: `bad-gateway-config` (a gateway ConfigMap whose upstreams po
 nothing listens on, or `parameters.config`; the Deployments mounting it are rolled so NGINX loads
 it), `payment-crash` (the service's fault hook `SHOP_FAULT_CRASHED`: health and API answer 503,
 liveness restarts it again and again) and `product-overload` (`SHOP_FAULT_LATENCY_MS` /
-`SHOP_FAULT_CPU_MS` on every API request).
+`SHOP_FAULT_CPU_MS` on every API request), `bad-rollout` (a new revision whose pods crash; the
+rolling update keeps the old ones), `bad-env` (an environment value that breaks a call, by default
+order's payment URL) and `scale-to-zero`.
 """
 from __future__ import annotations
 
@@ -22,7 +24,9 @@ from dataclasses import dataclass, field
 
 RESTARTED_AT = "sre.stratus.dev/restartedAt"
 DEAD_PORT = 5999  # nothing in the shop listens here: NGINX answers 502
-SUPPORTED = ("bad-gateway-config", "payment-crash", "product-overload")
+SUPPORTED = ("bad-gateway-config", "payment-crash", "product-overload", "bad-rollout", "bad-env", "scale-to-zero")
+# bad-env's default: the dependency URL of the target that breaks its calls (a port nothing serves).
+BAD_ENV_DEFAULTS = {"order": {"SHOP_PAYMENT_URL": f"http://payment:{DEAD_PORT}"}}
 
 
 class FaultError(ValueError):
@@ -144,6 +148,21 @@ def plan(scenario: dict, targets: list[dict], deployments: list[dict]) -> list[C
             if ftype == "payment-crash":
                 changes.append(_env_change(obj, {"SHOP_FAULT_CRASHED": "true"}, "crashed state, Recreate rollout",
                                            recreate=True))
+            elif ftype == "bad-rollout":
+                # A new revision whose pods fail: the rolling update keeps the old pods serving and
+                # stalls, as a bad deploy does where maxUnavailable is 0.
+                changes.append(_env_change(obj, {"SHOP_FAULT_CRASHED": "true"}, "a new revision that crashes"))
+            elif ftype == "bad-env":
+                values = {str(k): str(v) for k, v in (params.get("env") or {}).items()} or \
+                    BAD_ENV_DEFAULTS.get(obj["metadata"]["name"], {})
+                if not values:
+                    raise FaultError("bad-env needs parameters.env (NAME: value) for this target")
+                changes.append(_env_change(obj, values, "wrong environment"))
+            elif ftype == "scale-to-zero":
+                meta = obj["metadata"]
+                changes.append(Change("Deployment", meta["namespace"], meta["name"], desired={"replicas": 0},
+                                      snapshot={"replicas": int(obj["spec"].get("replicas", 1))},
+                                      change=f"replicas {obj['spec'].get('replicas', 1)} → 0"))
             else:
                 values = {}
                 if params.get("latencyMs"):
@@ -160,6 +179,8 @@ def patch_for(kind: str, current: dict, fields: dict) -> tuple[str, object]:
     variables), a merge patch for a ConfigMap key."""
     if kind == "ConfigMap":
         return "merge", {"data": {fields["key"]: fields["value"]}}
+    if "replicas" in fields:
+        return "merge", {"spec": {"replicas": fields["replicas"]}}
     ctrs = current["spec"]["template"]["spec"]["containers"]
     idx = next((i for i, c in enumerate(ctrs) if c["name"] == fields["container"]), None)
     if idx is None:

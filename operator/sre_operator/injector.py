@@ -96,6 +96,8 @@ def _desired_again(kube: Kube, scenario: dict, record: dict) -> dict:
     obj["kind"] = record["kind"]
     if record["kind"] == "ConfigMap":
         obj["data"] = {**(obj.get("data") or {}), snap["key"]: snap["value"]}
+    elif "replicas" in snap:
+        obj["spec"]["replicas"] = snap["replicas"]
     else:
         for c in obj["spec"]["template"]["spec"]["containers"]:
             if c["name"] == snap["container"]:

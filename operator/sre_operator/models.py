@@ -40,6 +40,7 @@ class WorkloadFacts(Model):
     crash_looping: bool = Field(False, alias="crashLooping")
     oom_killed: bool = Field(False, alias="oomKilled")
     config_maps: list[str] = Field(default_factory=list, alias="configMaps")
+    known_good_replicas: int | None = Field(None, alias="knownGoodReplicas")
 
 
 class ConfigFacts(Model):

@@ -22,7 +22,7 @@ from .kube import Kube
 from .llm import LlmError, LlmPlanner, add_usage
 from .models import Action, Evidence, Health, MitigationPlan, Symptom
 from .signals import Reader
-from .validation import Slo, judge
+from .validation import Slo, judge, next_step
 
 log = logging.getLogger("sre_operator.pipeline")
 PLURAL = "incidents"
@@ -364,6 +364,12 @@ class IncidentRun:
             validation.append(entry)
         before = Health.model_validate(entry.get("before") or {"complete": False})
         verdict = judge(before, after, self.config.slo)
+        if next_step(verdict, bool(entry.get("extended"))) == "extend":
+            entry.update(extended=True, at=ts(now()), after=after.model_dump(by_alias=True, exclude_none=True),
+                         message=f"better, not yet within SLO ({verdict.message}): measuring again")
+            self.save(message=f"better but not yet within SLO; measuring another {self.config.settle_seconds:.0f}s",
+                      validation=validation, validationWindowStart=ts(now()))
+            return
         entry.update(at=ts(now()), after=after.model_dump(by_alias=True, exclude_none=True),
                      verdict=verdict.verdict, passed=verdict.passed, message=verdict.message[:1000])
         if verdict.passed:

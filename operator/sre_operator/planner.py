@@ -8,6 +8,7 @@ MitigationPlan. It reasons from what an SRE would see, never from a scenario's n
 3. OOM kills → roll back if it rolled out recently, else restart (and say a limit may be too low);
 4. saturation (latency without errors, no recent change) → scale out by one;
 5. crash loop or not ready with no recent change → rollout restart.
+0. (before all) a Deployment scaled to 0 → scale it back to its known-good replica count.
 Attempt N > 1 skips the rules that already failed (their actions are in `tried`)."""
 from __future__ import annotations
 
@@ -46,6 +47,15 @@ def plan(ev: Evidence, tried: set[str] | None = None) -> MitigationPlan:
                 rootCause=f"a recent change to ConfigMap {cfg.name} broke {primary.service} ({primary.signal})",
                 confidence=0.85, expectedEffect=f"{primary.service} serves with its known-good config again",
                 actions=acts))
+    if w is not None and w.desired == 0:
+        # 0. Scaled to nothing while something needs it: back to the count last seen healthy.
+        replicas = w.known_good_replicas or 1
+        candidates.append(MitigationPlan(
+            rootCause=f"{w.deployment} is scaled to 0 replicas", confidence=0.9,
+            expectedEffect=f"{w.deployment} serves again with {replicas} replica(s)",
+            actions=[Action(type="scale", target=Target(kind="Deployment", name=w.deployment), replicas=replicas,
+                            reason="the replica count last seen healthy" if w.known_good_replicas
+                            else "no healthy count on record: one replica")]))
     if w is not None:
         recent = _recent(w.rolled_out_seconds_ago) and w.previous_revision is not None
         broken = w.crash_looping or w.ready < max(1, w.desired) or kinds & {"unavailable", "crash-loop", "not-ready"}

@@ -23,6 +23,7 @@ PART_OF = "app.kubernetes.io/part-of=shop"
 NAME_LABEL = "app.kubernetes.io/name"
 KNOWN_GOOD = "sre-operator-known-good"
 WINDOW = "1m"
+REPLICAS_PREFIX = "_replicas."  # known-good replica counts, next to the configs
 MAX_CONFIG_EVIDENCE = 16384  # characters of a changed config handed to the planner
 
 
@@ -120,6 +121,9 @@ class Reader:
                 "oom_killed": any((c.get("lastState", {}).get("terminated") or {}).get("reason") == "OOMKilled"
                                   and c.get("restartCount", 0) >= 2 for c in statuses),
                 "rolling_out": rolling,
+                "stuck_pod_seconds": max((_age_seconds(p["metadata"].get("creationTimestamp")) or 0.0
+                                          for p in mine if not p["metadata"].get("deletionTimestamp")
+                                          and not _ready(p)), default=None),
             }
         return out
 
@@ -141,7 +145,8 @@ class Reader:
                 service=svc, error_ratio=p.get("error_ratio"), p95_seconds=p.get("p95"), request_rate=p.get("rate"),
                 scrape_up=None if up is None else up >= 1, desired=w.get("desired"), ready=w.get("ready"),
                 restarts=w.get("restarts"), crash_looping=w.get("crash_looping", False),
-                oom_killed=w.get("oom_killed", False), rolling_out=w.get("rolling_out", False)))
+                oom_killed=w.get("oom_killed", False), rolling_out=w.get("rolling_out", False),
+                stuck_pod_seconds=w.get("stuck_pod_seconds")))
         return out, complete
 
     def health(self, service: str, window: str = WINDOW) -> Health:
@@ -168,7 +173,8 @@ class Reader:
                         .get("deployment.kubernetes.io/revision") == str(rev)), None)
         rolled = _age_seconds(current["metadata"].get("creationTimestamp")) if current else None
         vols = d["spec"]["template"]["spec"].get("volumes") or []
-        return WorkloadFacts(service=service, deployment=d["metadata"]["name"], desired=w["desired"], ready=w["ready"],
+        good = self.known_good().get(f"{REPLICAS_PREFIX}{d['metadata']['name']}")
+        return WorkloadFacts(knownGoodReplicas=int(good) if good and good.isdigit() else None,service=service, deployment=d["metadata"]["name"], desired=w["desired"], ready=w["ready"],
                              restarts=w["restarts"], revision=rev, previousRevision=prev, rolledOutSecondsAgo=rolled,
                              crashLooping=w["crash_looping"], oomKilled=w["oom_killed"],
                              configMaps=[v["configMap"]["name"] for v in vols if v.get("configMap")])
@@ -190,6 +196,9 @@ class Reader:
                 continue
             for key, value in (cm.get("data") or {}).items():
                 data[f"{cm['metadata']['name']}.{key}"] = value
+        for d in self.kube.list("Deployment", self.namespace, {"app.kubernetes.io/part-of": "shop"}):
+            if int(d["spec"].get("replicas", 1)) > 0:
+                data[f"{REPLICAS_PREFIX}{d['metadata']['name']}"] = str(d["spec"].get("replicas", 1))
         if data and data != known:
             self.kube.upsert_config_map(self.namespace, KNOWN_GOOD, data,
                                         labels={"app.kubernetes.io/managed-by": "sre-operator"})
@@ -218,6 +227,11 @@ class Reader:
         for s in symptoms[:2]:
             logs += self.kube.recent_logs(self.namespace, f"{NAME_LABEL}={s.service}", log_lines)
         return Evidence(symptoms=symptoms, workloads=facts, configs=configs, logLines=logs[-2 * log_lines:])
+
+
+def _ready(pod: dict) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
 
 
 def _last_change(obj: dict | None) -> str | None:

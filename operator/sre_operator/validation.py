@@ -64,3 +64,14 @@ def judge(before: Health, after: Health, slo: Slo = Slo()) -> Verdict:
         return Verdict(verdict=verdict, passed=True,
                        message="within SLO" + (": " + "; ".join(better) if better else ""))
     return Verdict(verdict=verdict, passed=False, message="still outside SLO: " + "; ".join(why))
+
+
+def next_step(verdict: Verdict, extended: bool) -> str:
+    """resolve | extend | undo. Better but not yet within the SLO (fresh pods' first requests are
+    slow) earns one more window that starts after the first judgement; worse, the same, or still
+    short after that window is undone."""
+    if verdict.passed:
+        return "resolve"
+    if verdict.verdict == "better" and not extended:
+        return "extend"
+    return "undo"

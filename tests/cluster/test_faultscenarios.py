@@ -162,15 +162,16 @@ def test_the_scenarios_cli_applies_and_removes_the_seed_scenarios(cluster: Clust
         return subprocess.run([sys.executable, "-m", "scenarios", *args, "-n", namespace], cwd=ROOT, text=True,
                               capture_output=True, env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
                               check=False)
-    for key in ("1", "2", "3"):
+    for key in ("1", "2", "3", "4", "5", "6"):
         out = cli("inject", key)
         assert out.returncode == 0, out.stderr
     listed = cli("list").stdout
-    assert all(n in listed for n in ("bad-gateway-config", "payment-crash", "product-overload"))
+    assert all(n in listed for n in ("bad-gateway-config", "payment-crash", "product-overload", "bad-rollout",
+                                     "bad-env", "scale-to-zero"))
     assert cli("inject", "9").returncode != 0
     assert cli("restore", "2").returncode == 0
     names = cluster.kubectl("get", "faultscenarios", "-n", namespace, "-o", "name").stdout.split()
-    assert sorted(names) == ["faultscenario.sre.stratus.dev/bad-gateway-config",
-                             "faultscenario.sre.stratus.dev/product-overload"]
+    assert sorted(names) == [f"faultscenario.sre.stratus.dev/{n}" for n in (
+        "bad-env", "bad-gateway-config", "bad-rollout", "product-overload", "scale-to-zero")]
     assert cli("restore").returncode == 0
     assert cluster.kubectl("get", "faultscenarios", "-n", namespace, "-o", "name").stdout.strip() == ""

@@ -107,6 +107,11 @@ SCENARIOS = {
                            "duration: 10m}", "gateway", "patch-configmap"),
     "product-overload": ("{type: product-overload, target: {name: product}, duration: 10m, "
                          "parameters: {latencyMs: 900}}", "product", "rollback"),
+    # Beyond the seed: a new revision that crashes while the old one serves, a wrong dependency
+    # URL in order (one incident about order, not the gateway), a service scaled to zero.
+    "bad-rollout": ("{type: bad-rollout, target: {name: payment}, duration: 10m}", "payment", "rollback"),
+    "bad-env": ("{type: bad-env, target: {name: order}, duration: 10m}", "order", "rollback"),
+    "scale-to-zero": ("{type: scale-to-zero, target: {name: product}, duration: 10m}", "product", "scale"),
 }
 
 

@@ -98,3 +98,12 @@ def test_a_caller_is_not_blamed_while_a_dependency_cannot_be_judged() -> None:
     # A broken gateway with steady dependencies is the gateway's own incident.
     assert [(b.service, b.symptom) for b in breaches([gateway, healthy("product"), *others])] == [
         ("gateway", "latency")]
+
+
+def test_scaled_to_zero_and_stuck_pods_are_seen() -> None:
+    found = {(b.service, b.symptom) for b in breaches([
+        ServiceSignals("payment", desired=0, ready=0),
+        ServiceSignals("order", desired=1, ready=1, rolling_out=True, stuck_pod_seconds=60, error_ratio=0.0,
+                       request_rate=3),
+        ServiceSignals("product", desired=1, ready=1, rolling_out=True, stuck_pod_seconds=10)])}
+    assert found == {("payment", "unavailable"), ("order", "not-ready")}

@@ -91,3 +91,22 @@ def test_patches_write_desired_and_snapshot_alike() -> None:
     assert faults.patch_for("ConfigMap", {}, {"key": "k", "value": "v"}) == ("merge", {"data": {"k": "v"}})
     with pytest.raises(faults.FaultError, match="gone"):
         faults.patch_for("Deployment", d, {"container": "nope", "env": []})
+
+
+def test_bad_rollout_bad_env_and_scale_to_zero_plan_and_revert_from_their_snapshots() -> None:
+    env = [{"name": "SHOP_PORT", "value": "5001"}]
+    [rollout] = faults.plan(fs("bad-rollout"), [deploy("payment", env)], [])
+    assert {"name": "SHOP_FAULT_CRASHED", "value": "true"} in rollout.desired["env"]
+    assert "strategy" not in rollout.desired  # a rolling update: the old pods keep serving
+    [bad] = faults.plan(fs("bad-env"), [deploy("order", env)], [])
+    assert {"name": "SHOP_PAYMENT_URL", "value": "http://payment:5999"} in bad.desired["env"]
+    assert bad.snapshot["env"] == env
+    [custom] = faults.plan(fs("bad-env", env={"SHOP_PRODUCT_URL": "http://nowhere:1"}), [deploy("order", env)], [])
+    assert {"name": "SHOP_PRODUCT_URL", "value": "http://nowhere:1"} in custom.desired["env"]
+    with pytest.raises(faults.FaultError, match="needs parameters.env"):
+        faults.plan(fs("bad-env"), [deploy("product", env)], [])
+    d = deploy("payment")
+    d["spec"]["replicas"] = 2
+    [zero] = faults.plan(fs("scale-to-zero"), [d], [])
+    assert faults.patch_for("Deployment", d, zero.desired) == ("merge", {"spec": {"replicas": 0}})
+    assert faults.patch_for("Deployment", d, zero.snapshot) == ("merge", {"spec": {"replicas": 2}})

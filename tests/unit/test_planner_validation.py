@@ -131,3 +131,31 @@ def test_an_action_that_already_took_effect_is_recognised_and_one_that_did_not_i
                                                data={"nginx.conf": "new"}), "shop", cm))
     assert not acts.took_effect("ConfigMap", patch, cm)
     assert acts.took_effect("ConfigMap", patch, {"data": {"nginx.conf": "new"}})
+
+
+def test_a_service_scaled_to_zero_is_scaled_back_to_its_healthy_count() -> None:
+    ev = Evidence(symptoms=[sym("unavailable")], workloads=[wl(desired=0, ready=0, knownGoodReplicas=2)])
+    p = planner.plan(ev)
+    assert [(a.type, a.replicas) for a in p.actions] == [("scale", 2)]
+    ev = Evidence(symptoms=[sym("unavailable")], workloads=[wl(desired=0, ready=0)])
+    assert [(a.type, a.replicas) for a in planner.plan(ev).actions] == [("scale", 1)]
+
+
+def test_a_rollout_whose_new_pods_never_get_ready_is_rolled_back() -> None:
+    ev = Evidence(symptoms=[sym("not-ready")], workloads=[wl(ready=1, previousRevision=3, revision=4,
+                                                              rolledOutSecondsAgo=70)])
+    assert [(a.type, a.revision) for a in planner.plan(ev).actions] == [("rollback", 3)]
+
+
+def test_better_but_not_yet_within_slo_is_measured_once_more_then_undone() -> None:
+    from sre_operator.validation import next_step
+    before = Health(errorRatio=0.58, p95Seconds=3.1, readyReplicas=1, desiredReplicas=1, requestRate=1)
+    recovering = Health(errorRatio=0.0, p95Seconds=3.5, readyReplicas=1, desiredReplicas=1, requestRate=1)
+    v = judge(before, recovering)
+    assert v.verdict == "better" and not v.passed
+    assert next_step(v, extended=False) == "extend"
+    assert next_step(v, extended=True) == "undo"
+    assert next_step(judge(before, Health(errorRatio=0.0, p95Seconds=0.03, readyReplicas=1, desiredReplicas=1,
+                                          requestRate=1)), extended=False) == "resolve"
+    assert next_step(judge(before, Health(errorRatio=0.9, p95Seconds=3.1, readyReplicas=1, desiredReplicas=1,
+                                          requestRate=1)), extended=False) == "undo"
