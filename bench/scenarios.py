@@ -19,16 +19,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
 
-import httpx
-
 from localkube import netns
 from localkube.cluster import Cluster, PortMapping
-from localkube.testing import shop_namespace
+from localkube.testing import Traffic, shop_namespace
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = {
@@ -41,29 +38,6 @@ SCENARIOS = {
 }
 SEED = ("payment-crash", "product-overload", "bad-gateway-config")  # the default set
 TERMINAL = {"Resolved", "Escalated", "Failed", "DryRun"}
-
-
-class Shoppers(threading.Thread):
-    def __init__(self, base: str) -> None:
-        super().__init__(daemon=True)
-        self.base, self.stop, self.codes = base, threading.Event(), []
-
-    def run(self) -> None:
-        with httpx.Client(timeout=5) as c:
-            i = 0
-            while not self.stop.is_set():
-                try:
-                    r = (c.post(f"{self.base}/api/orders", json={"product_id": "P001", "qty": 1, "customer_name": "b"})
-                         if i % 4 == 0 else c.get(f"{self.base}/api/products"))
-                    self.codes.append((time.monotonic(), r.status_code))
-                except httpx.HTTPError:
-                    self.codes.append((time.monotonic(), 0))
-                i += 1
-                time.sleep(0.3)
-
-    def healthy_since(self, t: float) -> bool:
-        recent = [c for at, c in self.codes if at >= t]
-        return len(recent) >= 6 and all(c in (200, 201) for c in recent)
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -88,7 +62,7 @@ def wait(check, timeout: float, every: float = 1.0):  # noqa: ANN001, ANN201
     return None
 
 
-def one_run(cluster: Cluster, ns: str, scenario: str, shoppers: Shoppers, operator_pid: int) -> dict:
+def one_run(cluster: Cluster, ns: str, scenario: str, shoppers: Traffic, operator_pid: int) -> dict:
     seen = {i["metadata"]["name"] for i in incidents(cluster, ns)}
     name = f"bench-{uuid.uuid4().hex[:5]}"
     cluster.apply(f"apiVersion: sre.stratus.dev/v1alpha1\nkind: FaultScenario\n"
@@ -115,13 +89,13 @@ def one_run(cluster: Cluster, ns: str, scenario: str, shoppers: Shoppers, operat
         if st.get("phase") == "Resolved":
             result["timeToMitigateSeconds"] = round(time.monotonic() - t0, 1)
             result["operatorTimeToMitigate"] = st.get("timeToMitigate")
-            back = wait(lambda: shoppers.healthy_since(time.monotonic() - 3), 90)
+            back = wait(lambda: shoppers.ok_since(time.monotonic() - 3), 90)
             result["shopHealthyAgainSeconds"] = round(time.monotonic() - t0, 1) if back else None
     cluster.kubectl("delete", "faultscenario", name, "-n", ns, "--timeout=90s", check=False)
     for d in ("gateway", "order", "product", "payment"):
         cluster.kubectl("rollout", "status", "-n", ns, f"deployment/{d}", "--timeout=180s", timeout=190, check=False)
     # Let the shop's 1-minute figures recover before the next run (the operator's cooldown is 60 s here).
-    wait(lambda: shoppers.healthy_since(time.monotonic() - 10), 120)
+    wait(lambda: shoppers.ok_since(time.monotonic() - 10), 120)
     time.sleep(50)
     result["operatorPeakRssMiB"] = round(peak_rss_mib(operator_pid), 1)
     return result
@@ -154,11 +128,12 @@ def main(argv: list[str] | None = None) -> int:
             log = open(data / "operator.log", "w")  # noqa: SIM115 - open for the operator's lifetime
             op = subprocess.Popen([sys.executable, "-m", "sre_operator.main", "run", f"--namespace={ns}"],
                                   env=env, stdout=log, stderr=subprocess.STDOUT)
-            shoppers = Shoppers(f"http://127.0.0.1:{cluster.host_port(30080)}")
-            shoppers.start()
+            # Fewer orders than the tests' shoppers: the seed stock must last every run.
+            shoppers = Traffic(f"http://127.0.0.1:{cluster.host_port(30080)}", order_every=24)
+            shoppers.thread.start()
             try:
                 wait(lambda: cluster.kubectl("get", "configmap", "sre-operator-known-good", "-n", ns,
-                                             check=False).returncode == 0 and shoppers.healthy_since(
+                                             check=False).returncode == 0 and shoppers.ok_since(
                     time.monotonic() - 5), 150)
                 for n in range(args.runs):
                     for scenario in names:

@@ -10,11 +10,13 @@ import json
 import os
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from . import netns
@@ -86,6 +88,40 @@ def shop_namespace(cluster: Cluster, observability: bool = False) -> Iterator[st
                 cluster.kubectl("patch", obj, "-n", ns, "--type=merge", "-p", '{"metadata":{"finalizers":null}}',
                                 check=False)
         cluster.kubectl("delete", "namespace", ns, "--timeout=120s", check=False)
+
+
+class Traffic:
+    """Shoppers for tests and benchmarks: orders and catalogue reads through the shop's gateway, a
+    few per second, each outcome recorded (status code, 0 for no answer) with its time."""
+
+    def __init__(self, base: str, order_every: int = 4) -> None:
+        self.base, self.codes, self.stop = base, [], threading.Event()
+        self.order_every = order_every  # one order per N rounds (stock is finite: a long run orders less)
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        # About 3 catalogue reads and (order_every=4) 0.7 orders a second: the seed stock (455 items)
+        # lasts a test module.
+        products = ("P001", "P002", "P004")
+        with httpx.Client(timeout=5) as c:
+            i = 0
+            while not self.stop.is_set():
+                calls = [lambda: c.get(f"{self.base}/api/products")]
+                if i % self.order_every == 0:
+                    pid = products[(i // self.order_every) % len(products)]
+                    calls.append(lambda pid=pid: c.post(f"{self.base}/api/orders",
+                                                        json={"product_id": pid, "qty": 1, "customer_name": "e2e"}))
+                for call in calls:
+                    try:
+                        self.codes.append((time.monotonic(), call().status_code))
+                    except httpx.HTTPError:
+                        self.codes.append((time.monotonic(), 0))
+                i += 1
+                time.sleep(0.3)
+
+    def ok_since(self, t: float) -> bool:
+        recent = [c for at, c in self.codes if at >= t]
+        return len(recent) >= 6 and all(c in (200, 201) for c in recent)
 
 
 # Node ports the tests reach from the root namespace (on free host ports): the shop's gateway, Prometheus.

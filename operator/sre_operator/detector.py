@@ -20,6 +20,7 @@ class Thresholds:
     min_request_rate: float = 0.05  # req/s below which ratios and quantiles are noise
     restarts: int = 3  # in the lookback window
     stuck_seconds: float = 45.0  # a pod not Ready for longer is stuck (a rollout that will not finish)
+    fresh_pod_seconds: float = 30.0  # a pod younger than this has too few scrapes to be judged
     for_cycles: int = 2
     cooldown_seconds: float = 120.0
 
@@ -38,6 +39,7 @@ class ServiceSignals:
     oom_killed: bool = False
     rolling_out: bool = False  # a rollout in progress (a person's restart) is not an outage
     stuck_pod_seconds: float | None = None  # the oldest running pod that is not Ready, how long
+    newest_pod_seconds: float | None = None  # age of the youngest pod: its figures may not be in yet
 
 
 @dataclass(frozen=True)
@@ -93,10 +95,12 @@ def breaches(signals: list[ServiceSignals], t: Thresholds = Thresholds()) -> lis
         if busy and s.p95_seconds is not None and s.p95_seconds > t.p95_seconds:
             out.append(Breach(s.service, "latency", f"{s.service} P95 {s.p95_seconds * 1000:.0f} ms",
                               s.p95_seconds, t.p95_seconds, "prometheus"))
-    # A dependency that is rolling out, or whose new pods have no figures yet, cannot be judged
-    # this reading: its callers' errors and latency wait rather than blame the caller.
-    unsure = {s.service for s in signals if s.rolling_out or (s.service != "gateway" and s.request_rate is None
-                                                               and (s.ready or 0) > 0)}
+    # A dependency that is rolling out, or whose pods are too new for their figures to be in (the
+    # 1-minute window still mixes the old pods' requests), cannot be judged this reading: its
+    # callers' errors and latency wait rather than blame the caller.
+    unsure = {s.service for s in signals if s.rolling_out or (s.service != "gateway" and (
+        (s.request_rate is None and (s.ready or 0) > 0)
+        or (s.newest_pod_seconds is not None and s.newest_pod_seconds < t.fresh_pod_seconds)))}
     return correlate(out, unsure)
 
 

@@ -23,6 +23,7 @@ PART_OF = "app.kubernetes.io/part-of=shop"
 NAME_LABEL = "app.kubernetes.io/name"
 KNOWN_GOOD = "sre-operator-known-good"
 WINDOW = "1m"
+MIN_REQUESTS = 8  # requests in a window below which its figures are not evidence
 REPLICAS_PREFIX = "_replicas."  # known-good replica counts, next to the configs
 MAX_CONFIG_EVIDENCE = 16384  # characters of a changed config handed to the planner
 
@@ -121,6 +122,9 @@ class Reader:
                 "oom_killed": any((c.get("lastState", {}).get("terminated") or {}).get("reason") == "OOMKilled"
                                   and c.get("restartCount", 0) >= 2 for c in statuses),
                 "rolling_out": rolling,
+                "newest_pod_seconds": min((_age_seconds(p["metadata"].get("creationTimestamp")) or 0.0
+                                           for p in mine if not p["metadata"].get("deletionTimestamp")),
+                                          default=None),
                 "stuck_pod_seconds": max((_age_seconds(p["metadata"].get("creationTimestamp")) or 0.0
                                           for p in mine if not p["metadata"].get("deletionTimestamp")
                                           and not _ready(p)), default=None),
@@ -146,7 +150,7 @@ class Reader:
                 scrape_up=None if up is None else up >= 1, desired=w.get("desired"), ready=w.get("ready"),
                 restarts=w.get("restarts"), crash_looping=w.get("crash_looping", False),
                 oom_killed=w.get("oom_killed", False), rolling_out=w.get("rolling_out", False),
-                stuck_pod_seconds=w.get("stuck_pod_seconds")))
+                stuck_pod_seconds=w.get("stuck_pod_seconds"), newest_pod_seconds=w.get("newest_pod_seconds")))
         return out, complete
 
     def health(self, service: str, window: str = WINDOW) -> Health:
@@ -156,9 +160,13 @@ class Reader:
         s = next((x for x in signals if x.service == service), None)
         if s is None:
             return Health(complete=False)
+        # A verdict needs enough requests in the window: a quantile or a ratio over two requests
+        # (or none, when callers stopped sending) says nothing, and must not read as healthy.
+        seconds = parse_window(window)
+        enough = s.request_rate is not None and s.request_rate * seconds >= MIN_REQUESTS
         return Health(errorRatio=s.error_ratio, p95Seconds=s.p95_seconds, requestRate=s.request_rate,
                       readyReplicas=s.ready, desiredReplicas=s.desired, restarts=s.restarts,
-                      scrapeUp=s.scrape_up, complete=complete and s.request_rate is not None)
+                      scrapeUp=s.scrape_up, complete=complete and enough)
 
     # -- triage evidence --------------------------------------------------------------------
 
@@ -227,6 +235,12 @@ class Reader:
         for s in symptoms[:2]:
             logs += self.kube.recent_logs(self.namespace, f"{NAME_LABEL}={s.service}", log_lines)
         return Evidence(symptoms=symptoms, workloads=facts, configs=configs, logLines=logs[-2 * log_lines:])
+
+
+def parse_window(window: str) -> float:
+    """A PromQL duration of ours (`1m`, `41s`) in seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    return float(window[:-1]) * units[window[-1]]
 
 
 def _ready(pod: dict) -> bool:

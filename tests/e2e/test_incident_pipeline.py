@@ -5,17 +5,15 @@ orders succeed again. And a person's ordinary rollout restart opens nothing."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import httpx
 import pytest
 from kopf.testing import KopfRunner
 
 from localkube.cluster import Cluster
-from localkube.testing import shop_namespace, wait_for
+from localkube.testing import Traffic, shop_namespace, wait_for
 from tests.fake_llm import FakeLlm, evidence_of, plan_reply
 
 ARGS = ["run", "--standalone", "--all-namespaces", "-m", "sre_operator.handlers.faultscenarios",
@@ -27,37 +25,6 @@ def shop(cluster: Cluster, crds: Cluster) -> Iterator[str]:
     """A fresh shop per test: full stock, no history, no incidents of another test."""
     with shop_namespace(cluster, observability=True) as ns:
         yield ns
-
-
-class Traffic:
-    """Orders and catalogue reads through the gateway, a few per second, with their outcomes."""
-
-    def __init__(self, base: str) -> None:
-        self.base, self.codes, self.stop = base, [], threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self) -> None:
-        # About 3 catalogue reads and 0.7 orders a second: the seed stock (455 items) lasts the module.
-        products = ("P001", "P002", "P004")
-        with httpx.Client(timeout=5) as c:
-            i = 0
-            while not self.stop.is_set():
-                calls = [lambda: c.get(f"{self.base}/api/products")]
-                if i % 4 == 0:
-                    pid = products[(i // 4) % len(products)]
-                    calls.append(lambda pid=pid: c.post(f"{self.base}/api/orders",
-                                                        json={"product_id": pid, "qty": 1, "customer_name": "e2e"}))
-                for call in calls:
-                    try:
-                        self.codes.append((time.monotonic(), call().status_code))
-                    except httpx.HTTPError:
-                        self.codes.append((time.monotonic(), 0))
-                i += 1
-                time.sleep(0.3)
-
-    def ok_since(self, t: float) -> bool:
-        recent = [c for at, c in self.codes if at >= t]
-        return len(recent) >= 6 and all(c in (200, 201) for c in recent)
 
 
 @contextmanager

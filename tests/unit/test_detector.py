@@ -107,3 +107,15 @@ def test_scaled_to_zero_and_stuck_pods_are_seen() -> None:
                        request_rate=3),
         ServiceSignals("product", desired=1, ready=1, rolling_out=True, stuck_pod_seconds=10)])}
     assert found == {("payment", "unavailable"), ("order", "not-ready")}
+
+
+def test_a_caller_is_not_blamed_while_its_dependency_s_pods_are_too_new_to_judge() -> None:
+    """product was just replaced (overloaded): its 1-minute figures still mix the old, fast pod's
+    requests, so its P95 looks fine while order is already slow. Order waits; 30 s on, product's
+    own figures show and the incident is product's."""
+    order = ServiceSignals("order", p95_seconds=1.2, request_rate=1, desired=1, ready=1)
+    fresh = ServiceSignals("product", p95_seconds=0.2, request_rate=3, desired=1, ready=1, newest_pod_seconds=12)
+    assert breaches([order, fresh, healthy("payment")]) == []
+    settled = ServiceSignals("product", p95_seconds=0.9, request_rate=3, desired=1, ready=1, newest_pod_seconds=40)
+    assert [(b.service, b.symptom) for b in breaches([order, settled, healthy("payment")])] == [
+        ("product", "latency")]

@@ -159,3 +159,11 @@ def test_better_but_not_yet_within_slo_is_measured_once_more_then_undone() -> No
                                           requestRate=1)), extended=False) == "resolve"
     assert next_step(judge(before, Health(errorRatio=0.9, p95Seconds=3.1, readyReplicas=1, desiredReplicas=1,
                                           requestRate=1)), extended=False) == "undo"
+
+
+def test_a_window_with_too_few_requests_is_not_evidence() -> None:
+    from sre_operator.signals import MIN_REQUESTS, parse_window
+    assert parse_window("1m") == 60 and parse_window("41s") == 41
+    # Two orders in 25 s (the callers stopped sending): incomplete, so never judged healthy.
+    assert 0.08 * parse_window("25s") < MIN_REQUESTS
+    assert judge(Health(p95Seconds=1.0, requestRate=1), Health(requestRate=0.08, complete=False)).passed is False
