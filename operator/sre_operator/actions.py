@@ -24,6 +24,11 @@ RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 REVISION = "deployment.kubernetes.io/revision"
 
 
+def revision_of(obj: dict) -> int:
+    """The rollout revision of a Deployment or ReplicaSet (0 when it has none yet)."""
+    return int((obj["metadata"].get("annotations") or {}).get(REVISION, "0"))
+
+
 class ActionRefused(ValueError):
     """An action outside the allowlist, the incident's namespace or the target's shape."""
 
@@ -76,8 +81,7 @@ def prepare(action: Action, namespace: str, current: dict | None, replica_sets: 
         return Prepared("Deployment", namespace, name, "patch", {"spec": {"replicas": action.replicas}},
                         undo={"replicas": before}, summary=f"scale deployment/{name} {before} → {action.replicas}")
     if action.type == "rollback":
-        rs = next((r for r in replica_sets or []
-                   if (r["metadata"].get("annotations") or {}).get(REVISION) == str(action.revision)), None)
+        rs = next((r for r in replica_sets or [] if revision_of(r) == action.revision), None)
         if rs is None:
             raise ActionRefused(f"deployment/{name} has no revision {action.revision}")
         template = copy.deepcopy(rs["spec"]["template"])

@@ -168,10 +168,9 @@ class IncidentRun:
         ctx = plancheck.PlanContext(namespace=ns, tried=tried)
         for d in self.kube.list("Deployment", ns, shop):
             name = d["metadata"]["name"]
-            revs = {int((r["metadata"].get("annotations") or {}).get(acts.REVISION, "0"))
-                    for r in self.kube.list_replica_sets(ns, name)}
+            revs = {acts.revision_of(r) for r in self.kube.list_replica_sets(ns, name)}
             ctx.deployments[name] = revs - {0}
-            ctx.current_revision[name] = int((d["metadata"].get("annotations") or {}).get(acts.REVISION, "0"))
+            ctx.current_revision[name] = acts.revision_of(d)
         ctx.config_maps = {c["metadata"]["name"]: dict(c.get("data") or {})
                            for c in self.kube.list("ConfigMap", ns, shop)}
         ctx.pods = {p["metadata"]["name"] for p in self.kube.list_pods(ns, "app.kubernetes.io/part-of=shop")}

@@ -16,6 +16,7 @@ from urllib3.util.retry import Retry
 
 from .detector import ServiceSignals
 from .kube import Kube
+from .actions import revision_of
 from .models import ConfigFacts, Evidence, Health, Symptom, WorkloadFacts
 
 log = logging.getLogger("sre_operator.signals")
@@ -170,19 +171,17 @@ class Reader:
 
     # -- triage evidence --------------------------------------------------------------------
 
-    def workload_facts(self, service: str, w: dict) -> WorkloadFacts:
+    def workload_facts(self, service: str, w: dict, good: dict[str, str]) -> WorkloadFacts:
+        """`good`: the known-good record, read once for all workloads."""
         d = w["deployment"]
-        rev = int((d["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision", "0"))
-        rss = [r for r in self.kube.list_replica_sets(self.namespace, d["metadata"]["name"])]
-        revs = sorted(int((r["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision", "0"))
-                      for r in rss)
-        prev = max((r for r in revs if r < rev), default=None)
-        current = next((r for r in rss if (r["metadata"].get("annotations") or {})
-                        .get("deployment.kubernetes.io/revision") == str(rev)), None)
+        rev = revision_of(d)
+        rss = self.kube.list_replica_sets(self.namespace, d["metadata"]["name"])
+        prev = max((revision_of(r) for r in rss if revision_of(r) < rev), default=None)
+        current = next((r for r in rss if revision_of(r) == rev), None)
         rolled = _age_seconds(current["metadata"].get("creationTimestamp")) if current else None
         vols = d["spec"]["template"]["spec"].get("volumes") or []
-        good = self.known_good().get(f"{REPLICAS_PREFIX}{d['metadata']['name']}")
-        return WorkloadFacts(knownGoodReplicas=int(good) if good and good.isdigit() else None,service=service, deployment=d["metadata"]["name"], desired=w["desired"], ready=w["ready"],
+        replicas = good.get(f"{REPLICAS_PREFIX}{d['metadata']['name']}")
+        return WorkloadFacts(knownGoodReplicas=int(replicas) if replicas and replicas.isdigit() else None,service=service, deployment=d["metadata"]["name"], desired=w["desired"], ready=w["ready"],
                              restarts=w["restarts"], revision=rev, previousRevision=prev, rolledOutSecondsAgo=rolled,
                              crashLooping=w["crash_looping"], oomKilled=w["oom_killed"],
                              configMaps=[v["configMap"]["name"] for v in vols if v.get("configMap")])
@@ -211,8 +210,7 @@ class Reader:
             self.kube.upsert_config_map(self.namespace, KNOWN_GOOD, data,
                                         labels={"app.kubernetes.io/managed-by": "sre-operator"})
 
-    def config_facts(self, names: list[str]) -> list[ConfigFacts]:
-        good = self.known_good()
+    def config_facts(self, names: list[str], good: dict[str, str]) -> list[ConfigFacts]:
         out = []
         for name in sorted(set(names)):
             cm = self.kube.get("ConfigMap", self.namespace, name)
@@ -229,8 +227,9 @@ class Reader:
 
     def evidence(self, symptoms: list[Symptom], log_lines: int = 20) -> Evidence:
         work = self.workloads()
-        facts = [self.workload_facts(svc, w) for svc, w in sorted(work.items())]
-        configs = self.config_facts([c for f in facts for c in f.config_maps])
+        good = self.known_good()
+        facts = [self.workload_facts(svc, w, good) for svc, w in sorted(work.items())]
+        configs = self.config_facts([c for f in facts for c in f.config_maps], good)
         logs = []
         for s in symptoms[:2]:
             logs += self.kube.recent_logs(self.namespace, f"{NAME_LABEL}={s.service}", log_lines)
