@@ -1,5 +1,5 @@
-"""`python -m scenarios inject 1..6 [-n NAMESPACE]`, `python -m scenarios restore [1..6]`,
-`python -m scenarios list`: the seed's three faults as FaultScenarios. `inject` creates the
+"""`python -m scenarios inject 1..10 [-n NAMESPACE]`, `python -m scenarios restore [1..10]`,
+`python -m scenarios list`: the shop's faults as FaultScenarios. `inject` creates the
 scenario (the operator injects it and reverts it after its `duration`); `restore` deletes it, and the
 operator reverts it at once from its snapshot.
 
@@ -9,6 +9,10 @@ operator reverts it at once from its snapshot.
 4 bad-rollout         a new payment revision crashes; the rollout stalls
 5 bad-env             order's payment URL is wrong → every order fails
 6 scale-to-zero       product scaled to 0 replicas
+7 route-removed       the gateway loses its /api/products route → 404 from NGINX itself
+8 service-selector-mismatch  payment's Service selects no pod → orders cannot be paid
+9 real-overload       a load generator sends more than product can serve → queueing, high P95
+10 memory-leak        a product revision leaks memory → OOM kills, restarts
 """
 from __future__ import annotations
 
@@ -23,7 +27,8 @@ from kubernetes.client.rest import ApiException
 
 HERE = Path(__file__).resolve().parent
 SCENARIOS = {"1": "bad-gateway-config", "2": "payment-crash", "3": "product-overload", "4": "bad-rollout",
-             "5": "bad-env", "6": "scale-to-zero"}
+             "5": "bad-env", "6": "scale-to-zero", "7": "route-removed", "8": "service-selector-mismatch",
+             "9": "real-overload", "10": "memory-leak"}
 GROUP, VERSION, PLURAL = "sre.stratus.dev", "v1alpha1", "faultscenarios"
 
 
@@ -46,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m scenarios", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", choices=["inject", "restore", "list"])
-    p.add_argument("scenario", nargs="?", help="1..6 or a scenario name (restore: all when omitted)")
+    p.add_argument("scenario", nargs="?", help="1..10 or a scenario name (restore: all when omitted)")
     p.add_argument("-n", "--namespace", default="default")
     args = p.parse_args(argv)
     custom = api()

@@ -8,6 +8,7 @@ the patch that does it, and paired with the record that undoes it. Pure: `kube.p
 | rollback | the template of ReplicaSet revision R | the template it replaced |
 | patch-configmap | data keys (validated first, e.g. `nginx -t`) | the previous values of those keys |
 | delete-pod | deletes one pod (its controller makes a new one) | nothing to undo |
+| restore-service | the Service's selector and ports as last seen healthy | the selector and ports it replaced |
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from .models import Action
 
 ALLOWED: dict[str, set[str]] = {"rollout-restart": {"Deployment"}, "scale": {"Deployment"},
                                 "rollback": {"Deployment"}, "patch-configmap": {"ConfigMap"},
-                                "delete-pod": {"Pod"}}
+                                "delete-pod": {"Pod"}, "restore-service": {"Service"}}
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 REVISION = "deployment.kubernetes.io/revision"
 
@@ -64,8 +65,10 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def prepare(action: Action, namespace: str, current: dict | None, replica_sets: list[dict] | None = None) -> Prepared:
-    """The patch for `action` against the target's current state, with its undo record."""
+def prepare(action: Action, namespace: str, current: dict | None, replica_sets: list[dict] | None = None,
+            known_good_service: dict | None = None) -> Prepared:
+    """The patch for `action` against the target's current state, with its undo record
+    (`known_good_service`: the {selector, ports} a restore-service puts back)."""
     check(action, namespace)
     name = action.target.name
     if action.type == "delete-pod":
@@ -80,6 +83,13 @@ def prepare(action: Action, namespace: str, current: dict | None, replica_sets: 
         before = int(current["spec"].get("replicas", 1))
         return Prepared("Deployment", namespace, name, "patch", {"spec": {"replicas": action.replicas}},
                         undo={"replicas": before}, summary=f"scale deployment/{name} {before} → {action.replicas}")
+    if action.type == "restore-service":
+        if not known_good_service:
+            raise ActionRefused(f"no known-good version of service/{name}")
+        spec = current["spec"]
+        return Prepared("Service", namespace, name, "patch", service_patch(known_good_service),
+                        undo={"service": {"selector": spec.get("selector") or {}, "ports": spec.get("ports") or []}},
+                        summary=f"restore service/{name} selector and ports to the known-good version")
     if action.type == "rollback":
         rs = next((r for r in replica_sets or [] if revision_of(r) == action.revision), None)
         if rs is None:
@@ -98,6 +108,12 @@ def prepare(action: Action, namespace: str, current: dict | None, replica_sets: 
                     undo={"data": previous}, summary=f"patch configmap/{name} keys {sorted(action.data or {})}")
 
 
+def service_patch(spec: dict) -> list:
+    """Replaces a Service's selector and ports whole (a merge would keep a wrong selector key)."""
+    return [{"op": "replace", "path": "/spec/selector", "value": spec["selector"]},
+            {"op": "replace", "path": "/spec/ports", "value": spec["ports"]}]
+
+
 def undo_patch(kind: str, undo: dict) -> dict | list | None:
     """The patch that restores what an applied action's undo record holds (None: nothing to undo)."""
     if not undo:
@@ -108,6 +124,8 @@ def undo_patch(kind: str, undo: dict) -> dict | list | None:
         return [{"op": "replace", "path": "/spec/template", "value": undo["template"]}]
     if kind == "ConfigMap":
         return {"data": undo["data"]}  # a None value removes a key the action added
+    if kind == "Service" and "service" in undo:
+        return service_patch(undo["service"])
     raise ActionRefused(f"cannot undo {kind} with {sorted(undo)}")
 
 
@@ -124,12 +142,26 @@ def took_effect(kind: str, intent: dict, current: dict | None) -> bool:
     if current is None:
         return False
     patch = intent["patch"]
-    if intent["patchType"] == "json":  # rollback: the whole pod template
-        template = dict(current["spec"]["template"])
-        template.get("metadata", {}).get("labels", {}).pop("pod-template-hash", None)
-        return all(op["op"] == "replace" and op["path"] == "/spec/template" and _contains(template, op["value"])
-                   for op in patch)
+    if intent["patchType"] == "json":  # replaced wholes: a pod template, a Service's selector and ports
+        return all(op["op"] == "replace" and _replaced(current, op["path"], op["value"]) for op in patch)
     return _contains(current, patch)
+
+
+def _replaced(current: dict, path: str, value: object) -> bool:
+    obj: object = current
+    for part in path.strip("/").split("/"):
+        if not isinstance(obj, dict) or part not in obj:
+            return False
+        obj = obj[part]
+    if path == "/spec/template" and isinstance(obj, dict):
+        obj = copy.deepcopy(obj)
+        obj.get("metadata", {}).get("labels", {}).pop("pod-template-hash", None)
+    if path == "/spec/selector":
+        return obj == value  # a selector with one key more selects other pods
+    if path == "/spec/ports" and isinstance(obj, list) and isinstance(value, list) and len(obj) == len(value):
+        # The API server fills in defaults (protocol, nodePort): the recorded ports are a part of each.
+        return all(_contains(o, v) for o, v in zip(obj, value))
+    return _contains(obj, value)
 
 
 def _contains(obj: object, part: object) -> bool:

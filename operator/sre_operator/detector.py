@@ -18,6 +18,8 @@ class Thresholds:
     error_ratio: float = 0.10
     p95_seconds: float = 0.5
     min_request_rate: float = 0.05  # req/s below which ratios and quantiles are noise
+    unrouted_ratio: float = 0.5  # of one API route's requests answered 404 by the gateway itself
+    saturation: float = 0.9  # share of the connection pool busy, with queries waiting
     restarts: int = 3  # in the lookback window
     stuck_seconds: float = 45.0  # a pod not Ready for longer is stuck (a rollout that will not finish)
     fresh_pod_seconds: float = 30.0  # a pod younger than this has too few scrapes to be judged
@@ -40,6 +42,11 @@ class ServiceSignals:
     rolling_out: bool = False  # a rollout in progress (a person's restart) is not an outage
     stuck_pod_seconds: float | None = None  # the oldest running pod that is not Ready, how long
     newest_pod_seconds: float | None = None  # age of the youngest pod: its figures may not be in yet
+    endpoints_problem: str | None = None  # its Service reaches none of its (ready) pods, and why
+    unrouted_ratio: float | None = None  # gateway: share of one API route's requests no location served
+    unrouted_route: str | None = None
+    saturation: float | None = None  # share of its database connections busy over the window
+    waiting: float | None = None  # queries waiting for a connection, on average
 
 
 @dataclass(frozen=True)
@@ -61,8 +68,8 @@ class Breach:
 
 
 # Most severe first: when one reading shows several symptoms of a service, this one names it.
-SEVERITY_ORDER = ("crash-loop", "oom", "unavailable", "error-rate", "latency", "saturation", "not-ready",
-                  "scrape-down")
+SEVERITY_ORDER = ("crash-loop", "oom", "unavailable", "endpoints-missing", "route-missing", "error-rate", "latency",
+                  "saturation", "not-ready", "scrape-down")
 
 # The gateway routes to these: its errors on a route are the service's when the service is down.
 ROUTES_TO = {"gateway": ("order", "product", "payment"), "order": ("product", "payment")}
@@ -85,6 +92,8 @@ def breaches(signals: list[ServiceSignals], t: Thresholds = Thresholds()) -> lis
             out.append(Breach(s.service, "not-ready", f"{s.service} has a pod not ready for "
                               f"{s.stuck_pod_seconds:.0f}s" + (" during a rollout" if s.rolling_out else ""),
                               s.stuck_pod_seconds, t.stuck_seconds, "kubernetes"))
+        if s.endpoints_problem and not s.rolling_out:
+            out.append(Breach(s.service, "endpoints-missing", s.endpoints_problem, 0.0, 1.0, "kubernetes"))
         if s.scrape_up is False and not s.rolling_out and (s.ready or 0) > 0:
             out.append(Breach(s.service, "scrape-down", f"{s.service} metrics endpoint down", 0.0, 1.0,
                               "prometheus"))
@@ -95,6 +104,13 @@ def breaches(signals: list[ServiceSignals], t: Thresholds = Thresholds()) -> lis
         if busy and s.p95_seconds is not None and s.p95_seconds > t.p95_seconds:
             out.append(Breach(s.service, "latency", f"{s.service} P95 {s.p95_seconds * 1000:.0f} ms",
                               s.p95_seconds, t.p95_seconds, "prometheus"))
+        if busy and s.unrouted_ratio is not None and s.unrouted_ratio > t.unrouted_ratio:
+            out.append(Breach(s.service, "route-missing", f"{s.service} answers {s.unrouted_ratio:.0%} of "
+                              f"{s.unrouted_route} itself with 404: no location serves the route",
+                              s.unrouted_ratio, t.unrouted_ratio, "prometheus"))
+        if busy and s.saturation is not None and s.saturation >= t.saturation and (s.waiting or 0) > 0.5:
+            out.append(Breach(s.service, "saturation", f"{s.service} database connections {s.saturation:.0%} busy, "
+                              f"{s.waiting:.1f} queries waiting on average", s.saturation, t.saturation, "prometheus"))
     # A dependency that is rolling out, or whose pods are too new for their figures to be in (the
     # 1-minute window still mixes the old pods' requests), cannot be judged this reading: its
     # callers' errors and latency wait rather than blame the caller.

@@ -13,7 +13,11 @@ it), `payment-crash` (the service's fault hook `SHOP_FAULT_CRASHED`: health and 
 liveness restarts it again and again) and `product-overload` (`SHOP_FAULT_LATENCY_MS` /
 `SHOP_FAULT_CPU_MS` on every API request), `bad-rollout` (a new revision whose pods crash; the
 rolling update keeps the old ones), `bad-env` (an environment value that breaks a call, by default
-order's payment URL) and `scale-to-zero`.
+order's payment URL) and `scale-to-zero`; `route-removed` (one `location` of the gateway config
+taken out: that path answers 404), `service-selector-mismatch` (a Service's selector, or with
+`parameters.targetPort` its target port, no longer matches its pods), `real-overload` (the shop's
+idle load generator Deployment scaled up: real requests, no fault hook) and `memory-leak` (the
+service's leak hook: memory kept on every request until the container's limit kills it).
 """
 from __future__ import annotations
 
@@ -24,7 +28,11 @@ from dataclasses import dataclass, field
 
 RESTARTED_AT = "sre.stratus.dev/restartedAt"
 DEAD_PORT = 5999  # nothing in the shop listens here: NGINX answers 502
-SUPPORTED = ("bad-gateway-config", "payment-crash", "product-overload", "bad-rollout", "bad-env", "scale-to-zero")
+SUPPORTED = ("bad-gateway-config", "payment-crash", "product-overload", "bad-rollout", "bad-env", "scale-to-zero",
+             "route-removed", "service-selector-mismatch", "real-overload", "memory-leak")
+DEFAULT_ROUTE = "/api/products"
+DEFAULT_LEAK_KB = 4096
+DEFAULT_OVERLOAD_RPS = 80
 # bad-env's default: the dependency URL of the target that breaks its calls (a port nothing serves).
 BAD_ENV_DEFAULTS = {"order": {"SHOP_PAYMENT_URL": f"http://payment:{DEAD_PORT}"}}
 
@@ -38,7 +46,9 @@ class Change:
     kind: str
     namespace: str
     name: str
-    desired: dict  # {"container", "env"[, "strategy"]} for a Deployment, {"key", "value"} for a ConfigMap
+    # {"container", "env"[, "strategy"][, "replicas"]} or {"replicas"} for a Deployment, {"key", "value"}
+    # for a ConfigMap, {"selector", "ports"} for a Service
+    desired: dict
     snapshot: dict  # the same fields as they were
     change: str
     restart: list[str] = field(default_factory=list)  # Deployments to roll after a ConfigMap change
@@ -107,6 +117,15 @@ def broken_gateway_config(config: str) -> str:
     return broken
 
 
+def without_route(config: str, route: str) -> str:
+    """The same NGINX config without the `location` block that serves `route`."""
+    pattern = re.compile(r"^[ \t]*location\s+(?:\^~\s+)?" + re.escape(route) + r"\s*\{[^{}]*\}[ \t]*\n?", re.M)
+    out, n = pattern.subn("", config)
+    if n == 0:
+        raise FaultError(f"the gateway config has no `location {route}` block to remove")
+    return out
+
+
 def mounting_deployments(configmap: str, deployments: list[dict]) -> list[str]:
     out = []
     for d in deployments:
@@ -128,20 +147,10 @@ def plan(scenario: dict, targets: list[dict], deployments: list[dict]) -> list[C
     changes = []
     for obj in targets:
         kind = obj.get("kind")
-        if ftype == "bad-gateway-config":
-            if kind != "ConfigMap":
-                raise FaultError("bad-gateway-config targets a ConfigMap (target.kind: ConfigMap)")
-            data = obj.get("data") or {}
-            key = next((k for k in data if k.endswith(".conf")), None)
-            if key is None:
-                raise FaultError(f"ConfigMap {obj['metadata']['name']} holds no *.conf key")
-            new = params.get("config") or broken_gateway_config(data[key])
-            meta = obj["metadata"]
-            changes.append(Change("ConfigMap", meta["namespace"], meta["name"], desired={"key": key, "value": new},
-                                  snapshot={"key": key, "value": data[key]},
-                                  change=f"{key}: upstreams broken" if "config" not in params
-                                  else f"{key}: replaced by parameters.config",
-                                  restart=mounting_deployments(meta["name"], deployments)))
+        if ftype in ("bad-gateway-config", "route-removed"):
+            changes.append(_config_change(obj, ftype, params, deployments))
+        elif ftype == "service-selector-mismatch":
+            changes.append(_service_change(obj, params))
         else:
             if kind != "Deployment":
                 raise FaultError(f"{ftype} targets a Deployment (target.kind: Deployment)")
@@ -158,6 +167,21 @@ def plan(scenario: dict, targets: list[dict], deployments: list[dict]) -> list[C
                 if not values:
                     raise FaultError("bad-env needs parameters.env (NAME: value) for this target")
                 changes.append(_env_change(obj, values, "wrong environment"))
+            elif ftype == "memory-leak":
+                kb = int(params.get("leakKbPerRequest") or DEFAULT_LEAK_KB)
+                changes.append(_env_change(obj, {"SHOP_FAULT_LEAK_KB": str(kb)}, "a new revision that leaks memory"))
+            elif ftype == "real-overload":
+                meta = obj["metadata"]
+                ctr = _container(obj)
+                rps = str(params.get("rps") or DEFAULT_OVERLOAD_RPS)
+                original = ctr.get("env") or []
+                env = [e for e in original if e["name"] != "SHOP_TRAFFIC_RPS"] + [{"name": "SHOP_TRAFFIC_RPS", "value": rps}]
+                replicas = int(params.get("replicas") or 1)
+                changes.append(Change("Deployment", meta["namespace"], meta["name"],
+                                      desired={"container": ctr["name"], "env": env, "replicas": replicas},
+                                      snapshot={"container": ctr["name"], "env": original,
+                                                "replicas": int(obj["spec"].get("replicas", 0))},
+                                      change=f"load generator on: {replicas} × {rps} requests/s"))
             elif ftype == "scale-to-zero":
                 meta = obj["metadata"]
                 changes.append(Change("Deployment", meta["namespace"], meta["name"], desired={"replicas": 0},
@@ -173,13 +197,57 @@ def plan(scenario: dict, targets: list[dict], deployments: list[dict]) -> list[C
     return changes
 
 
+def _config_change(obj: dict, ftype: str, params: dict, deployments: list[dict]) -> Change:
+    if obj.get("kind") != "ConfigMap":
+        raise FaultError(f"{ftype} targets a ConfigMap (target.kind: ConfigMap)")
+    data = obj.get("data") or {}
+    key = next((k for k in data if k.endswith(".conf")), None)
+    if key is None:
+        raise FaultError(f"ConfigMap {obj['metadata']['name']} holds no *.conf key")
+    if ftype == "route-removed":
+        route = params.get("route") or DEFAULT_ROUTE
+        new, what = without_route(data[key], route), f"{key}: location {route} removed"
+    elif params.get("config"):
+        new, what = params["config"], f"{key}: replaced by parameters.config"
+    else:
+        new, what = broken_gateway_config(data[key]), f"{key}: upstreams broken"
+    meta = obj["metadata"]
+    return Change("ConfigMap", meta["namespace"], meta["name"], desired={"key": key, "value": new},
+                  snapshot={"key": key, "value": data[key]}, change=what,
+                  restart=mounting_deployments(meta["name"], deployments))
+
+
+def _service_change(obj: dict, params: dict) -> Change:
+    """A selector that matches no pod (a label renamed on one side only), or with
+    `parameters.targetPort` a target port no container listens on."""
+    if obj.get("kind") != "Service":
+        raise FaultError("service-selector-mismatch targets a Service (target.kind: Service)")
+    spec, meta = obj["spec"], obj["metadata"]
+    selector = dict(spec.get("selector") or {})
+    ports = [dict(p) for p in spec.get("ports") or []]
+    if not selector or not ports:
+        raise FaultError(f"Service {meta['name']} has no selector or no ports to break")
+    if params.get("targetPort"):
+        broken_ports = [{**p, "targetPort": params["targetPort"]} for p in ports]
+        desired, what = {"selector": selector, "ports": broken_ports}, f"targetPort → {params['targetPort']}"
+    else:
+        key = "app.kubernetes.io/name" if "app.kubernetes.io/name" in selector else sorted(selector)[0]
+        broken = {**selector, key: f"{selector[key]}-v2"}
+        desired, what = {"selector": broken, "ports": ports}, f"selector {key}={selector[key]}-v2"
+    return Change("Service", meta["namespace"], meta["name"], desired=desired,
+                  snapshot={"selector": selector, "ports": ports}, change=what)
+
+
 def patch_for(kind: str, current: dict, fields: dict) -> tuple[str, object]:
     """(patch type, patch) writing `fields` (a `desired` or a `snapshot`) onto the current object:
     a JSON patch replacing the container's whole env list (a strategic merge would keep injected
     variables), a merge patch for a ConfigMap key."""
     if kind == "ConfigMap":
         return "merge", {"data": {fields["key"]: fields["value"]}}
-    if "replicas" in fields:
+    if kind == "Service":  # replaced whole: a merge would keep a selector key the other side lacks
+        return "json", [{"op": "replace", "path": "/spec/selector", "value": fields["selector"]},
+                        {"op": "replace", "path": "/spec/ports", "value": fields["ports"]}]
+    if set(fields) == {"replicas"}:
         return "merge", {"spec": {"replicas": fields["replicas"]}}
     ctrs = current["spec"]["template"]["spec"]["containers"]
     idx = next((i for i, c in enumerate(ctrs) if c["name"] == fields["container"]), None)
@@ -188,6 +256,8 @@ def patch_for(kind: str, current: dict, fields: dict) -> tuple[str, object]:
     ops = [{"op": "add", "path": f"/spec/template/spec/containers/{idx}/env", "value": fields["env"]}]
     if "strategy" in fields:
         ops.append({"op": "add", "path": "/spec/strategy", "value": fields["strategy"]})
+    if "replicas" in fields:
+        ops.append({"op": "replace", "path": "/spec/replicas", "value": fields["replicas"]})
     return "json", ops
 
 

@@ -96,11 +96,13 @@ def _desired_again(kube: Kube, scenario: dict, record: dict) -> dict:
     obj["kind"] = record["kind"]
     if record["kind"] == "ConfigMap":
         obj["data"] = {**(obj.get("data") or {}), snap["key"]: snap["value"]}
-    elif "replicas" in snap:
-        obj["spec"]["replicas"] = snap["replicas"]
+    elif record["kind"] == "Service":
+        obj["spec"].update(selector=snap["selector"], ports=snap["ports"])
     else:
+        if "replicas" in snap:
+            obj["spec"]["replicas"] = snap["replicas"]
         for c in obj["spec"]["template"]["spec"]["containers"]:
-            if c["name"] == snap["container"]:
+            if "env" in snap and c["name"] == snap["container"]:
                 c["env"] = snap["env"]
         if "strategy" in snap:
             obj["spec"]["strategy"] = snap["strategy"]

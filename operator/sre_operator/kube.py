@@ -103,6 +103,8 @@ class Kube:
             self.core.patch_namespaced_config_map(name, namespace, body)
         elif kind == "Deployment":
             self.apps.patch_namespaced_deployment(name, namespace, body)
+        elif kind == "Service" and ptype == "json":
+            self.core.patch_namespaced_service(name, namespace, body)
         else:
             raise ValueError(f"unsupported patch {ptype} on {kind}")
 

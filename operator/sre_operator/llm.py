@@ -21,13 +21,14 @@ from .models import Action, Evidence, MitigationPlan, Target
 
 SYSTEM_PROMPT = """You are the planning agent of an autonomous SRE operator for Kubernetes.
 You receive evidence about one incident in one namespace: symptoms from Prometheus and the
-Kubernetes API, facts about the Deployments and ConfigMaps of the application, recent log lines,
+Kubernetes API, facts about the Deployments, ConfigMaps and Services of the application, recent log lines,
 and the plans already tried and undone. Propose the smallest plan that restores the service level.
 
 Rules:
 - Use only these actions: rollout-restart (Deployment), scale (Deployment, replicas 1-10),
   rollback (Deployment, to a previous revision listed in the evidence), patch-configmap (ConfigMap,
-  with the complete new value of each key you change), delete-pod (Pod).
+  with the complete new value of each key you change), delete-pod (Pod), restore-service (Service: puts
+  back the selector and ports last seen healthy).
 - Act only on objects named in the evidence, in the incident's namespace. Never name another one.
 - Never repeat a plan listed under "tried".
 - If a recently changed ConfigMap differs from its known-good version, restoring that version is
@@ -49,13 +50,13 @@ class ConfigEntry(_Answer):
 
 
 class LlmTarget(_Answer):
-    kind: Literal["Deployment", "ConfigMap", "Pod"]
+    kind: Literal["Deployment", "ConfigMap", "Pod", "Service"]
     name: str
     namespace: str | None = Field(description="leave null: the incident's namespace")
 
 
 class LlmAction(_Answer):
-    type: Literal["rollout-restart", "scale", "rollback", "patch-configmap", "delete-pod"]
+    type: Literal["rollout-restart", "scale", "rollback", "patch-configmap", "delete-pod", "restore-service"]
     target: LlmTarget
     replicas: int | None = Field(description="scale only")
     revision: int | None = Field(description="rollback only: the revision to go back to")

@@ -8,8 +8,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 SymptomKind = Literal["error-rate", "latency", "unavailable", "crash-loop", "not-ready", "scrape-down",
-                      "saturation", "oom"]
-ActionType = Literal["rollout-restart", "scale", "rollback", "patch-configmap", "delete-pod"]
+                      "saturation", "oom", "endpoints-missing", "route-missing"]
+ActionType = Literal["rollout-restart", "scale", "rollback", "patch-configmap", "delete-pod", "restore-service"]
+TargetKind = Literal["Deployment", "ConfigMap", "Pod", "Service"]
 
 
 class Model(BaseModel):
@@ -54,15 +55,29 @@ class ConfigFacts(Model):
     known_good_value: str | None = Field(None, alias="knownGoodValue")
 
 
+class ServiceFacts(Model):
+    """A Service of the application: whether it reaches its pods, and whether its selector and
+    ports are still the ones last seen healthy."""
+    name: str
+    selector: dict[str, str] = Field(default_factory=dict)
+    target_ports: list[str] = Field(default_factory=list, alias="targetPorts")
+    problem: str | None = None  # selects no pod, or a target port no container has
+    changed_seconds_ago: float | None = Field(None, alias="changedSecondsAgo")
+    differs_from_known_good: bool = Field(False, alias="differsFromKnownGood")
+    known_good_selector: dict[str, str] | None = Field(None, alias="knownGoodSelector")
+    known_good_target_ports: list[str] | None = Field(None, alias="knownGoodTargetPorts")
+
+
 class Evidence(Model):
     symptoms: list[Symptom]
     workloads: list[WorkloadFacts] = Field(default_factory=list)
     configs: list[ConfigFacts] = Field(default_factory=list)
+    services: list[ServiceFacts] = Field(default_factory=list)
     log_lines: list[str] = Field(default_factory=list, alias="logLines")
 
 
 class Target(Model):
-    kind: Literal["Deployment", "ConfigMap", "Pod"]
+    kind: TargetKind
     name: str = Field(min_length=1, max_length=253)
     namespace: str | None = None
 

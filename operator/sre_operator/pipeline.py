@@ -21,7 +21,7 @@ from .detector import Thresholds, breaches
 from .kube import Kube
 from .llm import LlmError, LlmPlanner, add_usage
 from .models import Action, Evidence, Health, MitigationPlan, Symptom
-from .signals import Reader
+from .signals import SERVICE_PREFIX, Reader
 from .validation import Slo, judge, next_step
 
 log = logging.getLogger("sre_operator.pipeline")
@@ -152,6 +152,8 @@ class IncidentRun:
                  + (", crash-looping" if w.crash_looping else "") for w in ev.workloads]
         changed = [f"{c.name}.{c.known_good_key} differs from its known-good version" for c in ev.configs
                    if c.differs_from_known_good]
+        changed += [sv.problem + (" (differs from its known-good version)" if sv.differs_from_known_good else "")
+                    for sv in ev.services if sv.problem]
         summary = "; ".join(facts + changed)
         self.save("Planning", "evidence collected",
                   symptoms=[s.model_dump(by_alias=True, exclude_none=True) | {"observedAt": ts(now())}
@@ -176,6 +178,9 @@ class IncidentRun:
         ctx.pods = {p["metadata"]["name"] for p in self.kube.list_pods(ns, "app.kubernetes.io/part-of=shop")}
         ctx.services = {s["metadata"]["name"]: {int(p["port"]) for p in s["spec"].get("ports") or []}
                         for s in self.kube.list("Service", ns)}
+        good = self.reader.known_good()
+        ctx.restorable_services = {s["metadata"]["name"] for s in self.kube.list("Service", ns, shop)
+                                   if f"{SERVICE_PREFIX}{s['metadata']['name']}" in good}
         return ctx
 
     def _choose_plan(self, ev: Evidence, tried: set[str]) -> tuple[MitigationPlan, dict]:
@@ -309,7 +314,8 @@ class IncidentRun:
         kind = action.target.kind
         current = None if kind == "Pod" else self.kube.get(kind, self.namespace, action.target.name)
         rss = self.kube.list_replica_sets(self.namespace, action.target.name) if action.type == "rollback" else None
-        return acts.prepare(action, self.namespace, current, rss)
+        good_service = self.reader.known_good_service(action.target.name) if action.type == "restore-service" else None
+        return acts.prepare(action, self.namespace, current, rss, good_service)
 
     def _known_good_data(self, action: Action) -> Action:
         good = self.reader.known_good()

@@ -6,6 +6,7 @@ the cluster holds right now (`PlanContext`, gathered by the pipeline's Kubernete
   a pod of one of its Deployments): a model cannot name another object;
 - a rollback names a revision the Deployment still has, other than the current one;
 - a scale keeps at least one replica and at most `max_replicas`;
+- a restore-service names a Service of the application with a known-good version on record;
 - a new config keeps the ConfigMap's keys and passes `configcheck` (NGINX configs: upstreams are
   Services of the namespace, `nginx -t`);
 - the plan is not one already tried and undone.
@@ -27,6 +28,7 @@ class PlanContext:
     config_maps: dict[str, dict[str, str]] = field(default_factory=dict)  # name → data
     pods: set[str] = field(default_factory=set)
     services: dict[str, set[int]] = field(default_factory=dict)  # name → ports
+    restorable_services: set[str] = field(default_factory=set)  # the application's, with a known-good record
     tried: set[str] = field(default_factory=set)
     max_replicas: int = 10
 
@@ -50,6 +52,9 @@ def check_action(action: Action, ctx: PlanContext) -> None:
         raise acts.ActionRefused(f"deployment/{name} is not a workload of this application in {ctx.namespace}")
     if kind == "ConfigMap" and name not in ctx.config_maps:
         raise acts.ActionRefused(f"configmap/{name} is not a config of this application in {ctx.namespace}")
+    if kind == "Service" and name not in ctx.restorable_services:
+        raise acts.ActionRefused(f"service/{name} is not a Service of this application with a known-good version "
+                                 f"in {ctx.namespace}")
     if kind == "Pod" and name not in ctx.pods:
         raise acts.ActionRefused(f"pod/{name} is not a pod of this application in {ctx.namespace}")
     if action.type == "rollback":

@@ -6,15 +6,19 @@ MitigationPlan. It reasons from what an SRE would see, never from a scenario's n
 2. the affected Deployment rolled out recently and is now crash-looping, not ready or slow →
    roll it back to its previous revision;
 3. OOM kills → roll back if it rolled out recently, else restart (and say a limit may be too low);
-4. saturation (latency without errors, no recent change) → scale out by one;
+4. saturation (latency without errors, no recent change) → scale out: double the replicas (the
+   most a step of the HorizontalPodAutoscaler adds), at most 10;
 5. crash loop or not ready with no recent change → rollout restart.
-0. (before all) a Deployment scaled to 0 → scale it back to its known-good replica count.
+0. (before all) a Deployment scaled to 0 → scale it back to its known-good replica count; a
+   Service that reaches none of its pods and differs from the version last seen healthy → restore
+   its selector and ports.
 Attempt N > 1 skips the rules that already failed (their actions are in `tried`)."""
 from __future__ import annotations
 
 from .models import Action, Evidence, MitigationPlan, Target, WorkloadFacts
 
 RECENT_SECONDS = 900.0  # a change this recent is a suspect
+MAX_SCALE_OUT = 10
 
 
 def _recent(seconds: float | None) -> bool:
@@ -34,6 +38,14 @@ def plan(ev: Evidence, tried: set[str] | None = None) -> MitigationPlan:
     candidates: list[MitigationPlan] = []
     w = _workload(ev, primary.service)
 
+    # 0. A Service that no longer reaches its pods, changed since it was last seen healthy.
+    for sv in ev.services:
+        if sv.problem and sv.differs_from_known_good:
+            candidates.append(MitigationPlan(
+                rootCause=f"{sv.problem}; its selector or ports changed since it was last seen healthy",
+                confidence=0.9, expectedEffect=f"service/{sv.name} reaches its pods again",
+                actions=[Action(type="restore-service", target=Target(kind="Service", name=sv.name),
+                                reason="put back the selector and ports last seen healthy")]))
     # 1. A recently changed config that differs from the last known-good one.
     for cfg in ev.configs:
         if cfg.differs_from_known_good and cfg.known_good_key and _recent(cfg.changed_seconds_ago):
@@ -78,11 +90,15 @@ def plan(ev: Evidence, tried: set[str] | None = None) -> MitigationPlan:
                                 reason="OOM kills")]))
         # 4. Saturation: slow but not failing, nothing changed.
         if ("latency" in kinds or "saturation" in kinds) and not broken and not recent:
+            replicas = min(max(w.desired * 2, w.desired + 1), MAX_SCALE_OUT)
+            saturated = next((x for x in ev.symptoms if x.kind == "saturation"), None)
             candidates.append(MitigationPlan(
-                rootCause=f"{w.deployment} is saturated: latency above its SLO without errors or a recent change",
-                confidence=0.6, expectedEffect=f"load spread over {w.desired + 1} replicas",
+                rootCause=f"{w.deployment} is saturated: " + (saturated.signal if saturated else
+                                                              "latency above its SLO without errors") +
+                          ", with no recent change",
+                confidence=0.75 if saturated else 0.6, expectedEffect=f"load spread over {replicas} replicas",
                 actions=[Action(type="scale", target=Target(kind="Deployment", name=w.deployment),
-                                replicas=min(w.desired + 1, 10), reason="more capacity")]))
+                                replicas=replicas, reason="more capacity")]))
         # 5. Broken without a recent change.
         if broken and not recent:
             candidates.append(MitigationPlan(

@@ -7,6 +7,7 @@ read as a healthy shop."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from dataclasses import dataclass
 
@@ -17,7 +18,7 @@ from urllib3.util.retry import Retry
 from .detector import ServiceSignals
 from .kube import Kube
 from .actions import revision_of
-from .models import ConfigFacts, Evidence, Health, Symptom, WorkloadFacts
+from .models import ConfigFacts, Evidence, Health, ServiceFacts, Symptom, WorkloadFacts
 
 log = logging.getLogger("sre_operator.signals")
 PART_OF = "app.kubernetes.io/part-of=shop"
@@ -26,6 +27,7 @@ KNOWN_GOOD = "sre-operator-known-good"
 WINDOW = "1m"
 MIN_REQUESTS = 8  # requests in a window below which its figures are not evidence
 REPLICAS_PREFIX = "_replicas."  # known-good replica counts, next to the configs
+SERVICE_PREFIX = "_service."  # known-good Service selectors and ports (JSON)
 MAX_CONFIG_EVIDENCE = 16384  # characters of a changed config handed to the planner
 
 
@@ -63,7 +65,7 @@ class Reader:
             raise PrometheusUnavailable(f"Prometheus at {self.prometheus_url}: {exc}") from exc
         out = {}
         for r in result:
-            key = r["metric"].get("service") or r["metric"].get("app") or ""
+            key = r["metric"].get("service") or r["metric"].get("app") or r["metric"].get("route") or ""
             try:
                 value = float(r["value"][1])
             except (TypeError, ValueError):
@@ -84,6 +86,13 @@ class Reader:
             "gw_p95": f'histogram_quantile(0.95, sum by (le) (rate(gateway_http_request_duration_seconds_bucket'
                       f'{{{ns},route!="other"}}[{window}])))',
             "up": f'max by (app) (up{{{ns},job="kubernetes-pods"}})',  # down: no instance answers
+            # Requests on an API route that no gateway location served, per route.
+            "unrouted": f'sum by (route) (rate(gateway_unrouted_requests_total{{{ns}}}[{window}]))',
+            "gw_route_rate": f'sum by (route) (rate(gateway_http_requests_total{{{ns},route!="other"}}[{window}]))',
+            # Share of the database connections busy over the window (1: every query queued for one).
+            "pool_busy": f'sum by (service) (avg_over_time(shop_db_pool_in_use{{{ns}}}[{window}]))'
+                         f' / sum by (service) (shop_db_pool_size{{{ns}}} > 0)',
+            "pool_waiting": f'sum by (service) (avg_over_time(shop_db_pool_waiting{{{ns}}}[{window}]))',
         }
         raw = {k: self._query(v) for k, v in q.items()}
         out: dict[str, dict[str, float]] = {}
@@ -99,6 +108,13 @@ class Reader:
             out["gateway"]["p95"] = raw["gw_p95"][""]
         for app, up in raw["up"].items():
             out.setdefault(app, {})["up"] = up
+        worst = max(((raw["unrouted"].get(r, 0.0) / rate, r) for r, rate in raw["gw_route_rate"].items() if rate > 0),
+                    default=None)
+        if worst is not None:
+            out["gateway"]["unrouted_ratio"], out["gateway"]["unrouted_route"] = worst
+        for svc, busy in raw["pool_busy"].items():
+            out.setdefault(svc, {})["saturation"] = busy
+            out[svc]["waiting"] = raw["pool_waiting"].get(svc, 0.0)
         return out
 
     # -- Kubernetes -------------------------------------------------------------------------
@@ -106,6 +122,9 @@ class Reader:
     def workloads(self) -> dict[str, dict]:
         deps = self.kube.list("Deployment", self.namespace, {"app.kubernetes.io/part-of": "shop"})
         pods = self.kube.list_pods(self.namespace, PART_OF)
+        services = self.kube.list("Service", self.namespace, {"app.kubernetes.io/part-of": "shop"})
+        problems = {sv["metadata"].get("labels", {}).get(NAME_LABEL, sv["metadata"]["name"]): service_problem(sv, pods)
+                    for sv in services}
         out = {}
         for d in deps:
             svc = d["metadata"]["labels"].get(NAME_LABEL, d["metadata"]["name"])
@@ -123,6 +142,8 @@ class Reader:
                 "oom_killed": any((c.get("lastState", {}).get("terminated") or {}).get("reason") == "OOMKilled"
                                   and c.get("restartCount", 0) >= 2 for c in statuses),
                 "rolling_out": rolling,
+                "endpoints_problem": problems.get(svc) if spec.get("replicas", 1) and any(_ready(p) for p in mine)
+                else None,
                 "newest_pod_seconds": min((_age_seconds(p["metadata"].get("creationTimestamp")) or 0.0
                                            for p in mine if not p["metadata"].get("deletionTimestamp")),
                                           default=None),
@@ -151,7 +172,10 @@ class Reader:
                 scrape_up=None if up is None else up >= 1, desired=w.get("desired"), ready=w.get("ready"),
                 restarts=w.get("restarts"), crash_looping=w.get("crash_looping", False),
                 oom_killed=w.get("oom_killed", False), rolling_out=w.get("rolling_out", False),
-                stuck_pod_seconds=w.get("stuck_pod_seconds"), newest_pod_seconds=w.get("newest_pod_seconds")))
+                stuck_pod_seconds=w.get("stuck_pod_seconds"), newest_pod_seconds=w.get("newest_pod_seconds"),
+                endpoints_problem=w.get("endpoints_problem"), unrouted_ratio=p.get("unrouted_ratio"),
+                unrouted_route=p.get("unrouted_route"), saturation=p.get("saturation"),
+                waiting=p.get("waiting")))
         return out, complete
 
     def health(self, service: str, window: str = WINDOW) -> Health:
@@ -203,9 +227,18 @@ class Reader:
                 continue
             for key, value in (cm.get("data") or {}).items():
                 data[f"{cm['metadata']['name']}.{key}"] = value
-        for d in self.kube.list("Deployment", self.namespace, {"app.kubernetes.io/part-of": "shop"}):
+        deployments = self.kube.list("Deployment", self.namespace, {"app.kubernetes.io/part-of": "shop"})
+        for d in deployments:
             if int(d["spec"].get("replicas", 1)) > 0:
                 data[f"{REPLICAS_PREFIX}{d['metadata']['name']}"] = str(d["spec"].get("replicas", 1))
+        pods = self.kube.list_pods(self.namespace, PART_OF)
+        for sv in self.kube.list("Service", self.namespace, {"app.kubernetes.io/part-of": "shop"}):
+            key = f"{SERVICE_PREFIX}{sv['metadata']['name']}"
+            age = _age_seconds(_last_change(sv))
+            # A Service that reaches no pod is never vouched for, nor one changed too recently to judge.
+            if service_problem(sv, pods) or (age is not None and age < min_age_seconds and key in data):
+                continue
+            data[key] = json.dumps(service_spec(sv), sort_keys=True)
         if data and data != known:
             self.kube.upsert_config_map(self.namespace, KNOWN_GOOD, data,
                                         labels={"app.kubernetes.io/managed-by": "sre-operator"})
@@ -225,21 +258,78 @@ class Reader:
                                        knownGoodValue=kg[:MAX_CONFIG_EVIDENCE] if differs else None))
         return out
 
+    def service_facts(self, good: dict[str, str]) -> list[ServiceFacts]:
+        pods = self.kube.list_pods(self.namespace, PART_OF)
+        out = []
+        for sv in self.kube.list("Service", self.namespace, {"app.kubernetes.io/part-of": "shop"}):
+            name, spec = sv["metadata"]["name"], service_spec(sv)
+            kg = json.loads(good[f"{SERVICE_PREFIX}{name}"]) if f"{SERVICE_PREFIX}{name}" in good else None
+            differs = kg is not None and not _same_service(spec, kg)
+            out.append(ServiceFacts(
+                name=name, selector=spec["selector"], targetPorts=[str(p.get("targetPort")) for p in spec["ports"]],
+                problem=service_problem(sv, pods), changedSecondsAgo=_age_seconds(_last_change(sv)),
+                differsFromKnownGood=differs, knownGoodSelector=kg["selector"] if differs else None,
+                knownGoodTargetPorts=[str(p.get("targetPort")) for p in kg["ports"]] if differs else None))
+        return out
+
+    def known_good_service(self, name: str) -> dict | None:
+        raw = self.known_good().get(f"{SERVICE_PREFIX}{name}")
+        return json.loads(raw) if raw else None
+
     def evidence(self, symptoms: list[Symptom], log_lines: int = 20) -> Evidence:
         work = self.workloads()
         good = self.known_good()
         facts = [self.workload_facts(svc, w, good) for svc, w in sorted(work.items())]
         configs = self.config_facts([c for f in facts for c in f.config_maps], good)
+        services = self.service_facts(good)
         logs = []
         for s in symptoms[:2]:
             logs += self.kube.recent_logs(self.namespace, f"{NAME_LABEL}={s.service}", log_lines)
-        return Evidence(symptoms=symptoms, workloads=facts, configs=configs, logLines=logs[-2 * log_lines:])
+        return Evidence(symptoms=symptoms, workloads=facts, configs=configs, services=services,
+                        logLines=logs[-2 * log_lines:])
 
 
 def parse_window(window: str) -> float:
     """A PromQL duration of ours (`1m`, `41s`) in seconds."""
     units = {"s": 1, "m": 60, "h": 3600}
     return float(window[:-1]) * units[window[-1]]
+
+
+def service_spec(sv: dict) -> dict:
+    """The part of a Service that decides where its traffic goes (what restore-service puts back)."""
+    ports = [{k: v for k, v in p.items() if k in ("name", "port", "targetPort", "protocol", "nodePort")}
+             for p in sv["spec"].get("ports") or []]
+    return {"selector": dict(sv["spec"].get("selector") or {}), "ports": ports}
+
+
+def _same_service(a: dict, b: dict) -> bool:
+    def norm(spec: dict) -> tuple:
+        return (sorted(spec["selector"].items()),
+                sorted((p.get("name", ""), p.get("port"), str(p.get("targetPort", p.get("port")))) for p in spec["ports"]))
+    return norm(a) == norm(b)
+
+
+def service_problem(sv: dict, pods: list[dict]) -> str | None:
+    """Why a Service reaches none of its pods: a selector no pod matches, or target ports that no
+    container of the selected pods declares. None when it reaches them (or selects nothing by design)."""
+    name, spec = sv["metadata"]["name"], sv["spec"]
+    selector = spec.get("selector") or {}
+    if not selector:
+        return None  # a Service without selector has its endpoints managed by hand
+    chosen = [p for p in pods if not p["metadata"].get("deletionTimestamp")
+              and all((p["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())]
+    if not chosen:
+        shown = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+        return f"Service {name} selects no pod (selector {shown})"
+    declared = {str(cp.get(k)) for p in chosen for c in p["spec"].get("containers") or []
+                for cp in c.get("ports") or [] for k in ("name", "containerPort") if cp.get(k) is not None}
+    if not declared:
+        return None  # pods that declare no port: a numeric target port may still be right
+    for port in spec.get("ports") or []:
+        target = str(port.get("targetPort", port.get("port")))
+        if target not in declared:
+            return f"Service {name} port {port.get('port')} targets {target}, which no container of its pods declares"
+    return None
 
 
 def _ready(pod: dict) -> bool:

@@ -41,7 +41,12 @@ def test_helm_lint_strict(chart: str) -> None:
 def test_shop_renders_services_with_probes_limits_storage_and_scrape_annotations() -> None:
     docs = render("shop")
     deployments = by_kind(docs, "Deployment")
-    assert set(deployments) == {"order", "product", "payment", "gateway"}
+    assert set(deployments) == {"order", "product", "payment", "gateway", "loadgen"}
+    # The load generator idles until a real-overload scenario scales it, and is not part of the shop.
+    assert deployments["loadgen"]["spec"]["replicas"] == 0
+    assert "app.kubernetes.io/part-of" not in deployments["loadgen"]["metadata"]["labels"]
+    product_env = {e["name"]: e["value"] for e in deployments["product"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert (product_env["SHOP_DB_POOL_SIZE"], product_env["SHOP_DB_QUERY_MS"]) == ("2", "40")
     assert set(by_kind(docs, "PersistentVolumeClaim")) == {"order-data", "product-data", "payment-data"}
     for name, port in (("order", 5001), ("product", 5002), ("payment", 5003)):
         pod = deployments[name]["spec"]["template"]

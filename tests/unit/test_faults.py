@@ -74,7 +74,12 @@ def test_plans_snapshot_what_they_change() -> None:
     ("bad-gateway-config", [deploy("gateway")], "targets a ConfigMap"),
     ("bad-gateway-config", [{"kind": "ConfigMap", "metadata": {"name": "c", "namespace": "s"}, "data": {"a": "b"}}],
      "no \\*.conf key"),
-    ("memory-leak", [deploy("x")], "not implemented yet"),
+    ("route-removed", [deploy("gateway")], "targets a ConfigMap"),
+    ("route-removed", [{"kind": "ConfigMap", "metadata": {"name": "c", "namespace": "s"}, "data": {"a.conf": "x"}}],
+     "no `location /api/products`"),
+    ("service-selector-mismatch", [deploy("payment")], "targets a Service"),
+    ("memory-leak", [{"kind": "Service", "metadata": {"name": "c", "namespace": "s"}, "spec": {}}],
+     "targets a Deployment"),
 ])
 def test_plans_refuse_what_they_cannot_do(ftype: str, targets: list[dict], message: str) -> None:
     with pytest.raises(faults.FaultError, match=message):
@@ -110,3 +115,57 @@ def test_bad_rollout_bad_env_and_scale_to_zero_plan_and_revert_from_their_snapsh
     [zero] = faults.plan(fs("scale-to-zero"), [d], [])
     assert faults.patch_for("Deployment", d, zero.desired) == ("merge", {"spec": {"replicas": 0}})
     assert faults.patch_for("Deployment", d, zero.snapshot) == ("merge", {"spec": {"replicas": 2}})
+
+
+def _gateway_conf() -> str:
+    from shop.gateway import render_config
+    return render_config(listen="8080", order="order:5001", product="product:5002", payment="payment:5003",
+                         access_log="/var/log/gateway/access.json", run_dir="/tmp")
+
+
+def test_route_removed_takes_out_one_location_only() -> None:
+    conf = _gateway_conf()
+    cm = {"kind": "ConfigMap", "metadata": {"name": "gateway-config", "namespace": "shop"}, "data": {"nginx.conf": conf}}
+    [c] = faults.plan(fs("route-removed", route="/api/payments"), [cm], [deploy("gateway")])
+    new = c.desired["value"]
+    assert "location /api/payments" not in new
+    assert "location /api/orders" in new and "location /api/products" in new and "location / {" in new
+    assert new.count("{") == new.count("}")
+    assert c.snapshot["value"] == conf and c.restart == ["gateway"]
+    [default] = faults.plan(fs("route-removed"), [cm], [])
+    assert "location /api/products" not in default.desired["value"] and "/api/products" in default.change
+
+
+def _service(name: str = "payment") -> dict:
+    return {"kind": "Service", "metadata": {"name": name, "namespace": "shop"},
+            "spec": {"selector": {"app.kubernetes.io/instance": "shop", "app.kubernetes.io/name": name},
+                     "ports": [{"name": "http", "port": 5003, "targetPort": "http"}]}}
+
+
+def test_service_selector_mismatch_breaks_the_selector_or_the_port_and_reverts_whole() -> None:
+    svc = _service()
+    [c] = faults.plan(fs("service-selector-mismatch"), [svc], [])
+    assert c.desired["selector"] == {"app.kubernetes.io/instance": "shop", "app.kubernetes.io/name": "payment-v2"}
+    assert c.snapshot == {"selector": svc["spec"]["selector"], "ports": svc["spec"]["ports"]}
+    ptype, ops = faults.patch_for("Service", svc, c.snapshot)
+    assert ptype == "json" and ops[0] == {"op": "replace", "path": "/spec/selector", "value": svc["spec"]["selector"]}
+    [port] = faults.plan(fs("service-selector-mismatch", targetPort=5999), [svc], [])
+    assert port.desired["selector"] == svc["spec"]["selector"]
+    assert port.desired["ports"][0]["targetPort"] == 5999 and port.snapshot["ports"][0]["targetPort"] == "http"
+
+
+def test_real_overload_switches_the_load_generator_on_and_off() -> None:
+    gen = deploy("loadgen", [{"name": "SHOP_TRAFFIC_RPS", "value": "80"}])
+    gen["spec"]["replicas"] = 0
+    [c] = faults.plan(fs("real-overload", rps=120), [gen], [])
+    assert c.desired["replicas"] == 1 and {"name": "SHOP_TRAFFIC_RPS", "value": "120"} in c.desired["env"]
+    assert c.snapshot["replicas"] == 0 and c.snapshot["env"] == [{"name": "SHOP_TRAFFIC_RPS", "value": "80"}]
+    _, ops = faults.patch_for("Deployment", gen, c.snapshot)
+    assert {"op": "replace", "path": "/spec/replicas", "value": 0} in ops
+
+
+def test_memory_leak_is_a_new_revision_with_the_leak_hook() -> None:
+    [c] = faults.plan(fs("memory-leak"), [deploy("product")], [])
+    assert c.desired["env"] == [{"name": "SHOP_FAULT_LEAK_KB", "value": str(faults.DEFAULT_LEAK_KB)}]
+    [c] = faults.plan(fs("memory-leak", leakKbPerRequest=512), [deploy("product")], [])
+    assert c.desired["env"] == [{"name": "SHOP_FAULT_LEAK_KB", "value": "512"}] and c.snapshot["env"] == []

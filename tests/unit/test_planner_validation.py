@@ -45,7 +45,7 @@ def test_latency_after_a_rollout_rolls_back_and_without_one_scales_out() -> None
     saturated = Evidence(symptoms=[sym("latency", "product")],
                          workloads=[wl(service="product", deployment="product", desired=2, ready=2)])
     p = planner.plan(saturated)
-    assert (p.actions[0].type, p.actions[0].replicas) == ("scale", 3)
+    assert (p.actions[0].type, p.actions[0].replicas) == ("scale", 4)  # doubled
 
 
 def test_an_old_crash_loop_gets_a_restart_and_no_evidence_gets_no_action() -> None:

@@ -101,6 +101,18 @@ def test_malformed_lines_are_counted_not_fatal() -> None:
     assert reg.get_sample_value("gateway_upstream_errors_total", {"route": "/api/orders", "upstream_status": "502"}) == 1
 
 
+def test_a_404_the_gateway_answered_itself_counts_as_unrouted() -> None:
+    reg = CollectorRegistry()
+    m = GatewayMetrics(reg)
+    m.observe('{"status":404,"uri":"/api/products","request_time":"0.000","upstream_status":""}')
+    m.observe('{"status":404,"uri":"/api/products/P999","request_time":"0.004","upstream_status":"404"}')
+    m.observe('{"status":404,"uri":"/nowhere","request_time":"0.000","upstream_status":""}')
+    m.observe('{"status":200,"uri":"/api/products","request_time":"0.004","upstream_status":"200"}')
+    # Only the first: the second is the product service's own "no such product", the third no API route.
+    assert reg.get_sample_value("gateway_unrouted_requests_total", {"route": "/api/products"}) == 1.0
+    assert reg.get_sample_value("gateway_unrouted_requests_total", {"route": "other"}) is None
+
+
 def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHOP_FAULT_LATENCY_MS", "250")
     monkeypatch.setenv("SHOP_BREAKER_FAILURES", "7")

@@ -21,7 +21,8 @@ from . import login  # noqa: F401 - registers the login handler
 
 PLURAL = "incidents"
 log = logging.getLogger("sre_operator.detector")
-SEVERITY = {"unavailable": "critical", "crash-loop": "critical", "oom": "critical", "error-rate": "critical"}
+SEVERITY = {"unavailable": "critical", "crash-loop": "critical", "oom": "critical", "error-rate": "critical",
+            "endpoints-missing": "critical", "route-missing": "critical"}
 
 
 def detect_once(kube: Kube, namespace: str, det: Detector, settings: Settings) -> list[str]:

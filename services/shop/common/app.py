@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI, Response
 from fastapi.responses import JSONResponse
 
 from . import errors, faults, logs, tracing
-from .db import Database
+from .db import Database, Pool
 from .metrics import MetricsMiddleware, ShopMetrics
 from .settings import ShopSettings
 
@@ -25,8 +25,11 @@ class ShopApp:
         self.settings = settings
         self.logger = logs.setup(settings.service, settings.log_level)
         self.metrics = ShopMetrics(settings.service)
-        self.db = Database(settings.resolved_db_path(), schema)
-        self.faults = faults.FaultState(settings)
+        pool = Pool(settings.db_pool_size, settings.db_query_ms, on_change=self.metrics.pool_changed)
+        self.metrics.pool_size.labels(settings.service).set(settings.db_pool_size)
+        self.metrics.pool_changed(0, 0)
+        self.db = Database(settings.resolved_db_path(), schema, pool)
+        self.faults = faults.FaultState(settings, self.metrics)
         self.readiness_checks: dict[str, ReadinessCheck] = {}
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
 
@@ -60,7 +63,7 @@ class ShopApp:
 
         @app.get("/ready", tags=["ops"])
         async def ready() -> Response:
-            own_ok = not shop.faults.crashed and await shop.db.run(shop.db.healthy)
+            own_ok = not shop.faults.crashed and await shop.db.run_direct(shop.db.healthy)
             deps = {name: await check() for name, check in shop.readiness_checks.items()}
             body = {"ready": own_ok, "service": shop.settings.service, "storage": own_ok,
                     "dependencies": deps}

@@ -1,7 +1,11 @@
 """SQLite storage on a volume: one file per service, WAL mode, schema created on start.
 
 Calls are short and local, so the services run them on the event loop's thread pool via
-`run_sync`, with one connection per call and `BEGIN IMMEDIATE` for writes that must not race.
+`asyncio.to_thread`, with one connection per call and `BEGIN IMMEDIATE` for writes that must not race.
+
+`Pool` makes the database behave like a remote one when asked to (`SHOP_DB_POOL_SIZE`,
+`SHOP_DB_QUERY_MS`): a query first waits for one of N connections, then pays the round trip. Its
+gauges (connections in use, requests waiting) are the service's saturation signal.
 """
 from __future__ import annotations
 
@@ -15,9 +19,42 @@ from typing import Iterator, TypeVar
 T = TypeVar("T")
 
 
+class Pool:
+    """N connections to a database `query_ms` away; size 0: no limit and no round trip."""
+
+    def __init__(self, size: int = 0, query_ms: int = 0,
+                 on_change: Callable[[int, int], None] | None = None) -> None:
+        self.size = size
+        self.query_ms = query_ms
+        self.in_use = 0
+        self.waiting = 0
+        self._sem = asyncio.Semaphore(size) if size > 0 else None
+        self._on_change = on_change or (lambda in_use, waiting: None)
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        if self._sem is None:
+            if self.query_ms:
+                await asyncio.sleep(self.query_ms / 1000)
+            return await asyncio.to_thread(fn)
+        self.waiting += 1
+        self._on_change(self.in_use, self.waiting)
+        async with self._sem:
+            self.waiting -= 1
+            self.in_use += 1
+            self._on_change(self.in_use, self.waiting)
+            try:
+                if self.query_ms:
+                    await asyncio.sleep(self.query_ms / 1000)
+                return await asyncio.to_thread(fn)
+            finally:
+                self.in_use -= 1
+                self._on_change(self.in_use, self.waiting)
+
+
 class Database:
-    def __init__(self, path: Path, schema: str) -> None:
+    def __init__(self, path: Path, schema: str, pool: Pool | None = None) -> None:
         self.path = path
+        self.pool = pool or Pool()
         path.parent.mkdir(parents=True, exist_ok=True)
         with self.connect() as conn:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -52,4 +89,9 @@ class Database:
             return False
 
     async def run(self, fn: Callable[[], T]) -> T:
+        """A query through the pool (waits for a connection when all are busy)."""
+        return await self.pool.run(fn)
+
+    async def run_direct(self, fn: Callable[[], T]) -> T:
+        """Outside the pool: health checks must answer while the pool is saturated."""
         return await asyncio.to_thread(fn)

@@ -1,7 +1,9 @@
 """Fault hooks the fault scenarios use, reachable only when `SHOP_FAULT_HOOKS=true`.
 
 - crashed: a failed state kept until the process restarts (health and API requests answer 503);
-- latency_ms / cpu_ms: sleep or busy CPU work added to every API request (product overload).
+- latency_ms / cpu_ms: sleep or busy CPU work added to every API request (product overload);
+- leak_kb: memory kept for good on every API request (a leak: the process grows until its
+  container's memory limit kills it).
 The same can be set at start from `SHOP_FAULT_*` variables, so a fault can be injected through a
 Deployment's env alone.
 """
@@ -14,6 +16,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from .errors import ShopError
+from .metrics import ShopMetrics
 from .settings import ShopSettings
 
 # Paths that keep answering in the failed state, so the fault stays observable.
@@ -21,13 +24,23 @@ _ALWAYS_ANSWER = ("/metrics", "/fault")
 
 
 class FaultState:
-    def __init__(self, settings: ShopSettings) -> None:
+    def __init__(self, settings: ShopSettings, metrics: ShopMetrics | None = None) -> None:
         self.crashed = settings.fault_crashed
         self.latency_ms = settings.fault_latency_ms
         self.cpu_ms = settings.fault_cpu_ms
+        self.leak_kb = settings.fault_leak_kb
+        self.kept: list[bytes] = []
+        self.metrics = metrics
+
+    def leak(self) -> None:
+        # Filled bytes, not zeros: every page is touched, so the memory is really resident.
+        self.kept.append(b"\x5a" * (self.leak_kb * 1024))
+        if self.metrics is not None:
+            self.metrics.memory_kept.labels(self.metrics.service).set(len(self.kept) * self.leak_kb * 1024)
 
     def as_dict(self) -> dict[str, object]:
-        return {"crashed": self.crashed, "latency_ms": self.latency_ms, "cpu_ms": self.cpu_ms}
+        return {"crashed": self.crashed, "latency_ms": self.latency_ms, "cpu_ms": self.cpu_ms,
+                "leak_kb": self.leak_kb, "kept_bytes": sum(len(b) for b in self.kept)}
 
 
 def burn_cpu(ms: int) -> None:
@@ -50,12 +63,18 @@ def gate(state: FaultState):  # noqa: ANN201 - returns a FastAPI dependency
                 await asyncio.sleep(state.latency_ms / 1000)
             if state.cpu_ms:
                 burn_cpu(state.cpu_ms)
+            if state.leak_kb:
+                state.leak()
 
     return fault_gate
 
 
 class Amount(BaseModel):
     ms: int = Field(ge=0, le=60_000)
+
+
+class Kilobytes(BaseModel):
+    kb: int = Field(ge=0, le=65_536)
 
 
 def router(state: FaultState) -> APIRouter:
@@ -80,11 +99,19 @@ def router(state: FaultState) -> APIRouter:
         state.cpu_ms = body.ms
         return state.as_dict()
 
+    @r.post("/leak")
+    async def leak(body: Kilobytes) -> dict[str, object]:
+        state.leak_kb = body.kb
+        return state.as_dict()
+
     @r.delete("")
     async def clear() -> dict[str, object]:
-        """Clears latency and CPU work. The failed state stays until the process restarts."""
+        """Clears latency, CPU work and the leak (memory kept so far is freed). The failed state
+        stays until the process restarts."""
         state.latency_ms = 0
         state.cpu_ms = 0
+        state.leak_kb = 0
+        state.kept.clear()
         return state.as_dict()
 
     return r

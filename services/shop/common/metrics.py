@@ -31,6 +31,19 @@ class ShopMetrics:
                                    "Circuit breaker state per target: 0 closed, 1 open, 2 half-open",
                                    ["service", "target"], registry=self.registry)
 
+        self.pool_in_use = Gauge("shop_db_pool_in_use", "Database connections in use",
+                                 ["service"], registry=self.registry)
+        self.pool_waiting = Gauge("shop_db_pool_waiting", "Queries waiting for a database connection",
+                                  ["service"], registry=self.registry)
+        self.pool_size = Gauge("shop_db_pool_size", "Database connections in the pool (0: unbounded)",
+                               ["service"], registry=self.registry)
+        self.memory_kept = Gauge("shop_fault_memory_kept_bytes", "Memory kept by the memory-leak fault hook",
+                                 ["service"], registry=self.registry)
+
+    def pool_changed(self, in_use: int, waiting: int) -> None:
+        self.pool_in_use.labels(self.service).set(in_use)
+        self.pool_waiting.labels(self.service).set(waiting)
+
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 

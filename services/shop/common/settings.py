@@ -32,6 +32,13 @@ class ShopSettings(BaseSettings):
     fault_latency_ms: int = Field(0, ge=0, le=60_000)
     fault_cpu_ms: int = Field(0, ge=0, le=60_000)
     fault_crashed: bool = False
+    fault_leak_kb: int = Field(0, ge=0, le=65_536)  # memory kept for good on every API request
+
+    # The database as a remote one behaves: a pool of `db_pool_size` connections (0: unbounded) and
+    # `db_query_ms` of round trip per query. A pod then serves at most pool/round-trip queries a
+    # second, and more load queues for a connection: saturation that more replicas relieve.
+    db_pool_size: int = Field(0, ge=0, le=1000)
+    db_query_ms: int = Field(0, ge=0, le=10_000)
 
     def resolved_db_path(self) -> Path:
         return self.db_path or Path("/data") / f"{self.service}.db"

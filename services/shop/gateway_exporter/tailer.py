@@ -31,6 +31,10 @@ class GatewayMetrics:
         self.upstream_errors = Counter("gateway_upstream_errors_total",
                                        "Requests whose upstream failed or answered 5xx",
                                        ["route", "upstream_status"], registry=registry)
+        self.unrouted = Counter("gateway_unrouted_requests_total",
+                                "Requests on an API route that no location served: NGINX answered 404 "
+                                "itself, no upstream was asked (a route missing from the config)",
+                                ["route"], registry=registry)
         self.malformed = Counter("gateway_log_malformed_lines_total", "Access log lines that were not JSON",
                                  registry=registry)
 
@@ -49,6 +53,8 @@ class GatewayMetrics:
         upstream = str(entry.get("upstream_status") or "").split(",")[-1].strip()
         if status >= 500 and (not upstream or upstream.startswith("5") or upstream == "-"):
             self.upstream_errors.labels(route, upstream or "none").inc()
+        if status == 404 and route != "other" and upstream in ("", "-"):
+            self.unrouted.labels(route).inc()
 
 
 class Follower:

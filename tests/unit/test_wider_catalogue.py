@@ -1,0 +1,146 @@
+"""Detection and planning for the wider fault catalogue, from evidence alone: a Service that
+reaches no pod, a gateway route that no location serves, a saturated pool, OOM kills after a
+rollout; and the restore-service action with its undo."""
+from __future__ import annotations
+
+import pytest
+
+from sre_operator import actions as acts
+from sre_operator import planner, plancheck
+from sre_operator.detector import Detector, ServiceSignals, breaches
+from sre_operator.models import Action, Evidence, ServiceFacts, Symptom, Target, WorkloadFacts
+from sre_operator.signals import service_problem, service_spec
+
+
+def healthy(service: str, **kw: object) -> ServiceSignals:
+    base: dict = dict(error_ratio=0.0, p95_seconds=0.03, request_rate=5, scrape_up=True, desired=1, ready=1, restarts=0)
+    return ServiceSignals(service, **{**base, **kw})
+
+
+def pod(name: str, labels: dict, ports: list[dict] | None = None) -> dict:
+    return {"metadata": {"name": name, "labels": labels},
+            "spec": {"containers": [{"name": "c", "ports": ports if ports is not None else
+                                     [{"name": "http", "containerPort": 5003}]}]}}
+
+
+def svc(selector: dict, target: object = "http") -> dict:
+    return {"metadata": {"name": "payment", "labels": {"app.kubernetes.io/name": "payment"}},
+            "spec": {"selector": selector, "clusterIP": "10.96.0.5",
+                     "ports": [{"name": "http", "port": 5003, "targetPort": target, "protocol": "TCP"}]}}
+
+
+LABELS = {"app.kubernetes.io/instance": "shop", "app.kubernetes.io/name": "payment"}
+
+
+def test_a_service_that_reaches_no_pod_says_why() -> None:
+    pods = [pod("payment-1", {**LABELS, "pod-template-hash": "x"})]
+    assert service_problem(svc(LABELS), pods) is None
+    assert service_problem(svc(LABELS, 5003), pods) is None  # a number a container declares
+    broken = service_problem(svc({**LABELS, "app.kubernetes.io/name": "payment-v2"}), pods)
+    assert broken and "selects no pod" in broken and "payment-v2" in broken
+    port = service_problem(svc(LABELS, 5999), pods)
+    assert port and "targets 5999" in port
+    # Pods that declare no port: a numeric target may be right, so no claim is made.
+    assert service_problem(svc(LABELS, 5999), [pod("p", LABELS, ports=[])]) is None
+    assert service_problem({"metadata": {"name": "x"}, "spec": {"ports": []}}, pods) is None  # no selector
+    assert service_spec(svc(LABELS))["ports"] == [{"name": "http", "port": 5003, "targetPort": "http",
+                                                   "protocol": "TCP"}]
+
+
+def test_missing_endpoints_open_one_incident_about_the_service_not_its_callers() -> None:
+    signals = [healthy("payment", request_rate=0.0, endpoints_problem="Service payment selects no pod"),
+               healthy("order", error_ratio=0.8), healthy("gateway", error_ratio=0.4), healthy("product")]
+    found = [(b.service, b.symptom) for b in breaches(signals)]
+    assert found == [("payment", "endpoints-missing")]
+    det = Detector()
+    det.observe(signals, now=0)
+    assert [(b.service, b.symptom) for b in det.observe(signals, now=10)] == [("payment", "endpoints-missing")]
+
+
+def test_a_route_no_location_serves_is_the_gateways_incident() -> None:
+    gw = healthy("gateway", unrouted_ratio=1.0, unrouted_route="/api/products")
+    [b] = breaches([gw, healthy("product"), healthy("order")])
+    assert (b.service, b.symptom) == ("gateway", "route-missing") and "/api/products" in b.signal
+    # A few 404s (a customer's typo) are not a missing route; nor is anything without traffic.
+    assert breaches([healthy("gateway", unrouted_ratio=0.05, unrouted_route="/api/products")]) == []
+    assert breaches([healthy("gateway", request_rate=0.0, unrouted_ratio=1.0, unrouted_route="/api/orders")]) == []
+
+
+def test_a_saturated_pool_is_a_symptom_only_with_queries_waiting() -> None:
+    hot = healthy("product", p95_seconds=0.9, saturation=0.99, waiting=12.0)
+    assert {b.symptom for b in breaches([hot])} == {"latency", "saturation"}
+    busy_but_keeping_up = healthy("product", saturation=0.95, waiting=0.1)
+    assert breaches([busy_but_keeping_up]) == []
+
+
+def wl(**kw: object) -> WorkloadFacts:
+    base = {"service": "product", "deployment": "product", "desired": 1, "ready": 1, "revision": 2,
+            "previousRevision": 1, "rolledOutSecondsAgo": 7200}
+    return WorkloadFacts.model_validate({**base, **kw})
+
+
+def sym(kind: str, service: str = "product", signal: str = "") -> Symptom:
+    return Symptom(kind=kind, service=service, signal=signal or f"{kind} of {service}")
+
+
+def test_saturation_without_a_recent_change_doubles_the_replicas() -> None:
+    ev = Evidence(symptoms=[sym("latency"), sym("saturation", signal="product database connections 99% busy")],
+                  workloads=[wl()])
+    p = planner.plan(ev)
+    assert [(a.type, a.target.name, a.replicas) for a in p.actions] == [("scale", "product", 2)]
+    assert "99% busy" in p.root_cause and p.confidence > 0.6
+    assert planner.plan(Evidence(symptoms=[sym("latency")], workloads=[wl(desired=6, ready=6)])).actions[0].replicas == 10
+    # The same latency right after a rollout is the rollout's fault: rolled back, not scaled.
+    recent = Evidence(symptoms=[sym("latency"), sym("saturation")], workloads=[wl(rolledOutSecondsAgo=60)])
+    assert planner.plan(recent).actions[0].type == "rollback"
+
+
+def test_oom_kills_after_a_rollout_roll_back_and_without_one_restart() -> None:
+    after = Evidence(symptoms=[sym("oom")], workloads=[wl(oomKilled=True, restarts=3, rolledOutSecondsAgo=90)])
+    a = planner.plan(after).actions[0]
+    assert (a.type, a.revision) == ("rollback", 1)
+    old = Evidence(symptoms=[sym("oom")], workloads=[wl(oomKilled=True, restarts=3)])
+    assert planner.plan(old).actions[0].type == "rollout-restart"
+
+
+def test_a_changed_service_that_reaches_no_pod_is_restored() -> None:
+    broken = ServiceFacts(name="payment", selector={"app.kubernetes.io/name": "payment-v2"}, targetPorts=["http"],
+                          problem="Service payment selects no pod", differsFromKnownGood=True,
+                          knownGoodSelector={"app.kubernetes.io/name": "payment"})
+    ev = Evidence(symptoms=[sym("endpoints-missing", "payment")],
+                  workloads=[wl(service="payment", deployment="payment")], services=[broken])
+    [a] = planner.plan(ev).actions
+    assert (a.type, a.target.kind, a.target.name) == ("restore-service", "Service", "payment")
+    # Without a healthy version on record there is nothing to restore to: no guess.
+    unknown = broken.model_copy(update={"differs_from_known_good": False})
+    p = planner.plan(ev.model_copy(update={"services": [unknown]}))
+    assert all(x.type != "restore-service" for x in p.actions)
+
+
+def test_restore_service_puts_back_the_known_good_spec_and_undoes_to_the_broken_one() -> None:
+    good = service_spec(svc(LABELS))
+    current = svc({**LABELS, "app.kubernetes.io/name": "payment-v2"})
+    action = Action(type="restore-service", target=Target(kind="Service", name="payment"))
+    p = acts.prepare(action, "shop", current, known_good_service=good)
+    assert p.patch == [{"op": "replace", "path": "/spec/selector", "value": LABELS},
+                       {"op": "replace", "path": "/spec/ports", "value": good["ports"]}]
+    assert p.undo["service"]["selector"]["app.kubernetes.io/name"] == "payment-v2"
+    assert acts.undo_patch("Service", p.undo)[0]["value"]["app.kubernetes.io/name"] == "payment-v2"
+    intent = acts.intent_of(p)
+    assert not acts.took_effect("Service", intent, current)
+    restored = svc(LABELS)
+    restored["spec"]["ports"][0]["nodePort"] = 30001  # defaults the API server adds do not matter
+    assert acts.took_effect("Service", intent, restored)
+    extra_key = svc({**LABELS, "tier": "x"})
+    assert not acts.took_effect("Service", intent, extra_key)
+    with pytest.raises(acts.ActionRefused, match="no known-good"):
+        acts.prepare(action, "shop", current, known_good_service=None)
+    with pytest.raises(acts.ActionRefused, match="acts on Service"):
+        acts.check(Action(type="restore-service", target=Target(kind="Deployment", name="payment")), "shop")
+
+
+def test_a_model_cannot_restore_a_service_outside_the_application() -> None:
+    ctx = plancheck.PlanContext(namespace="shop", restorable_services={"payment"})
+    plancheck.check_action(Action(type="restore-service", target=Target(kind="Service", name="payment")), ctx)
+    with pytest.raises(acts.ActionRefused, match="not a Service of this application"):
+        plancheck.check_action(Action(type="restore-service", target=Target(kind="Service", name="kubernetes")), ctx)
