@@ -9,7 +9,7 @@ PY      := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 .PHONY: help setup demo shop-local test test-unit test-services test-cluster lint \
-        cluster-bin cluster-up cluster-down kind-up kind-down bench bench-scenarios clean
+        cluster-bin cluster-up cluster-down kind-up kind-down bench bench-scenarios bench-scale clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -39,9 +39,14 @@ lint: setup ## ruff, hadolint and helm lint
 	$(PY) -m ruff check services cluster tests
 	$(PY) -m pytest tests/unit -k "lint" $(PYTEST_ARGS)
 
-bench: setup cluster-bin ## print speed and memory figures (shop, cluster, node agent) and run bench-scenarios
+bench: setup cluster-bin ## print speed and memory figures (shop, cluster, node agent), then bench-scenarios and bench-scale
 	$(PY) bench/bench.py
 	$(PY) bench/scenarios.py --runs $(BENCH_RUNS)
+	$(PY) bench/scale.py --sizes $(BENCH_SCALE_SIZES)
+
+BENCH_SCALE_SIZES ?= 10,50,100
+bench-scale: setup cluster-bin ## the operator over 10, 50, 100 shops on kwok with live incidents: detection and reconcile latency, memory (→ bench/scale.json)
+	$(PY) bench/scale.py --sizes $(BENCH_SCALE_SIZES)
 
 BENCH_RUNS ?= 2
 bench-scenarios: setup cluster-bin ## each fault scenario BENCH_RUNS times: TTD, TTM, success rate, actions, tokens, operator memory (→ bench/scenarios.json)

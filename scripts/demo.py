@@ -55,18 +55,20 @@ def main() -> int:
     create_llm_secret(cluster)
     cluster.helm("upgrade", "--install", "sre-operator", str(ROOT / "charts/sre-operator"), "-n", OPERATOR,
                  "--create-namespace", "--wait", "--timeout=5m", "--set", f"watchNamespaces={{{SHOP}}}",
-                 "--set", f"prometheusUrl=http://prometheus.{OBS}:9090", *_llm_values(), timeout=330)
-    gw, prom = cluster.host_port(30080), cluster.host_port(30090)
+                 "--set", f"prometheusUrl=http://prometheus.{OBS}:9090",
+                 "--set", f"jaegerUrl={f'http://jaeger.{OBS}:16686' if jaeger else ''}", *_llm_values(), timeout=330)
+    gw, prom, dash = cluster.host_port(30080), cluster.host_port(30090), cluster.host_port(30888)
     kubeconfig = cluster.kubeconfig_out or cluster.kubeconfig
     print(f"""
 demo: ready in {time.monotonic() - started:.0f}s. The shop is under steady traffic and the operator is watching it.
 
   export KUBECONFIG={kubeconfig}
+  dashboard      http://127.0.0.1:{dash}/          (service map, incidents, the agents' log)
   shop gateway   http://127.0.0.1:{gw}/api/products
   Prometheus     http://127.0.0.1:{prom}
 
 Break something, then watch the operator detect, plan, mitigate and validate:
-  kubectl apply -n {SHOP} -f scenarios/payment-crash.yaml        # or bad-gateway-config, product-overload, bad-rollout, bad-env, scale-to-zero
+  kubectl apply -n {SHOP} -f scenarios/payment-crash.yaml        # or any other file in scenarios/ (10 kinds)
   kubectl get incidents -n {SHOP} -w
   kubectl describe incident -n {SHOP}                            # the whole record: symptoms, plan, actions, validation
   kubectl get events -n {SHOP} --field-selector involvedObject.kind=Incident

@@ -72,9 +72,9 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
                                         {"prometheus": "github.com/prometheus/prometheus/cmd/prometheus"}),
     "jaeger": lambda out: _go_build("jaeger", out, {"jaeger": "github.com/jaegertracing/jaeger/cmd/jaeger"}),
 }
-# What the cluster and its tests need (Prometheus runs as a pod with Kubernetes service discovery,
-# which Debian's build lacks) and kwok (scale tests); jaeger is built when asked for (--all / --with).
-DEFAULT = ("kubernetes", "helm", "coredns", "prometheus", "kwok")
+# What the cluster and its tests need: Prometheus runs as a pod with Kubernetes service discovery
+# (which Debian's build lacks), kwok for the scale tests, Jaeger for traces as triage evidence.
+DEFAULT = ("kubernetes", "helm", "coredns", "prometheus", "kwok", "jaeger")
 
 
 def _from_kubebuilder_assets(comp: Component) -> bool:
@@ -109,7 +109,7 @@ def ensure(comp: Component, log: Callable[[str], None] = print) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="localkube provision", description="Provision the cluster's binaries.")
-    parser.add_argument("--all", action="store_true", help="also kwok and jaeger")
+    parser.add_argument("--all", action="store_true", help="every component (the default set is all of them today)")
     parser.add_argument("--with", dest="extra", default="", help="comma-separated extra components")
     args = parser.parse_args(argv)
     names = list(BUILDERS) if args.all else list(DEFAULT) + [n for n in args.extra.split(",") if n]

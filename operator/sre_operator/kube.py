@@ -73,15 +73,18 @@ class Kube:
                                         for o in r["metadata"].get("ownerReferences") or [])]
 
     def recent_logs(self, namespace: str, label_selector: str, lines: int = 20) -> list[str]:
-        """The last lines of each matching pod's first container (data for triage, never instructions)."""
+        """The last lines of each container of up to three matching pods (data for triage, never
+        instructions). A pod with several containers (the gateway's NGINX and its exporter) needs
+        each container named."""
         out = []
         for p in self.list_pods(namespace, label_selector)[:3]:
-            try:
-                text = self.core.read_namespaced_pod_log(p["metadata"]["name"], namespace, tail_lines=lines,
-                                                         _request_timeout=5)
-            except ApiException:
-                continue
-            out += [f"{p['metadata']['name']}: {ln}"[:500] for ln in str(text).splitlines()[-lines:]]
+            for c in (p.get("spec") or {}).get("containers", [])[:3]:
+                try:
+                    text = self.core.read_namespaced_pod_log(p["metadata"]["name"], namespace, container=c["name"],
+                                                             tail_lines=lines, _request_timeout=5)
+                except ApiException:
+                    continue
+                out += [f"{p['metadata']['name']}/{c['name']}: {ln}"[:500] for ln in str(text).splitlines()[-lines:]]
         return out
 
     def upsert_config_map(self, namespace: str, name: str, data: dict[str, str], labels: dict[str, str]) -> None:

@@ -68,11 +68,22 @@ class ServiceFacts(Model):
     known_good_target_ports: list[str] | None = Field(None, alias="knownGoodTargetPorts")
 
 
+class TraceFacts(Model):
+    """One recent trace through the affected path, boiled down (from the trace store)."""
+    trace_id: str = Field(alias="traceId")
+    root: str  # service: operation of the root span
+    duration_ms: float = Field(alias="durationMs")
+    spans: int = 0
+    failed_spans: list[str] = Field(default_factory=list, alias="failedSpans")
+    slowest_span: str = Field("", alias="slowestSpan")
+
+
 class Evidence(Model):
     symptoms: list[Symptom]
     workloads: list[WorkloadFacts] = Field(default_factory=list)
     configs: list[ConfigFacts] = Field(default_factory=list)
     services: list[ServiceFacts] = Field(default_factory=list)
+    traces: list[TraceFacts] = Field(default_factory=list)
     log_lines: list[str] = Field(default_factory=list, alias="logLines")
 
 

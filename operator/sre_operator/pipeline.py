@@ -57,6 +57,9 @@ class Config:
     thresholds: Thresholds = field(default_factory=Thresholds)
     caps: limits.Caps = field(default_factory=limits.Caps)
     default_mode: str = "auto"
+    # The namespaces the operator may act in (None: wherever it is run). An Incident elsewhere is
+    # refused with a condition, whoever created it: the operator never acts outside them.
+    watched: frozenset[str] | None = None
 
 
 class IncidentRun:
@@ -110,6 +113,10 @@ class IncidentRun:
         phase = self.status.get("phase") or "Detected"
         if phase in TERMINAL:
             return True
+        if self.config.watched is not None and self.namespace not in self.config.watched:
+            self.fail("NamespaceNotWatched", f"namespace {self.namespace!r} is not one the operator acts in "
+                                             f"({', '.join(sorted(self.config.watched)) or 'none'})")
+            return True
         handler = {"Detected": self.detected, "Triaging": self.triage, "Planning": self.plan,
                    "AwaitingApproval": self.await_approval, "Mitigating": self.mitigate,
                    "Validating": self.validate, "Undoing": self.undo}[phase]
@@ -154,7 +161,10 @@ class IncidentRun:
                    if c.differs_from_known_good]
         changed += [sv.problem + (" (differs from its known-good version)" if sv.differs_from_known_good else "")
                     for sv in ev.services if sv.problem]
-        summary = "; ".join(facts + changed)
+        traced = [f"trace {t.trace_id[:8]} ({t.root}, {t.duration_ms:.0f} ms): "
+                  + (", ".join(t.failed_spans[:2]) if t.failed_spans else f"slowest {t.slowest_span}")
+                  for t in ev.traces[:2]]
+        summary = "; ".join(facts + changed + traced)
         self.save("Planning", "evidence collected",
                   symptoms=[s.model_dump(by_alias=True, exclude_none=True) | {"observedAt": ts(now())}
                             for s in ev.symptoms],
@@ -360,6 +370,8 @@ class IncidentRun:
         waited = (now() - start).total_seconds() - self.config.settle_seconds
         if not after.complete and waited < self.config.signal_wait_seconds:
             if not (self.status.get("message") or "").startswith("waiting for complete signals"):
+                self.emit("Warning", "SignalsMissing", "Prometheus did not answer or the window holds too few "
+                          f"requests; waiting up to {self.config.signal_wait_seconds:.0f}s before judging")
                 self.save(message="waiting for complete signals (Prometheus, traffic) before judging")
             return
         validation = list(self.status.get("validation") or [])

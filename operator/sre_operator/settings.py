@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -9,6 +10,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .detector import Thresholds
 from .limits import Caps
 from .llm import LlmConfig
+
+if TYPE_CHECKING:
+    from .traces import TraceReader
 
 
 class Settings(BaseSettings):
@@ -22,6 +26,7 @@ class Settings(BaseSettings):
     # Detection: the namespaces whose shop is watched (comma-separated) and the Prometheus to read.
     watch_namespaces: str = ""
     prometheus_url: str = "http://prometheus:9090"
+    jaeger_url: str = ""  # Jaeger's query API (e.g. http://jaeger.observability:16686); empty: no traces
     detect_interval_seconds: float = Field(5.0, gt=0, le=300)
     error_ratio_threshold: float = Field(0.10, gt=0, le=1)
     p95_threshold_seconds: float = Field(0.5, gt=0)
@@ -67,3 +72,7 @@ class Settings(BaseSettings):
 
     def allowed_target_namespaces(self) -> set[str]:
         return {n.strip() for n in self.fault_target_namespaces.split(",") if n.strip()}
+
+    def trace_reader(self) -> "TraceReader | None":
+        from .traces import TraceReader
+        return TraceReader(self.jaeger_url) if self.jaeger_url else None

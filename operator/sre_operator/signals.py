@@ -15,10 +15,11 @@ from prometheus_api_client import PrometheusApiClientException, PrometheusConnec
 from requests.exceptions import RequestException
 from urllib3.util.retry import Retry
 
-from .detector import ServiceSignals
-from .kube import Kube
 from .actions import revision_of
-from .models import ConfigFacts, Evidence, Health, ServiceFacts, Symptom, WorkloadFacts
+from .detector import ROUTES_TO, ServiceSignals
+from .kube import Kube
+from .models import ConfigFacts, Evidence, Health, ServiceFacts, Symptom, TraceFacts, WorkloadFacts
+from .traces import TraceReader
 
 log = logging.getLogger("sre_operator.signals")
 PART_OF = "app.kubernetes.io/part-of=shop"
@@ -42,80 +43,136 @@ class PrometheusUnavailable(RuntimeError):
     pass
 
 
+def prometheus_client(url: str, timeout: float = 5.0) -> PrometheusConnect:
+    # One quick retry: the detector reads again on its next cycle anyway, and a Prometheus that
+    # is down must be reported as missing data in seconds, not after a long backoff.
+    return PrometheusConnect(url=url, disable_ssl=True, timeout=int(timeout) + 1,
+                             retry=Retry(total=1, backoff_factor=0.2, status_forcelist=(502, 503, 504),
+                                         allowed_methods=("GET", "POST")))
+
+
+def _queries(sel: str, window: str) -> dict[str, str]:
+    """PromQL for every signal, grouped by namespace (one query set serves every namespace)."""
+    api = f'{sel},route=~"/api/.*"'
+    gw = f'{sel},route!="other"'
+    return {
+        "rate": f'sum by (namespace, service) (rate(shop_http_requests_total{{{api}}}[{window}]))',
+        "errors": f'sum by (namespace, service) (rate(shop_http_requests_total{{{api},code=~"5.."}}[{window}]))',
+        "p95": f'histogram_quantile(0.95, sum by (namespace, service, le) (rate('
+               f'shop_http_request_duration_seconds_bucket{{{api}}}[{window}])))',
+        "gw_rate": f'sum by (namespace) (rate(gateway_http_requests_total{{{gw}}}[{window}]))',
+        "gw_errors": f'sum by (namespace) (rate(gateway_http_requests_total{{{gw},code=~"5.."}}[{window}]))',
+        "gw_p95": f'histogram_quantile(0.95, sum by (namespace, le) (rate('
+                  f'gateway_http_request_duration_seconds_bucket{{{gw}}}[{window}])))',
+        "up": f'max by (namespace, app) (up{{{sel},job="kubernetes-pods"}})',  # down: no instance answers
+        # Requests on an API route that no gateway location served, per route.
+        "unrouted": f'sum by (namespace, route) (rate(gateway_unrouted_requests_total{{{sel}}}[{window}]))',
+        "gw_route_rate": f'sum by (namespace, route) (rate(gateway_http_requests_total{{{gw}}}[{window}]))',
+        # Share of the database connections busy over the window (1: every query queued for one).
+        "pool_busy": f'sum by (namespace, service) (avg_over_time(shop_db_pool_in_use{{{sel}}}[{window}]))'
+                     f' / sum by (namespace, service) (shop_db_pool_size{{{sel}}} > 0)',
+        "pool_waiting": f'sum by (namespace, service) (avg_over_time(shop_db_pool_waiting{{{sel}}}[{window}]))',
+    }
+
+
+def _run(prom: PrometheusConnect, url: str, promql: str, timeout: float) -> dict[tuple[str, str], float]:
+    """{(namespace, service|app|route): value}; NaN (no traffic) stays absent."""
+    try:
+        result = prom.custom_query(promql, params={"timeout": f"{int(timeout)}s"})
+    except (PrometheusApiClientException, RequestException, ValueError) as exc:
+        raise PrometheusUnavailable(f"Prometheus at {url}: {exc}") from exc
+    out = {}
+    for r in result:
+        m = r["metric"]
+        key = (m.get("namespace", ""), m.get("service") or m.get("app") or m.get("route") or "")
+        try:
+            value = float(r["value"][1])
+        except (TypeError, ValueError):
+            continue
+        if value == value:
+            out[key] = value
+    return out
+
+
+def _ratio(part: float, whole: float) -> float:
+    # Two rate() queries extrapolate apart: 5xx/all can come out as 1.004. A ratio stays in [0, 1].
+    return min(1.0, part / whole) if whole > 0 else 0.0
+
+
+def fetch_signals(prom: PrometheusConnect, url: str, namespaces: list[str], window: str = WINDOW,
+                  timeout: float = 5.0) -> dict[str, dict[str, dict]]:
+    """Every signal of every namespace in one set of queries: {namespace: {service: {...}}}."""
+    names = "|".join(sorted(namespaces))
+    sel = f'namespace=~"{names}"' if len(namespaces) > 1 else f'namespace="{namespaces[0]}"'
+    raw = {k: _run(prom, url, q, timeout) for k, q in _queries(sel, window).items()}
+    out: dict[str, dict[str, dict]] = {ns: {"gateway": {"rate": 0.0, "error_ratio": 0.0}} for ns in namespaces}
+    for (ns, svc), rate in raw["rate"].items():
+        if ns in out:
+            errors = raw["errors"].get((ns, svc), 0.0)
+            out[ns].setdefault(svc, {}).update(rate=rate, error_ratio=_ratio(errors, rate))
+    for (ns, svc), p95 in raw["p95"].items():
+        if ns in out:
+            out[ns].setdefault(svc, {})["p95"] = p95
+    for (ns, _), rate in raw["gw_rate"].items():
+        if ns in out:
+            errors = raw["gw_errors"].get((ns, ""), 0.0)
+            out[ns]["gateway"].update(rate=rate, error_ratio=_ratio(errors, rate))
+    for (ns, _), p95 in raw["gw_p95"].items():
+        if ns in out:
+            out[ns]["gateway"]["p95"] = p95
+    for (ns, app), up in raw["up"].items():
+        if ns in out:
+            out[ns].setdefault(app, {})["up"] = up
+    for ns in out:
+        worst = max(((_ratio(raw["unrouted"].get((ns, r), 0.0), rate), r) for (n, r), rate in raw["gw_route_rate"].items()
+                     if n == ns and rate > 0), default=None)
+        if worst is not None:
+            out[ns]["gateway"]["unrouted_ratio"], out[ns]["gateway"]["unrouted_route"] = worst
+    for (ns, svc), busy in raw["pool_busy"].items():
+        if ns in out:
+            out[ns].setdefault(svc, {}).update(saturation=busy, waiting=raw["pool_waiting"].get((ns, svc), 0.0))
+    return out
+
+
+@dataclass
+class PromSnapshot:
+    """One reading of every watched namespace, taken once per detector cycle (`error`: Prometheus
+    did not answer, and every namespace's reading is missing, not healthy)."""
+    window: str
+    by_namespace: dict[str, dict[str, dict]]
+    error: str = ""
+
+    @classmethod
+    def take(cls, prom: PrometheusConnect, url: str, namespaces: list[str], window: str = WINDOW,
+             timeout: float = 5.0) -> "PromSnapshot":
+        try:
+            return cls(window, fetch_signals(prom, url, namespaces, window, timeout))
+        except PrometheusUnavailable as exc:
+            return cls(window, {}, str(exc))
+
+
 @dataclass
 class Reader:
     kube: Kube
     namespace: str
     prometheus_url: str
     timeout: float = 5.0
+    traces: TraceReader | None = None  # a Jaeger query API: failing and slow traces as evidence
+    snapshot: "PromSnapshot | None" = None  # the detector's one reading of every namespace this cycle
 
     def __post_init__(self) -> None:
-        # One quick retry: the detector reads again on its next cycle anyway, and a Prometheus that
-        # is down must be reported as missing data in seconds, not after a long backoff.
-        self.prom = PrometheusConnect(url=self.prometheus_url, disable_ssl=True, timeout=int(self.timeout) + 1,
-                                      retry=Retry(total=1, backoff_factor=0.2, status_forcelist=(502, 503, 504),
-                                                  allowed_methods=("GET", "POST")))
+        self.prom = prometheus_client(self.prometheus_url, self.timeout)
 
     # -- Prometheus -------------------------------------------------------------------------
 
-    def _query(self, promql: str) -> dict[str, float]:
-        try:
-            result = self.prom.custom_query(promql, params={"timeout": f"{int(self.timeout)}s"})
-        except (PrometheusApiClientException, RequestException, ValueError) as exc:
-            raise PrometheusUnavailable(f"Prometheus at {self.prometheus_url}: {exc}") from exc
-        out = {}
-        for r in result:
-            key = r["metric"].get("service") or r["metric"].get("app") or r["metric"].get("route") or ""
-            try:
-                value = float(r["value"][1])
-            except (TypeError, ValueError):
-                continue
-            if value == value:  # NaN (no traffic) stays absent
-                out[key] = value
-        return out
-
     def prometheus_signals(self, window: str = WINDOW) -> dict[str, dict[str, float]]:
-        ns = f'namespace="{self.namespace}"'
-        q = {
-            "rate": f'sum by (service) (rate(shop_http_requests_total{{{ns},route=~"/api/.*"}}[{window}]))',
-            "errors": f'sum by (service) (rate(shop_http_requests_total{{{ns},route=~"/api/.*",code=~"5.."}}[{window}]))',
-            "p95": f'histogram_quantile(0.95, sum by (service, le) (rate(shop_http_request_duration_seconds_bucket'
-                   f'{{{ns},route=~"/api/.*"}}[{window}])))',
-            "gw_rate": f'sum(rate(gateway_http_requests_total{{{ns},route!="other"}}[{window}]))',
-            "gw_errors": f'sum(rate(gateway_http_requests_total{{{ns},route!="other",code=~"5.."}}[{window}]))',
-            "gw_p95": f'histogram_quantile(0.95, sum by (le) (rate(gateway_http_request_duration_seconds_bucket'
-                      f'{{{ns},route!="other"}}[{window}])))',
-            "up": f'max by (app) (up{{{ns},job="kubernetes-pods"}})',  # down: no instance answers
-            # Requests on an API route that no gateway location served, per route.
-            "unrouted": f'sum by (route) (rate(gateway_unrouted_requests_total{{{ns}}}[{window}]))',
-            "gw_route_rate": f'sum by (route) (rate(gateway_http_requests_total{{{ns},route!="other"}}[{window}]))',
-            # Share of the database connections busy over the window (1: every query queued for one).
-            "pool_busy": f'sum by (service) (avg_over_time(shop_db_pool_in_use{{{ns}}}[{window}]))'
-                         f' / sum by (service) (shop_db_pool_size{{{ns}}} > 0)',
-            "pool_waiting": f'sum by (service) (avg_over_time(shop_db_pool_waiting{{{ns}}}[{window}]))',
-        }
-        raw = {k: self._query(v) for k, v in q.items()}
-        out: dict[str, dict[str, float]] = {}
-        for svc, rate in raw["rate"].items():
-            out.setdefault(svc, {})["rate"] = rate
-            out[svc]["error_ratio"] = raw["errors"].get(svc, 0.0) / rate if rate > 0 else 0.0
-        for svc, p95 in raw["p95"].items():
-            out.setdefault(svc, {})["p95"] = p95
-        gw_rate = raw["gw_rate"].get("", 0.0)
-        out["gateway"] = {"rate": gw_rate,
-                          "error_ratio": raw["gw_errors"].get("", 0.0) / gw_rate if gw_rate > 0 else 0.0}
-        if "" in raw["gw_p95"]:
-            out["gateway"]["p95"] = raw["gw_p95"][""]
-        for app, up in raw["up"].items():
-            out.setdefault(app, {})["up"] = up
-        worst = max(((raw["unrouted"].get(r, 0.0) / rate, r) for r, rate in raw["gw_route_rate"].items() if rate > 0),
-                    default=None)
-        if worst is not None:
-            out["gateway"]["unrouted_ratio"], out["gateway"]["unrouted_route"] = worst
-        for svc, busy in raw["pool_busy"].items():
-            out.setdefault(svc, {})["saturation"] = busy
-            out[svc]["waiting"] = raw["pool_waiting"].get(svc, 0.0)
-        return out
+        """Per service of this namespace: rate, error ratio, P95, scrape up, unrouted ratio (the
+        gateway), pool saturation. From the cycle's snapshot when the detector took one."""
+        if self.snapshot is not None and window == self.snapshot.window:
+            if self.snapshot.error:
+                raise PrometheusUnavailable(self.snapshot.error)
+            return self.snapshot.by_namespace.get(self.namespace, {"gateway": {"rate": 0.0, "error_ratio": 0.0}})
+        return fetch_signals(self.prom, self.prometheus_url, [self.namespace], window, self.timeout)[self.namespace]
 
     # -- Kubernetes -------------------------------------------------------------------------
 
@@ -158,7 +215,8 @@ class Reader:
         try:
             prom, complete = self.prometheus_signals(window), True
         except PrometheusUnavailable as exc:
-            log.warning("%s", exc)
+            if self.snapshot is None:  # the detector reports a failed snapshot once per outage
+                log.warning("%s", exc)
             prom, complete = {}, False
         work = self.workloads()
         out = []
@@ -282,11 +340,25 @@ class Reader:
         facts = [self.workload_facts(svc, w, good) for svc, w in sorted(work.items())]
         configs = self.config_facts([c for f in facts for c in f.config_maps], good)
         services = self.service_facts(good)
+        traces = self.trace_facts(symptoms[0].service) if symptoms else []
         logs = []
         for s in symptoms[:2]:
             logs += self.kube.recent_logs(self.namespace, f"{NAME_LABEL}={s.service}", log_lines)
-        return Evidence(symptoms=symptoms, workloads=facts, configs=configs, services=services,
+        return Evidence(symptoms=symptoms, workloads=facts, configs=configs, services=services, traces=traces,
                         logLines=logs[-2 * log_lines:])
+
+    def trace_facts(self, service: str, limit: int = 5) -> list[TraceFacts]:
+        """The service's own recent traces and its callers' (a service that gets no requests, or
+        the gateway, which exports none, shows up in its callers' failed spans)."""
+        if self.traces is None:
+            return []
+        callers = [c for c, deps in ROUTES_TO.items() if service in deps and c != "gateway"]
+        found: dict[str, TraceFacts] = {}
+        for name in [service, *callers] if service != "gateway" else ["order", "product", "payment"]:
+            for t in self.traces.evidence(name, limit):
+                found.setdefault(t.trace_id, t)
+        ranked = sorted(found.values(), key=lambda f: (-len(f.failed_spans), -f.duration_ms))
+        return ranked[:limit]
 
 
 def parse_window(window: str) -> float:

@@ -102,3 +102,44 @@ def gateway(port: int, work_dir: Path, *, order: str, product: str, payment: str
                                   access_log=str(work_dir / "access.json")))
     argv = [NGINX, "-e", "/dev/stderr", "-p", str(work_dir), "-c", str(conf), "-g", "daemon off;"]
     return ManagedProcess("gateway", argv, work_dir / "nginx.log", None, f"http://127.0.0.1:{port}/nginx-health")
+
+
+JAEGER_CONFIG = """\
+service:
+  extensions: [jaeger_storage, jaeger_query, healthcheckv2]
+  pipelines:
+    traces: {receivers: [otlp], processors: [batch], exporters: [jaeger_storage_exporter]}
+  telemetry:
+    metrics: {level: none}
+    logs: {level: warn}
+extensions:
+  healthcheckv2: {use_v2: true, http: {endpoint: "127.0.0.1:@HEALTH@"}}
+  jaeger_query:
+    storage: {traces: memstore}
+    http: {endpoint: "127.0.0.1:@QUERY@"}
+    grpc: {endpoint: "127.0.0.1:@GRPC@"}
+  jaeger_storage:
+    backends:
+      memstore: {memory: {max_traces: 100000}}
+receivers:
+  otlp:
+    protocols:
+      http: {endpoint: "127.0.0.1:@OTLP@"}
+processors:
+  batch: {timeout: 200ms}
+exporters:
+  jaeger_storage_exporter: {trace_storage: memstore}
+"""
+
+
+def jaeger(binary: str, work_dir: Path) -> tuple[ManagedProcess, str, str]:
+    """Jaeger v2 (all in one, in-memory) on free loopback ports: (process, query URL, OTLP/HTTP URL)."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    ports = {k: free_port() for k in ("HEALTH", "QUERY", "GRPC", "OTLP")}
+    conf = JAEGER_CONFIG
+    for k, v in ports.items():
+        conf = conf.replace(f"@{k}@", str(v))
+    (work_dir / "jaeger.yaml").write_text(conf)
+    proc = ManagedProcess("jaeger", [binary, "--config", str(work_dir / "jaeger.yaml")], work_dir / "jaeger.log",
+                          None, f"http://127.0.0.1:{ports['HEALTH']}/status")
+    return proc, f"http://127.0.0.1:{ports['QUERY']}", f"http://127.0.0.1:{ports['OTLP']}"

@@ -2,6 +2,8 @@
 message, printer columns shown."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from localkube.cluster import Cluster
@@ -61,3 +63,30 @@ def test_incident_status_is_a_subresource_and_validated(crds: Cluster, namespace
     # A status change through the main resource is ignored, as status is a subresource.
     crds.kubectl("patch", "incident", name, "-n", namespace, "--type=merge", "-p", '{"status": {"attempts": 9}}')
     assert crds.kubectl("get", "inc", name, "-n", namespace, "-o", "jsonpath={.status.attempts}").stdout == "1"
+
+
+HUGE = "a" * 70000
+
+
+@pytest.mark.parametrize("doc,message", [
+    (fs("huge-name", f"  type: payment-crash\n  target: {{name: {'a' * 300}}}\n"), "spec.target.name: Too long"),
+    (fs("huge-config", f"  type: bad-gateway-config\n  target: {{kind: ConfigMap, name: gw}}\n"
+                       f"  parameters: {{config: {HUGE}}}\n"), "spec.parameters.config: Too long"),
+    (fs("many-env", "  type: bad-env\n  target: {name: order}\n  parameters:\n    env: {"
+                    + ", ".join(f"V{i}: x" for i in range(20)) + "}\n"), "spec.parameters.env: Too many"),
+    ("apiVersion: sre.stratus.dev/v1alpha1\nkind: Incident\nmetadata: {name: huge}\n"
+     f"spec: {{service: payment, symptom: latency, summary: {HUGE}}}\n", "spec.summary: Too long"),
+])
+def test_huge_strings_are_rejected_by_the_schema(crds: Cluster, namespace: str, doc: str, message: str) -> None:
+    out = crds.kubectl("apply", "-n", namespace, "-f", "-", input=doc, check=False)
+    assert out.returncode != 0 and message in out.stderr, out.stderr[:2000]
+
+
+def test_unknown_fields_are_refused_when_strict_and_never_stored(crds: Cluster, namespace: str) -> None:
+    doc = fs("extra", "  type: payment-crash\n  target: {name: payment, evil: true}\n  runAsRoot: true\n")
+    strict = crds.kubectl("apply", "-n", namespace, "--validate=strict", "-f", "-", input=doc, check=False)
+    assert strict.returncode != 0 and 'unknown field "spec.runAsRoot"' in strict.stderr, strict.stderr
+    crds.kubectl("apply", "-n", namespace, "--validate=false", "-f", "-", input=doc)
+    spec = json.loads(crds.kubectl("get", "fs", "extra", "-n", namespace, "-o", "json").stdout)["spec"]
+    assert "runAsRoot" not in spec and "evil" not in spec["target"]  # pruned by the structural schema
+    assert spec["target"] == {"name": "payment", "kind": "Deployment"}

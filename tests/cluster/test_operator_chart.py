@@ -35,6 +35,8 @@ def test_the_operator_chart_runs_the_operator_in_cluster_with_least_privilege(cl
             assert can("patch", "deployments", "-n", shop) == "yes"
             assert can("patch", "configmaps", "-n", shop) == "yes"
             assert can("delete", "pods", "-n", shop) == "yes"
+            assert can("patch", "services", "-n", shop) == "yes"  # restore-service
+            assert can("delete", "services", "-n", shop) == "no" and can("create", "services", "-n", shop) == "no"
             assert can("patch", "deployments", "-n", "kube-system") == "no"
             assert can("get", "secrets", "-n", shop) == "no"
             assert can("delete", "deployments", "-n", shop) == "no"

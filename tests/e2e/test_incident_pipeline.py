@@ -79,6 +79,14 @@ SCENARIOS = {
     "bad-rollout": ("{type: bad-rollout, target: {name: payment}, duration: 10m}", "payment", "rollback"),
     "bad-env": ("{type: bad-env, target: {name: order}, duration: 10m}", "order", "rollback"),
     "scale-to-zero": ("{type: scale-to-zero, target: {name: product}, duration: 10m}", "product", "scale"),
+    # One gateway route gone (404 from NGINX itself), a Service that selects no pod, real load past
+    # product's capacity (scaled out, not restarted), a leaking revision killed by its memory limit.
+    "route-removed": ("{type: route-removed, target: {kind: ConfigMap, name: gateway-config}, duration: 10m}",
+                      "gateway", "patch-configmap"),
+    "service-selector-mismatch": ("{type: service-selector-mismatch, target: {kind: Service, name: payment}, "
+                                  "duration: 10m}", "payment", "restore-service"),
+    "real-overload": ("{type: real-overload, target: {name: loadgen}, duration: 10m}", "product", "scale"),
+    "memory-leak": ("{type: memory-leak, target: {name: product}, duration: 10m}", "product", "rollback"),
 }
 
 

@@ -17,22 +17,27 @@ from .conftest import wait_for
 PROMETHEUS = "/usr/bin/prometheus"
 
 
-@pytest.fixture
-def prometheus(tmp_path: Path) -> Iterator[tuple[str, dict[str, int]]]:
-    """Prometheus scraping three jobs every second; returns its URL and the targets' ports."""
-    targets = {"errors": procs.free_port(), "slow": procs.free_port(), "fast": procs.free_port()}
-    config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-              "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
-                                 for job, port in targets.items()]}
+def start_prometheus(tmp_path: Path, scrape_configs: list[dict]) -> tuple[procs.ManagedProcess, str]:
+    """Prometheus scraping every second; returns the process (started, not yet ready) and its URL."""
+    config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"}, "scrape_configs": scrape_configs}
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = procs.free_port()
     prom = procs.ManagedProcess(
         "prometheus", [PROMETHEUS, f"--config.file={tmp_path / 'prometheus.yml'}",
                        f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
         tmp_path / "prometheus.log", None, f"http://127.0.0.1:{port}/-/ready").start()
+    return prom, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[tuple[str, dict[str, int]]]:
+    """Prometheus scraping three jobs every second; returns its URL and the targets' ports."""
+    targets = {"errors": procs.free_port(), "slow": procs.free_port(), "fast": procs.free_port()}
+    prom, url = start_prometheus(tmp_path, [{"job_name": job, "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+                                            for job, port in targets.items()])
     try:
         prom.wait_healthy(60)
-        yield f"http://127.0.0.1:{port}", targets
+        yield url, targets
     finally:
         prom.stop()
 
@@ -81,3 +86,61 @@ def test_error_ratio_and_p95_match_what_the_test_caused(prometheus, tmp_path: Pa
     finally:
         for p in started:
             p.stop()
+
+
+def test_one_set_of_queries_reads_every_namespace_apart(tmp_path: Path) -> None:
+    """The detector's per-cycle snapshot: the same PromQL it runs, grouped by namespace, against a
+    real Prometheus scraping two product services labelled as two namespaces: one saturated
+    (a one-connection pool, queries queueing), one failing. Neither leaks into the other."""
+    import threading
+    import time
+
+    from sre_operator.signals import PromSnapshot, fetch_signals, prometheus_client
+
+    ports = {"ns-a": procs.free_port(), "ns-b": procs.free_port()}
+    prom_proc, url = start_prometheus(tmp_path, [{"job_name": "kubernetes-pods", "static_configs": [
+        {"targets": [f"127.0.0.1:{port}"], "labels": {"namespace": ns, "app": "product"}}
+        for ns, port in ports.items()]}])
+    services = [procs.service("product", ports["ns-a"], tmp_path / "a", SHOP_DB_POOL_SIZE="1",
+                              SHOP_DB_QUERY_MS="100").start(),
+                procs.service("product", ports["ns-b"], tmp_path / "b", SHOP_FAULT_HOOKS="true").start()]
+    try:
+        prom_proc.wait_healthy(60)
+        for s in services:
+            s.wait_healthy()
+        b = f"http://127.0.0.1:{ports['ns-b']}"
+        httpx.post(f"{b}/fault/crash").raise_for_status()
+        stop = threading.Event()
+
+        def hammer() -> None:  # 8 clients on one connection of 100 ms: always 7 waiting
+            with httpx.Client(timeout=30) as c:
+                while not stop.is_set():
+                    c.get(f"http://127.0.0.1:{ports['ns-a']}/api/products")
+                    c.get(f"{b}/api/products")
+        threads = [threading.Thread(target=hammer) for _ in range(8)]
+        for t in threads:
+            t.start()
+        time.sleep(6)
+        prom = prometheus_client(url)
+
+        def read() -> dict | None:
+            out = fetch_signals(prom, url, ["ns-a", "ns-b"], "1m")
+            a, bb = out["ns-a"].get("product", {}), out["ns-b"].get("product", {})
+            return out if a.get("saturation") and a.get("rate") and bb.get("rate") else None
+        out = wait_for(read, timeout=30, interval=1, what="both namespaces in one reading")
+        stop.set()
+        for t in threads:
+            t.join()
+        a, bb = out["ns-a"]["product"], out["ns-b"]["product"]
+        assert a["saturation"] > 0.8 and a["waiting"] > 2, a
+        assert a["error_ratio"] == 0.0 and "saturation" not in bb
+        assert bb["error_ratio"] == 1.0, bb
+        assert a["up"] == 1.0 and bb["up"] == 1.0
+        assert out["ns-a"]["gateway"] == {"rate": 0.0, "error_ratio": 0.0}  # no gateway scraped: zeros, not errors
+        # A Prometheus that does not answer: the snapshot says so; nothing reads as healthy.
+        down = PromSnapshot.take(prometheus_client("http://127.0.0.1:9", 1), "http://127.0.0.1:9", ["ns-a"])
+        assert down.error and down.by_namespace == {}
+    finally:
+        for s in services:
+            s.stop()
+        prom_proc.stop()

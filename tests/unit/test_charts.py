@@ -147,19 +147,37 @@ def test_dockerfile_is_hadolint_clean(dockerfile: str) -> None:
 def test_the_operator_chart_is_least_privilege_with_probes_and_settings() -> None:
     docs = render("sre-operator", "--set", "watchNamespaces={shop-a,shop-b}", "--set", "mode=approve",
                   "--set", "llm.existingSecret=llm-key")
-    roles = [d for d in docs if d["kind"] == "Role"]
+    roles = [d for d in docs if d["kind"] == "Role" and not d["metadata"]["name"].endswith(("-leader", "-dashboard"))]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["shop-a", "shop-b"]
+    # In its own namespace, only the Lease of the leader election.
+    # The dashboard: read-only, in the namespace it shows (the first watched one).
+    [dash] = [d for d in docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("-dashboard")]
+    assert dash["metadata"]["namespace"] == "shop-a"
+    assert all(set(rule["verbs"]) == {"get", "list", "watch"} for rule in dash["rules"])
+    dash_dep = by_kind(docs, "Deployment")["rel-dashboard"]["spec"]
+    assert dash_dep["template"]["spec"]["serviceAccountName"] == "rel-dashboard"
+    assert dash_dep["template"]["spec"]["containers"][0]["args"] == ["dashboard"]
+    assert dash_dep["selector"]["matchLabels"]["app.kubernetes.io/name"] == "sre-dashboard"  # not the operator's pods
+    assert by_kind(docs, "Service")["rel-dashboard"]["spec"]["ports"][0]["nodePort"] == 30888
+    [leader] = [d for d in docs if d["kind"] == "Role" and d["metadata"]["name"].endswith("-leader")]
+    assert "namespace" not in leader["metadata"]  # the release's
+    assert leader["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                                "verbs": ["get", "create", "update"]}]
     for r in roles:
         for rule in r["rules"]:
             assert "*" not in rule["verbs"] and "*" not in rule["resources"]
             assert "secrets" not in rule["resources"]
-            if rule["resources"] in (["deployments"], ["configmaps"]):
+            if rule["resources"] in (["deployments"], ["configmaps"], ["services"]):
                 assert "delete" not in rule["verbs"]
+            if rule["resources"] == ["services"]:
+                assert set(rule["verbs"]) == {"get", "list", "patch"}  # restore-service; never create
     [cluster_role] = [d for d in docs if d["kind"] == "ClusterRole"]
     assert all(set(rule["verbs"]) <= {"get", "list", "watch"} for rule in cluster_role["rules"])
     dep = by_kind(docs, "Deployment")["rel"]["spec"]["template"]["spec"]
     ctr = dep["containers"][0]
-    assert ctr["args"][:3] == ["run", "--namespace=shop-a", "--namespace=shop-b"]
+    assert ctr["args"][:3] == ["run", "--namespace=shop-a", "--namespace=shop-b"] and "--leader-election" in ctr["args"]
+    assert by_kind(docs, "Deployment")["rel"]["spec"]["replicas"] == 2
+    assert "strategy" not in by_kind(docs, "Deployment")["rel"]["spec"]  # rolling: a standby takes over
     assert ctr["livenessProbe"]["httpGet"]["path"] == "/healthz" and ctr["readinessProbe"]
     env = {e["name"]: e for e in ctr["env"]}
     assert env["SRE_OPERATOR_WATCH_NAMESPACES"]["value"] == "shop-a,shop-b"
@@ -187,3 +205,15 @@ def test_kind_config_maps_the_published_ports() -> None:
     config = yaml.safe_load((ROOT / "kind-config.yaml").read_text())
     maps = {m["hostPort"]: m["containerPort"] for m in config["nodes"][0]["extraPortMappings"]}
     assert maps == {80: 30080, 8888: 30888, 9090: 30090, 16686: 30686}
+
+
+def test_every_shop_pod_takes_the_scheduling_values() -> None:
+    docs = render("shop", "--set-json", 'nodeSelector={"type":"kwok"}', "--set-json",
+                  'tolerations=[{"key":"k","operator":"Exists","effect":"NoSchedule"}]', "--set", "traffic.enabled=true")
+    deployments = by_kind(docs, "Deployment")
+    assert set(deployments) == {"order", "product", "payment", "gateway", "loadgen", "traffic"}
+    for d in deployments.values():
+        spec = d["spec"]["template"]["spec"]
+        assert spec["nodeSelector"] == {"type": "kwok"}
+        assert spec["tolerations"] == [{"key": "k", "operator": "Exists", "effect": "NoSchedule"}]
+    assert all("nodeSelector" not in d["spec"]["template"]["spec"] for d in by_kind(render("shop"), "Deployment").values())

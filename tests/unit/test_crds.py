@@ -51,8 +51,7 @@ def test_schemas_are_structural(kind: str) -> None:
         if node.get("x-kubernetes-preserve-unknown-fields"):
             assert node.get("description"), f"{path}: free-form fields must say why"
             continue
-        # Kubernetes' one exception to "every node has a type": int-or-string.
-        assert "type" in node or node.get("x-kubernetes-int-or-string"), f"{path} has no type"
+        assert "type" in node, f"{path} has no type"
 
 
 def test_incident_printer_columns() -> None:

@@ -22,3 +22,16 @@ helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version }}
     | replace "@@PAYMENT_UPSTREAM@@" (printf "payment:%v" .Values.services.payment.port)
     | replace "@@ACCESS_LOG@@" "/var/log/gateway/access.json" -}}
 {{- end -}}
+
+
+{{/* Where the shop's pods may run (nodeSelector, tolerations), the same for every component. */}}
+{{- define "shop.scheduling" -}}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}

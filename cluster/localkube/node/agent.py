@@ -211,7 +211,7 @@ class Agent:
 def _open_paths() -> list[str]:
     """Paths a container user must be able to reach: this Python and the project's packages."""
     paths = {sys.prefix, os.path.realpath(sys.executable)}
-    for mod in ("shop", "localkube", "sre_operator"):
+    for mod in ("shop", "localkube", "sre_operator", "sre_dashboard"):
         spec = importlib.util.find_spec(mod)
         if spec and spec.submodule_search_locations:
             paths.update(spec.submodule_search_locations)
@@ -221,7 +221,7 @@ def _open_paths() -> list[str]:
 def _program_dirs() -> list[str]:
     """Directories holding what mapped images run: the virtualenv, the base Python, the packages."""
     dirs = {sys.prefix, os.path.realpath(sys.base_prefix)}
-    for mod in ("shop", "localkube", "sre_operator"):
+    for mod in ("shop", "localkube", "sre_operator", "sre_dashboard"):
         spec = importlib.util.find_spec(mod)
         if spec and spec.submodule_search_locations:
             dirs.update(os.path.dirname(p) for p in spec.submodule_search_locations)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
@@ -16,7 +18,7 @@ from ..kube import GROUP, VERSION, Kube
 from ..llm import LlmPlanner
 from ..pipeline import TERMINAL, Config, IncidentRun, now, ts
 from ..settings import Settings
-from ..signals import PrometheusUnavailable, Reader
+from ..signals import PrometheusUnavailable, PromSnapshot, Reader, prometheus_client
 from . import login  # noqa: F401 - registers the login handler
 
 PLURAL = "incidents"
@@ -25,9 +27,10 @@ SEVERITY = {"unavailable": "critical", "crash-loop": "critical", "oom": "critica
             "endpoints-missing": "critical", "route-missing": "critical"}
 
 
-def detect_once(kube: Kube, namespace: str, det: Detector, settings: Settings) -> list[str]:
+def detect_once(kube: Kube, namespace: str, det: Detector, settings: Settings,
+                snapshot: PromSnapshot | None = None) -> list[str]:
     """One reading of one namespace; returns the names of the Incidents it opened."""
-    reader = Reader(kube, namespace, settings.prometheus_url)
+    reader = Reader(kube, namespace, settings.prometheus_url, snapshot=snapshot)
     signals, complete = reader.read()
     open_keys = {i["spec"].get("dedupKey", "") for i in kube.list_custom(PLURAL, namespace)
                  if (i.get("status") or {}).get("phase") not in TERMINAL}
@@ -51,15 +54,44 @@ def detect_once(kube: Kube, namespace: str, det: Detector, settings: Settings) -
     return opened
 
 
+def one(kube: Kube, ns: str, det: Detector, settings: Settings, snapshot: PromSnapshot) -> None:
+    try:
+        detect_once(kube, ns, det, settings, snapshot)
+    except Exception as exc:  # noqa: BLE001 - the loop must outlive a bad reading
+        log.warning("detector %s: %s", ns, exc)
+
+
 def detector_loop(stop: threading.Event, settings: Settings) -> None:
+    """Reads every watched namespace once per interval: Prometheus once for all of them (one set of
+    queries grouped by namespace), the Kubernetes API per namespace, several namespaces at a time.
+    The next cycle starts one interval after the previous one started (at once if a cycle took
+    longer: it then says it is falling behind)."""
     kube = Kube()
-    detectors = {ns: Detector(settings.thresholds()) for ns in settings.watched()}
-    while not stop.wait(settings.detect_interval_seconds):
-        for ns, det in detectors.items():
-            try:
-                detect_once(kube, ns, det, settings)
-            except Exception as exc:  # noqa: BLE001 - the loop must outlive a bad reading
-                log.warning("detector %s: %s", ns, exc)
+    namespaces = settings.watched()
+    detectors = {ns: Detector(settings.thresholds()) for ns in namespaces}
+    prom = prometheus_client(settings.prometheus_url)
+    interval = settings.detect_interval_seconds
+    cycle, took, outage = 0, 0.0, ""
+    with ThreadPoolExecutor(max_workers=min(8, len(namespaces)) or 1, thread_name_prefix="detect") as pool:
+        while not stop.wait(max(0.0, interval - took)):
+            started = time.monotonic()
+            snapshot = PromSnapshot.take(prom, settings.prometheus_url, namespaces)
+            if snapshot.error != outage:  # once per outage, and once when it is over
+                if snapshot.error:
+                    log.warning("Prometheus unavailable: Kubernetes signals only, nothing read as healthy: %s",
+                                snapshot.error)
+                else:
+                    log.info("Prometheus answers again")
+                outage = snapshot.error
+
+            list(pool.map(one, [kube] * len(namespaces), namespaces, [detectors[n] for n in namespaces],
+                          [settings] * len(namespaces), [snapshot] * len(namespaces)))
+            took = time.monotonic() - started
+            cycle += 1
+            slow = took > interval
+            level = logging.WARNING if slow else logging.INFO if cycle <= 3 or cycle % 12 == 0 else logging.DEBUG
+            log.log(level, "detector cycle over %d namespaces took %.2fs%s", len(namespaces), took,
+                    " (longer than the interval: falling behind)" if slow else "")
 
 
 @kopf.on.startup()
@@ -86,9 +118,10 @@ def stop_detector(memo: kopf.Memo, **_: Any) -> None:
 def run_incident(stopped: kopf.DaemonStopped, name: str, namespace: str, body: Any, logger: Any, **_: Any) -> None:
     settings = Settings()
     kube = Kube()
-    reader = Reader(kube, namespace, settings.prometheus_url)
+    reader = Reader(kube, namespace, settings.prometheus_url, traces=settings.trace_reader())
     config = Config(settle_seconds=settings.settle_seconds, default_mode=settings.mode,
-                    thresholds=settings.thresholds(), caps=settings.caps())
+                    thresholds=settings.thresholds(), caps=settings.caps(),
+                    watched=frozenset(settings.watched()) or None)
     llm_config = settings.llm_config()
     llm = LlmPlanner(llm_config) if llm_config else None
 

@@ -1,0 +1,187 @@
+"""`make bench-scale` (also part of `make bench`): the operator watching many shops at once.
+
+On a fresh local cluster, kwok's fake nodes run the shop (every Deployment, Service and ConfigMap
+of the chart, pods Running and Ready, no processes) in 10, 50, then 100 namespaces. For each size a
+fresh operator process watches all of them (dry-run mode: it detects, triages and plans, and acts
+on nothing), and `product` is scaled to 0 in 10 of the namespaces at once: live incidents. Figures:
+
+- detection latency: fault → Incident created (the detector's cycle over every namespace);
+- reconcile latency: Incident created → its plan written (phase DryRun: triage and planning done);
+- the detector's cycle time as the operator logs it, and the operator's memory (RSS, peak).
+
+No Prometheus here (kwok pods export nothing): the operator reads Kubernetes signals only, and its
+Prometheus URL points at a closed port, as when Prometheus is down. Prints a table and writes JSON.
+Usage: python bench/scale.py [--sizes 10,50,100] [--faults 10] [--out bench/scale.json]"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from localkube import kwok, netns
+from localkube.binaries import find_binary
+from localkube.cluster import Cluster
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def rss_mib(pid: int) -> tuple[float, float]:
+    """(current, peak) resident memory of a process, MiB."""
+    try:
+        fields = dict(ln.split(":", 1) for ln in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in ln)
+        return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+    except (OSError, KeyError):
+        return 0.0, 0.0
+
+
+def shop_manifest(cluster: Cluster, path: Path) -> None:
+    out = cluster.helm("template", "shop", str(ROOT / "charts" / "shop"), "--set", "persistence.enabled=false", "--set", "gateway.service.type=ClusterIP",
+                       "--set-json", f"nodeSelector={json.dumps(kwok.ON_KWOK['nodeSelector'])}",
+                       "--set-json", f"tolerations={json.dumps(kwok.ON_KWOK['tolerations'])}")
+    path.write_text(out.stdout)
+
+
+def all_incidents(cluster: Cluster) -> list[dict]:
+    return json.loads(cluster.kubectl("get", "incidents", "-A", "-o", "json", timeout=120).stdout)["items"]
+
+
+def ready_pods(cluster: Cluster, prefix: str) -> int:
+    pods = json.loads(cluster.kubectl("get", "pods", "-A", "-o", "json", timeout=120).stdout)["items"]
+    return sum(1 for p in pods if p["metadata"]["namespace"].startswith(prefix)
+               and p.get("status", {}).get("phase") == "Running")
+
+
+def cycle_times(log: Path) -> list[float]:
+    return [float(m) for m in re.findall(r"detector cycle over \d+ namespaces took ([0-9.]+)s", log.read_text())]
+
+
+def one_size(cluster: Cluster, data: Path, namespaces: list[str], faults: int) -> dict:
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "SRE_OPERATOR_WATCH_NAMESPACES": ",".join(namespaces),
+           "SRE_OPERATOR_PROMETHEUS_URL": "http://127.0.0.1:9", "SRE_OPERATOR_MODE": "dry-run",
+           "SRE_OPERATOR_DETECT_INTERVAL_SECONDS": "5", "SRE_OPERATOR_BREACH_CYCLES": "2"}
+    log_path = data / f"operator-{len(namespaces)}.log"
+    log = log_path.open("w")
+    op = subprocess.Popen([sys.executable, "-m", "sre_operator.main", "run", "--all-namespaces"], env=env,
+                          stdout=log, stderr=subprocess.STDOUT)
+    try:
+        # Warm up: a few detector cycles over every namespace before any fault.
+        end = time.monotonic() + 120
+        while time.monotonic() < end and len(cycle_times(log_path)) < 3:
+            time.sleep(1)
+        idle_rss, _ = rss_mib(op.pid)
+        step = max(1, len(namespaces) // faults)
+        targets = namespaces[::step][:faults]
+        injected = {}
+        for ns in targets:
+            cluster.kubectl("scale", "deployment/product", "-n", ns, "--replicas=0")
+            injected[ns] = time.monotonic()
+        detected: dict[str, float] = {}
+        planned: dict[str, float] = {}
+        end = time.monotonic() + 300
+        while time.monotonic() < end and len(planned) < len(targets):
+            t = time.monotonic()
+            for inc in all_incidents(cluster):
+                ns = inc["metadata"]["namespace"]
+                if ns not in injected:
+                    continue
+                detected.setdefault(ns, t)
+                if (inc.get("status") or {}).get("phase") in ("DryRun", "Escalated", "Failed", "Resolved"):
+                    planned.setdefault(ns, t)
+            time.sleep(0.5)
+        rss, peak = rss_mib(op.pid)
+        ttd = [detected[ns] - injected[ns] for ns in detected]
+        rec = [planned[ns] - detected[ns] for ns in planned]
+        cycles = cycle_times(log_path)
+        return {"namespaces": len(namespaces), "deployments": 5 * len(namespaces), "faults": len(targets),
+                "detected": len(detected), "planned": len(planned),
+                "ttdMedianSeconds": round(statistics.median(ttd), 1) if ttd else None,
+                "ttdMaxSeconds": round(max(ttd), 1) if ttd else None,
+                "reconcileMedianSeconds": round(statistics.median(rec), 1) if rec else None,
+                "reconcileMaxSeconds": round(max(rec), 1) if rec else None,
+                "cycleMedianSeconds": round(statistics.median(cycles), 2) if cycles else None,
+                "idleRssMiB": round(idle_rss, 1), "rssMiB": round(rss, 1), "peakRssMiB": round(peak, 1)}
+    finally:
+        op.terminate()
+        try:
+            op.wait(30)
+        except subprocess.TimeoutExpired:
+            op.kill()
+        log.close()
+        for ns in namespaces:
+            cluster.kubectl("scale", "deployment/product", "-n", ns, "--replicas=1", check=False)
+        cluster.kubectl("delete", "incidents", "--all", "-A", "--wait=false", check=False, timeout=120)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="bench/scale.py")
+    p.add_argument("--sizes", default=os.environ.get("BENCH_SCALE_SIZES", "10,50,100"))
+    p.add_argument("--faults", type=int, default=10)
+    p.add_argument("--out", default=str(ROOT / "bench" / "scale.json"))
+    args = p.parse_args(argv)
+    try:
+        netns.require_root("the scale benchmark")
+    except netns.NotRoot as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    if not kwok.find_kwok():
+        print("bench: kwok is not built (make cluster-bin)", file=sys.stderr)
+        return 1
+    sizes = [int(x) for x in args.sizes.split(",")]
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stopped: still take the cluster down
+    data = Path(tempfile.mkdtemp(prefix="localkube-scale-"))
+    cluster = Cluster("s" + uuid.uuid4().hex[:5], data)
+    rows: list[dict] = []
+    try:
+        cluster.up()
+        cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+        cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        cluster.start_kwok()
+        kwok.add_nodes(cluster, max(2, max(sizes) * 4 // 200 + 1), prefix="kwok-scale", pods=250)
+        manifest = data / "shop.yaml"
+        shop_manifest(cluster, manifest)
+        namespaces: list[str] = []
+        for size in sizes:
+            t0 = time.monotonic()
+            while len(namespaces) < size:
+                ns = f"scale-{len(namespaces):03d}"
+                cluster.kubectl("create", "namespace", ns)
+                cluster.kubectl("apply", "-n", ns, "-f", str(manifest), timeout=120)
+                namespaces.append(ns)
+            end = time.monotonic() + 600
+            while time.monotonic() < end and ready_pods(cluster, "scale-") < 4 * size:
+                time.sleep(2)
+            print(f"bench: {size} shops on kwok ({ready_pods(cluster, 'scale-')} pods Running) "
+                  f"in {time.monotonic() - t0:.0f}s", flush=True)
+            row = one_size(cluster, data, list(namespaces), args.faults)
+            rows.append(row)
+            print(f"bench: {json.dumps(row)}", flush=True)
+    finally:
+        cluster.down(quiet=True, purge=True)
+    report(rows, Path(args.out))
+    return 0
+
+
+def report(rows: list[dict], out: Path) -> None:
+    head = ("namespaces", "deployments", "incidents", "TTD p50 s", "TTD max s", "reconcile p50 s",
+            "reconcile max s", "cycle p50 s", "RSS idle MiB", "RSS MiB", "peak MiB")
+    print("  ".join(f"{h:>15}" for h in head))
+    for r in rows:
+        print("  ".join(f"{str(v):>15}" for v in (
+            r["namespaces"], r["deployments"], f"{r['detected']}/{r['faults']}", r["ttdMedianSeconds"],
+            r["ttdMaxSeconds"], r["reconcileMedianSeconds"], r["reconcileMaxSeconds"], r["cycleMedianSeconds"],
+            r["idleRssMiB"], r["rssMiB"], r["peakRssMiB"])))
+    out.write_text(json.dumps({"rows": rows}, indent=1) + "\n")
+    print(f"bench: wrote {out}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,25 @@
+"""`sre-dashboard` (or `python -m sre_dashboard`): the dashboard on :8888.
+
+Settings from the environment: `SRE_DASHBOARD_NAMESPACE` (the shop's, default shop),
+`SRE_DASHBOARD_PROMETHEUS_URL`, `SRE_DASHBOARD_HOST`/`PORT` (0.0.0.0:8888),
+`SRE_DASHBOARD_HEALTH_SECONDS` (5). Kubernetes credentials: in-cluster, else $KUBECONFIG."""
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from sre_operator import kube
+
+from .app import DashboardSettings, create_app
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = DashboardSettings()
+    kube.load_config()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
