@@ -163,7 +163,8 @@ def start_watchers(hub: Hub, sources: Sources, stop: threading.Event) -> list[th
     def on_scenario(kind: str, obj: dict) -> None:
         st = obj.get("status") or {}
         hub.publish("scenario", {"event": kind, "name": obj["metadata"]["name"], "type": obj["spec"].get("type"),
-                                 "phase": st.get("phase"), "message": st.get("message", "")})
+                                 "phase": st.get("phase"), "message": st.get("message", ""),
+                                 "injectedAt": st.get("injectedAt"), "revertedAt": st.get("revertedAt")})
 
     def on_event(kind: str, obj: dict) -> None:
         line = views.log_line(obj)

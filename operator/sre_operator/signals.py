@@ -391,6 +391,10 @@ def service_problem(sv: dict, pods: list[dict]) -> str | None:
     chosen = [p for p in pods if not p["metadata"].get("deletionTimestamp")
               and all((p["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())]
     if not chosen:
+        # Only a problem when the pods it is meant for exist (a workload scaled to 0 has none to reach).
+        meant = (sv["metadata"].get("labels") or {}).get(NAME_LABEL, name)
+        if not any((p["metadata"].get("labels") or {}).get(NAME_LABEL) == meant for p in pods):
+            return None
         shown = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
         return f"Service {name} selects no pod (selector {shown})"
     declared = {str(cp.get(k)) for p in chosen for c in p["spec"].get("containers") or []

@@ -25,8 +25,26 @@ def test_the_operator_chart_runs_the_operator_in_cluster_with_least_privilege(cl
                 pods = cluster.kubectl("describe", "pods", "-n", ns, check=False).stdout
                 logs = cluster.kubectl("logs", "-n", ns, "deployment/sre-operator", "--tail=60", check=False)
                 raise AssertionError(f"{exc}\n{pods[-3000:]}\n{logs.stdout}{logs.stderr}") from exc
-            pod = json.loads(cluster.kubectl("get", "pods", "-n", ns, "-o", "json").stdout)["items"][0]
-            assert all(c["ready"] for c in pod["status"]["containerStatuses"])  # /healthz answered
+            pods = json.loads(cluster.kubectl("get", "pods", "-n", ns, "-o", "json").stdout)["items"]
+            operators = [p for p in pods if p["metadata"]["labels"]["app.kubernetes.io/name"] == "sre-operator"]
+            assert len(operators) == 2  # a leader and a standby
+            for pod in pods:  # /healthz answered: the leader's kopf, the standby's own, the dashboard's
+                assert all(c["ready"] for c in pod["status"]["containerStatuses"]), pod["metadata"]["name"]
+            holder = wait_for(lambda: json.loads(cluster.kubectl(
+                "get", "lease", "sre-operator-leader", "-n", ns, "-o", "json", check=False).stdout or "{}").get(
+                "spec", {}).get("holderIdentity"), 60, "a leader")
+            assert any(holder.startswith(f"sre-operator@{p['metadata']['name']}/") for p in operators), holder
+            # The dashboard, through the API server's service proxy: it reads the shop, and may only read.
+            state = json.loads(cluster.kubectl(
+                "get", "--raw", f"/api/v1/namespaces/{ns}/services/sre-operator-dashboard:8888/proxy/api/state").stdout)
+            assert state["namespace"] == shop
+            assert [n["name"] for n in state["health"]["nodes"]] == ["gateway", "order", "product", "payment"]
+            dash = f"system:serviceaccount:{ns}:sre-operator-dashboard"
+            for verb, res, want in (("watch", "incidents", "yes"), ("list", "events", "yes"),
+                                    ("patch", "deployments", "no"), ("create", "incidents", "no"),
+                                    ("get", "secrets", "no")):
+                got = cluster.kubectl("auth", "can-i", verb, res, "-n", shop, "--as", dash, check=False).stdout.strip()
+                assert got == want, (verb, res, got)
 
             sa = f"system:serviceaccount:{ns}:sre-operator"
 

@@ -92,17 +92,19 @@ def test_a_person_watches_the_agents_find_and_fix_a_fault(cluster: Cluster, shop
             page.wait_for_selector(f'tr[data-incident="{name}"][data-phase="Resolved"]', timeout=180_000)
             page.wait_for_selector('g.node[data-service="product"][data-status="ok"]', timeout=90_000)
             # The agents' log shows the pipeline's Events as they happened.
-            log_text = page.inner_text("#log")
+            log_text = page.text_content("#log") or ""
             assert f"Incident/{name}" in log_text and "Resolved" in log_text
+            # The charts carry the marks of the incident.
+            page.wait_for_selector("#chart-errors line.mark.detected", state="attached", timeout=10_000)
+            page.wait_for_selector("#chart-errors line.mark.fault", state="attached", timeout=10_000)
+            page.screenshot(path=str(ROOT / "docs" / "dashboard.png"), full_page=True)
             # The detail: the pipeline's timeline with the action and its validation.
             page.click(f'tr[data-incident="{name}"]')
             page.wait_for_selector('#detail-steps li[data-kind="action"]', timeout=10_000)
-            steps = page.inner_text("#detail-steps")
+            steps = page.text_content("#detail-steps") or ""
             assert "scale deployment/product" in steps and "validation" in steps
             assert "undo record" in steps
-            # The charts carry the marks of the incident.
-            page.wait_for_selector("#chart-errors line.mark.detected", state="attached", timeout=10_000)
-            page.screenshot(path=str(ROOT / "docs" / "dashboard.png"), full_page=True)
+            page.screenshot(path=str(ROOT / "docs" / "dashboard-incident.png"), full_page=True)
             browser.close()
         assert runner.exception is None, runner.output
     finally:

@@ -38,6 +38,8 @@ def test_a_service_that_reaches_no_pod_says_why() -> None:
     assert service_problem(svc(LABELS, 5003), pods) is None  # a number a container declares
     broken = service_problem(svc({**LABELS, "app.kubernetes.io/name": "payment-v2"}), pods)
     assert broken and "selects no pod" in broken and "payment-v2" in broken
+    # No payment pod at all (scaled to 0): nothing the Service could reach, so no Service problem.
+    assert service_problem(svc({**LABELS, "app.kubernetes.io/name": "payment-v2"}), []) is None
     port = service_problem(svc(LABELS, 5999), pods)
     assert port and "targets 5999" in port
     # Pods that declare no port: a numeric target may be right, so no claim is made.

@@ -91,11 +91,16 @@ function incidentMarkers(r) {
 function renderChart(id, bySvc, scale, fmt, slo) {
   const svg = document.getElementById(id);
   svg.replaceChildren();
-  const now = Date.now() / 1000, t0 = now - WINDOW_S, W = 600, H = 140, pad = 18;
+  // The last 15 minutes, or less while there is less history (at least 3 minutes).
+  const now = Date.now() / 1000, W = 600, H = 140, pad = 18;
+  let first = now;
+  for (const pts of Object.values(bySvc)) if (pts.length) first = Math.min(first, pts[0][0]);
+  const span = Math.min(WINDOW_S, Math.max(180, now - first + 20)), t0 = now - span;
   let max = slo * 1.5;
   for (const pts of Object.values(bySvc)) for (const [, v] of pts) max = Math.max(max, v);
   max = Math.min(max, scale);
-  const x = (t) => ((t - t0) / WINDOW_S) * W;
+  const x = (t) => ((t - t0) / span) * W;
+  svg.append(el("text", { x: W - 70, y: H - 4 }, `last ${Math.round(span / 60)} min`));
   const y = (v) => H - pad - (Math.min(v, max) / max) * (H - 2 * pad);
   svg.append(el("line", { class: "slo", x1: 0, x2: W, y1: y(slo), y2: y(slo) }));
   svg.append(el("text", { x: 4, y: y(slo) - 3 }, `SLO ${fmt(slo)}`));
@@ -228,7 +233,12 @@ function follow() {
   es.addEventListener("scenario", (e) => {
     const s = JSON.parse(e.data);
     if (s.event === "DELETED") state.scenarios.delete(s.name); else state.scenarios.set(s.name, s);
+    const mine = (m) => m.label === `${s.type} injected (${s.name})` || m.label === `${s.name} reverted`;
+    state.markers = state.markers.filter((m) => !mine(m));
+    if (s.injectedAt) state.markers.push({ at: s.injectedAt, kind: "fault", label: `${s.type} injected (${s.name})` });
+    if (s.revertedAt) state.markers.push({ at: s.revertedAt, kind: "reverted", label: `${s.name} reverted` });
     renderScenarios();
+    renderCharts();
   });
   es.addEventListener("log", (e) => addLog(JSON.parse(e.data)));
 }
