@@ -35,6 +35,11 @@ SCENARIOS = {
     "bad-rollout": "{type: bad-rollout, target: {name: payment}, duration: 10m}",
     "bad-env": "{type: bad-env, target: {name: order}, duration: 10m}",
     "scale-to-zero": "{type: scale-to-zero, target: {name: product}, duration: 10m}",
+    "route-removed": "{type: route-removed, target: {kind: ConfigMap, name: gateway-config}, duration: 10m}",
+    "service-selector-mismatch": "{type: service-selector-mismatch, target: {kind: Service, name: payment}, "
+                                 "duration: 10m}",
+    "real-overload": "{type: real-overload, target: {name: loadgen}, duration: 10m}",
+    "memory-leak": "{type: memory-leak, target: {name: product}, duration: 10m}",
 }
 SEED = ("payment-crash", "product-overload", "bad-gateway-config")  # the default set
 TERMINAL = {"Resolved", "Escalated", "Failed", "DryRun"}
@@ -94,6 +99,8 @@ def one_run(cluster: Cluster, ns: str, scenario: str, shoppers: Traffic, operato
     cluster.kubectl("delete", "faultscenario", name, "-n", ns, "--timeout=90s", check=False)
     for d in ("gateway", "order", "product", "payment"):
         cluster.kubectl("rollout", "status", "-n", ns, f"deployment/{d}", "--timeout=180s", timeout=190, check=False)
+    if scenario == "real-overload":  # the scale-out stays after the load is gone: back to one for the next run
+        cluster.kubectl("scale", "deployment/product", "-n", ns, "--replicas=1", check=False)
     # Let the shop's 1-minute figures recover before the next run (the operator's cooldown is 60 s here).
     wait(lambda: shoppers.ok_since(time.monotonic() - 10), 120)
     time.sleep(50)

@@ -150,7 +150,7 @@ def test_a_scenario_that_cannot_be_injected_fails_with_a_reason(
     rolled_out(cluster, shop, "payment")
 
 
-def test_the_scenarios_cli_applies_and_removes_the_seed_scenarios(cluster: Cluster, crds: Cluster,
+def test_the_scenarios_cli_applies_and_removes_every_scenario(cluster: Cluster, crds: Cluster,
                                                                    namespace: str) -> None:
     import os
     import subprocess
@@ -162,16 +162,17 @@ def test_the_scenarios_cli_applies_and_removes_the_seed_scenarios(cluster: Clust
         return subprocess.run([sys.executable, "-m", "scenarios", *args, "-n", namespace], cwd=ROOT, text=True,
                               capture_output=True, env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
                               check=False)
-    for key in ("1", "2", "3", "4", "5", "6"):
-        out = cli("inject", key)
+    all_ten = ("bad-gateway-config", "payment-crash", "product-overload", "bad-rollout", "bad-env", "scale-to-zero",
+               "route-removed", "service-selector-mismatch", "real-overload", "memory-leak")
+    for key in range(1, 11):
+        out = cli("inject", str(key))
         assert out.returncode == 0, out.stderr
     listed = cli("list").stdout
-    assert all(n in listed for n in ("bad-gateway-config", "payment-crash", "product-overload", "bad-rollout",
-                                     "bad-env", "scale-to-zero"))
-    assert cli("inject", "9").returncode != 0
+    assert all(n in listed for n in all_ten)
+    unknown = cli("inject", "11")
+    assert unknown.returncode != 0 and "unknown scenario" in unknown.stderr
     assert cli("restore", "2").returncode == 0
     names = cluster.kubectl("get", "faultscenarios", "-n", namespace, "-o", "name").stdout.split()
-    assert sorted(names) == [f"faultscenario.sre.stratus.dev/{n}" for n in (
-        "bad-env", "bad-gateway-config", "bad-rollout", "product-overload", "scale-to-zero")]
+    assert sorted(names) == sorted(f"faultscenario.sre.stratus.dev/{n}" for n in all_ten if n != "payment-crash")
     assert cli("restore").returncode == 0
     assert cluster.kubectl("get", "faultscenarios", "-n", namespace, "-o", "name").stdout.strip() == ""
