@@ -14,21 +14,15 @@ from pathlib import Path
 import httpx
 import pytest
 from kopf.testing import KopfRunner
-
 from localkube.cluster import Cluster
-from localkube.testing import Traffic, shop_namespace, wait_for
+from localkube.testing import Traffic, wait_for
 from shop.procs import free_port
+
+from tests.e2e.conftest import OPERATOR_ARGS
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["run", "--standalone", "--all-namespaces", "-m", "sre_operator.handlers.faultscenarios",
-        "-m", "sre_operator.handlers.incidents"]
 
-
-@pytest.fixture
-def shop(cluster: Cluster, crds: Cluster) -> Iterator[str]:
-    with shop_namespace(cluster, observability=True) as ns:
-        yield ns
 
 
 @pytest.fixture
@@ -60,7 +54,6 @@ def _up(url: str) -> bool:
 def test_a_person_watches_the_agents_find_and_fix_a_fault(cluster: Cluster, shop: str, dashboard: str,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from playwright.sync_api import sync_playwright
-
     from sre_operator import kube
     for k, v in {"KUBECONFIG": str(cluster.kubeconfig), "SRE_OPERATOR_WATCH_NAMESPACES": shop,
                  "SRE_OPERATOR_PROMETHEUS_URL": f"http://127.0.0.1:{cluster.host_port(30090)}",
@@ -71,7 +64,7 @@ def test_a_person_watches_the_agents_find_and_fix_a_fault(cluster: Cluster, shop
     traffic.thread.start()
     requests: list[str] = []
     try:
-        with KopfRunner(ARGS) as runner, sync_playwright() as pw:
+        with KopfRunner(OPERATOR_ARGS) as runner, sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
             page = browser.new_page(viewport={"width": 1400, "height": 950})
             page.on("request", lambda r: requests.append(r.url.replace(dashboard, "")))

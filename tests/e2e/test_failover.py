@@ -9,21 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
-
 from localkube.cluster import Cluster
-from localkube.testing import Traffic, shop_namespace, wait_for
+from localkube.testing import Traffic, wait_for
 from shop.procs import free_port
-
-
-@pytest.fixture
-def shop(cluster: Cluster, crds: Cluster) -> Iterator[str]:
-    with shop_namespace(cluster, observability=True) as ns:
-        yield ns
 
 
 def holder(cluster: Cluster, ns: str) -> str:

@@ -11,20 +11,11 @@ from contextlib import contextmanager
 
 import pytest
 from kopf.testing import KopfRunner
-
 from localkube.cluster import Cluster
-from localkube.testing import Traffic, shop_namespace, wait_for
+from localkube.testing import Traffic, wait_for
+
+from tests.e2e.conftest import OPERATOR_ARGS
 from tests.fake_llm import FakeLlm, evidence_of, plan_reply
-
-ARGS = ["run", "--standalone", "--all-namespaces", "-m", "sre_operator.handlers.faultscenarios",
-        "-m", "sre_operator.handlers.incidents"]
-
-
-@pytest.fixture
-def shop(cluster: Cluster, crds: Cluster) -> Iterator[str]:
-    """A fresh shop per test: full stock, no history, no incidents of another test."""
-    with shop_namespace(cluster, observability=True) as ns:
-        yield ns
 
 
 @contextmanager
@@ -37,7 +28,7 @@ def running(cluster: Cluster, shop: str, monkeypatch: pytest.MonkeyPatch, **extr
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     kube.load_config()
-    with KopfRunner(ARGS) as runner:
+    with KopfRunner(OPERATOR_ARGS) as runner:
         yield runner
     assert runner.exception is None, runner.output
 
@@ -70,10 +61,10 @@ def test_a_person_s_rollout_restart_opens_no_incident(cluster: Cluster, shop: st
 SCENARIOS = {
     # type, target, the service the incident must be about, the first action the planner must choose
     "payment-crash": ("{type: payment-crash, target: {name: payment}, duration: 10m}", "payment", "rollback"),
-    "bad-gateway-config": ("{type: bad-gateway-config, target: {kind: ConfigMap, name: gateway-config}, "
-                           "duration: 10m}", "gateway", "patch-configmap"),
-    "product-overload": ("{type: product-overload, target: {name: product}, duration: 10m, "
-                         "parameters: {latencyMs: 900}}", "product", "rollback"),
+    "bad-gateway-config": (("{type: bad-gateway-config, target: {kind: ConfigMap, name: gateway-config}, "
+                           "duration: 10m}"), "gateway", "patch-configmap"),
+    "product-overload": (("{type: product-overload, target: {name: product}, duration: 10m, "
+                         "parameters: {latencyMs: 900}}"), "product", "rollback"),
     # Beyond the seed: a new revision that crashes while the old one serves, a wrong dependency
     # URL in order (one incident about order, not the gateway), a service scaled to zero.
     "bad-rollout": ("{type: bad-rollout, target: {name: payment}, duration: 10m}", "payment", "rollback"),
@@ -83,8 +74,8 @@ SCENARIOS = {
     # product's capacity (scaled out, not restarted), a leaking revision killed by its memory limit.
     "route-removed": ("{type: route-removed, target: {kind: ConfigMap, name: gateway-config}, duration: 10m}",
                       "gateway", "patch-configmap"),
-    "service-selector-mismatch": ("{type: service-selector-mismatch, target: {kind: Service, name: payment}, "
-                                  "duration: 10m}", "payment", "restore-service"),
+    "service-selector-mismatch": (("{type: service-selector-mismatch, target: {kind: Service, name: payment}, "
+                                  "duration: 10m}"), "payment", "restore-service"),
     "real-overload": ("{type: real-overload, target: {name: loadgen}, duration: 10m}", "product", "scale"),
     "memory-leak": ("{type: memory-leak, target: {name: product}, duration: 10m}", "product", "rollback"),
 }
