@@ -217,3 +217,16 @@ def test_every_shop_pod_takes_the_scheduling_values() -> None:
         assert spec["nodeSelector"] == {"type": "kwok"}
         assert spec["tolerations"] == [{"key": "k", "operator": "Exists", "effect": "NoSchedule"}]
     assert all("nodeSelector" not in d["spec"]["template"]["spec"] for d in by_kind(render("shop"), "Deployment").values())
+
+
+def test_jaeger_receives_spans_from_other_pods() -> None:
+    """Jaeger v2's built-in defaults bind OTLP to 127.0.0.1: the chart must give it a config with
+    every endpoint on 0.0.0.0, or no service's span ever arrives."""
+    docs = render("observability")
+    jaeger = by_kind(docs, "Deployment")["jaeger"]["spec"]["template"]["spec"]
+    assert jaeger["containers"][0]["args"] == ["--config", "/etc/jaeger/config.yaml"]
+    assert jaeger["volumes"] == [{"name": "config", "configMap": {"name": "jaeger-config"}}]
+    config = yaml.safe_load(by_kind(docs, "ConfigMap")["jaeger-config"]["data"]["config.yaml"])
+    protocols = config["receivers"]["otlp"]["protocols"]
+    assert protocols["http"]["endpoint"] == "0.0.0.0:4318" and protocols["grpc"]["endpoint"] == "0.0.0.0:4317"
+    assert config["extensions"]["jaeger_query"]["http"]["endpoint"] == "0.0.0.0:16686"
