@@ -176,10 +176,16 @@ class Reader:
 
     # -- Kubernetes -------------------------------------------------------------------------
 
-    def workloads(self) -> dict[str, dict]:
-        deps = self.kube.list("Deployment", self.namespace, {"app.kubernetes.io/part-of": "shop"})
-        pods = self.kube.list_pods(self.namespace, PART_OF)
-        services = self.kube.list("Service", self.namespace, {"app.kubernetes.io/part-of": "shop"})
+    def objects(self) -> tuple[list[dict], list[dict], list[dict]]:
+        """The shop's Deployments, pods and Services as the API has them now."""
+        shop = {"app.kubernetes.io/part-of": "shop"}
+        return (self.kube.list("Deployment", self.namespace, shop), self.kube.list_pods(self.namespace, PART_OF),
+                self.kube.list("Service", self.namespace, shop))
+
+    def workloads(self, objects: tuple[list[dict], list[dict], list[dict]] | None = None) -> dict[str, dict]:
+        """Per service: desired/ready replicas, restarts, crash loops, OOM kills, rollout state,
+        pod ages, and why its Service reaches no pod. `objects`: lists already read (`objects()`)."""
+        deps, pods, services = objects or self.objects()
         problems = {sv["metadata"].get("labels", {}).get(NAME_LABEL, sv["metadata"]["name"]): service_problem(sv, pods)
                     for sv in services}
         out = {}
@@ -210,15 +216,17 @@ class Reader:
             }
         return out
 
-    def read(self, window: str = WINDOW) -> tuple[list[ServiceSignals], bool]:
-        """Signals per service, and whether Prometheus answered (False: only Kubernetes facts)."""
+    def read(self, window: str = WINDOW,
+             objects: tuple[list[dict], list[dict], list[dict]] | None = None) -> tuple[list[ServiceSignals], bool]:
+        """Signals per service, and whether Prometheus answered (False: only Kubernetes facts).
+        `objects`: the Kubernetes lists to judge (read now when not given)."""
         try:
             prom, complete = self.prometheus_signals(window), True
         except PrometheusUnavailable as exc:
             if self.snapshot is None:  # the detector reports a failed snapshot once per outage
                 log.warning("%s", exc)
             prom, complete = {}, False
-        work = self.workloads()
+        work = self.workloads(objects)
         out = []
         for svc in sorted(set(prom) | set(work)):
             p, w = prom.get(svc, {}), work.get(svc, {})
@@ -272,7 +280,8 @@ class Reader:
         cm = self.kube.get("ConfigMap", self.namespace, KNOWN_GOOD)
         return dict((cm or {}).get("data") or {})
 
-    def remember_known_good(self, min_age_seconds: float = 120.0) -> None:
+    def remember_known_good(self, min_age_seconds: float = 120.0,
+                            objects: tuple[list[dict], list[dict], list[dict]] | None = None) -> None:
         """Record the shop's configs while it is healthy: the versions a bad change is undone to.
         A config changed in the last `min_age_seconds` is not vouched for yet (its damage may not
         show in the 1-minute figures), so its previous known-good version is kept."""
@@ -285,12 +294,11 @@ class Reader:
                 continue
             for key, value in (cm.get("data") or {}).items():
                 data[f"{cm['metadata']['name']}.{key}"] = value
-        deployments = self.kube.list("Deployment", self.namespace, {"app.kubernetes.io/part-of": "shop"})
+        deployments, pods, services = objects or self.objects()
         for d in deployments:
             if int(d["spec"].get("replicas", 1)) > 0:
                 data[f"{REPLICAS_PREFIX}{d['metadata']['name']}"] = str(d["spec"].get("replicas", 1))
-        pods = self.kube.list_pods(self.namespace, PART_OF)
-        for sv in self.kube.list("Service", self.namespace, {"app.kubernetes.io/part-of": "shop"}):
+        for sv in services:
             key = f"{SERVICE_PREFIX}{sv['metadata']['name']}"
             age = _age_seconds(_last_change(sv))
             # A Service that reaches no pod is never vouched for, nor one changed too recently to judge.

@@ -31,7 +31,8 @@ def detect_once(kube: Kube, namespace: str, det: Detector, settings: Settings,
                 snapshot: PromSnapshot | None = None) -> list[str]:
     """One reading of one namespace; returns the names of the Incidents it opened."""
     reader = Reader(kube, namespace, settings.prometheus_url, snapshot=snapshot)
-    signals, complete = reader.read()
+    objects = reader.objects()  # one read of the shop's objects serves the signals and the known-good record
+    signals, complete = reader.read(objects=objects)
     open_keys = {i["spec"].get("dedupKey", "") for i in kube.list_custom(PLURAL, namespace)
                  if (i.get("status") or {}).get("phase") not in TERMINAL}
     det.sync_open(open_keys)
@@ -50,7 +51,7 @@ def detect_once(kube: Kube, namespace: str, det: Detector, settings: Settings,
         opened.append(name)
         log.info("opened incident %s/%s: %s", namespace, name, b.signal)
     if complete and not breaches(signals, det.thresholds) and not open_keys:
-        reader.remember_known_good()
+        reader.remember_known_good(objects=objects)
     return opened
 
 
