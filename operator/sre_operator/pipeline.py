@@ -186,11 +186,13 @@ class IncidentRun:
         ctx.config_maps = {c["metadata"]["name"]: dict(c.get("data") or {})
                            for c in self.kube.list("ConfigMap", ns, shop)}
         ctx.pods = {p["metadata"]["name"] for p in self.kube.list_pods(ns, "app.kubernetes.io/part-of=shop")}
+        services = self.kube.list("Service", ns)
         ctx.services = {s["metadata"]["name"]: {int(p["port"]) for p in s["spec"].get("ports") or []}
-                        for s in self.kube.list("Service", ns)}
+                        for s in services}
         good = self.reader.known_good()
-        ctx.restorable_services = {s["metadata"]["name"] for s in self.kube.list("Service", ns, shop)
-                                   if f"{SERVICE_PREFIX}{s['metadata']['name']}" in good}
+        ctx.restorable_services = {s["metadata"]["name"] for s in services
+                                   if (s["metadata"].get("labels") or {}).get("app.kubernetes.io/part-of") == "shop"
+                                   and f"{SERVICE_PREFIX}{s['metadata']['name']}" in good}
         return ctx
 
     def _choose_plan(self, ev: Evidence, tried: set[str]) -> tuple[MitigationPlan, dict]:
