@@ -324,10 +324,11 @@ class Reader:
                                        knownGoodValue=kg[:MAX_CONFIG_EVIDENCE] if differs else None))
         return out
 
-    def service_facts(self, good: dict[str, str]) -> list[ServiceFacts]:
-        pods = self.kube.list_pods(self.namespace, PART_OF)
+    def service_facts(self, good: dict[str, str],
+                      objects: tuple[list[dict], list[dict], list[dict]] | None = None) -> list[ServiceFacts]:
+        _, pods, services = objects or self.objects()
         out = []
-        for sv in self.kube.list("Service", self.namespace, {"app.kubernetes.io/part-of": "shop"}):
+        for sv in services:
             name, spec = sv["metadata"]["name"], service_spec(sv)
             kg = json.loads(good[f"{SERVICE_PREFIX}{name}"]) if f"{SERVICE_PREFIX}{name}" in good else None
             differs = kg is not None and not _same_service(spec, kg)
@@ -343,11 +344,12 @@ class Reader:
         return json.loads(raw) if raw else None
 
     def evidence(self, symptoms: list[Symptom], log_lines: int = 20) -> Evidence:
-        work = self.workloads()
+        objects = self.objects()  # one read of the shop's objects for the workload and Service facts
+        work = self.workloads(objects)
         good = self.known_good()
         facts = [self.workload_facts(svc, w, good) for svc, w in sorted(work.items())]
         configs = self.config_facts([c for f in facts for c in f.config_maps], good)
-        services = self.service_facts(good)
+        services = self.service_facts(good, objects)
         traces = self.trace_facts(symptoms[0].service) if symptoms else []
         logs = []
         for s in symptoms[:2]:
