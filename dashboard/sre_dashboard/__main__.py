@@ -9,7 +9,7 @@ import logging
 
 import uvicorn
 
-from sre_operator import kube
+from sre_operator.adapters import kube
 
 from .app import DashboardSettings, create_app
 

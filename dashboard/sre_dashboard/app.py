@@ -26,8 +26,9 @@ from kubernetes.client.rest import ApiException
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from sre_operator.kube import GROUP, VERSION, Kube
-from sre_operator.signals import PromSnapshot, Reader, prometheus_client
+from sre_operator.adapters.kube import GROUP, VERSION, Kube
+from sre_operator.adapters.prometheus import PromSnapshot, prometheus_client
+from sre_operator.detection.signals import Reader
 
 from . import views
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sre_operator.detector import Thresholds
+from sre_operator.detection.detector import Thresholds
 
 NODES = ("gateway", "order", "product", "payment")
 EDGES = (("gateway", "order"), ("gateway", "product"), ("gateway", "payment"), ("order", "product"),

@@ -15,7 +15,7 @@ from urllib.parse import urlparse
 
 import kopf
 
-from . import kube
+from .adapters import kube
 
 HANDLER_MODULES = ("sre_operator.handlers.faultscenarios", "sre_operator.handlers.incidents")
 
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     identity = f"sre-operator@{socket.gethostname()}/{os.getpid()}"
     elector = None
     if "--leader-election" in argv:
-        from .leader import LeaderElector
+        from .adapters.lease import LeaderElector
         lease_seconds = float(os.environ.get("SRE_OPERATOR_LEASE_SECONDS", "15"))
         elector = LeaderElector(os.environ.get("POD_NAMESPACE", "default"), "sre-operator-leader", identity,
                                 lease_seconds=lease_seconds, renew_seconds=max(1.0, lease_seconds / 3))

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .detector import Thresholds
-from .limits import Caps
-from .llm import LlmConfig
+from .detection.detector import Thresholds
+from .incident.limits import Caps
+from .planning.llm import LlmConfig
 
 if TYPE_CHECKING:
-    from .traces import TraceReader
+    from .adapters.traces import TraceReader
 
 
 class Settings(BaseSettings):
@@ -74,5 +74,5 @@ class Settings(BaseSettings):
         return {n.strip() for n in self.fault_target_namespaces.split(",") if n.strip()}
 
     def trace_reader(self) -> "TraceReader | None":
-        from .traces import TraceReader
+        from .adapters.traces import TraceReader
         return TraceReader(self.jaeger_url) if self.jaeger_url else None

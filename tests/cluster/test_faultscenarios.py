@@ -26,7 +26,7 @@ def shop(cluster: Cluster, crds: Cluster) -> Iterator[str]:
 
 @contextmanager
 def operator(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[KopfRunner]:
-    from sre_operator import kube
+    from sre_operator.adapters import kube
     monkeypatch.setenv("KUBECONFIG", str(cluster.kubeconfig))
     kube.load_config()
     with KopfRunner(OPERATOR_ARGS) as runner:

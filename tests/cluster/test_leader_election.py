@@ -10,8 +10,8 @@ import time
 
 from localkube.cluster import Cluster
 from localkube.testing import wait_for
-from sre_operator import kube as kube_mod
-from sre_operator.leader import LeaderElector
+from sre_operator.adapters import kube as kube_mod
+from sre_operator.adapters.lease import LeaderElector
 
 
 def holder(cluster: Cluster, ns: str) -> str:

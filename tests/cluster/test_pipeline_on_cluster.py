@@ -19,12 +19,12 @@ import pytest
 
 from localkube.cluster import Cluster
 from localkube.testing import shop_namespace
-from sre_operator import kube as kube_mod
+from sre_operator.adapters import kube as kube_mod
 from sre_operator.faults import broken_gateway_config
-from sre_operator.kube import Kube
-from sre_operator.llm import LlmConfig, LlmPlanner
-from sre_operator.pipeline import APPROVE_ANNOTATION, Config, IncidentRun
-from sre_operator.signals import Reader
+from sre_operator.adapters.kube import Kube
+from sre_operator.planning.llm import LlmConfig, LlmPlanner
+from sre_operator.incident.pipeline import APPROVE_ANNOTATION, Config, IncidentRun
+from sre_operator.detection.signals import Reader
 from tests.fake_llm import FakeLlm, Reply, evidence_of, plan_reply
 
 DEAD_PROMETHEUS = "http://127.0.0.1:9"  # nothing listens: every Prometheus reading is missing

@@ -54,7 +54,7 @@ def _up(url: str) -> bool:
 def test_a_person_watches_the_agents_find_and_fix_a_fault(cluster: Cluster, shop: str, dashboard: str,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from playwright.sync_api import sync_playwright
-    from sre_operator import kube
+    from sre_operator.adapters import kube
     for k, v in {"KUBECONFIG": str(cluster.kubeconfig), "SRE_OPERATOR_WATCH_NAMESPACES": shop,
                  "SRE_OPERATOR_PROMETHEUS_URL": f"http://127.0.0.1:{cluster.host_port(30090)}",
                  "SRE_OPERATOR_DETECT_INTERVAL_SECONDS": "3", "SRE_OPERATOR_SETTLE_SECONDS": "20"}.items():

@@ -20,7 +20,7 @@ from tests.fake_llm import FakeLlm, evidence_of, plan_reply
 
 @contextmanager
 def running(cluster: Cluster, shop: str, monkeypatch: pytest.MonkeyPatch, **extra: str) -> Iterator[KopfRunner]:
-    from sre_operator import kube
+    from sre_operator.adapters import kube
     env = {"KUBECONFIG": str(cluster.kubeconfig), "SRE_OPERATOR_WATCH_NAMESPACES": shop,
            "SRE_OPERATOR_PROMETHEUS_URL": f"http://127.0.0.1:{cluster.host_port(30090)}",
            "SRE_OPERATOR_DETECT_INTERVAL_SECONDS": "3", "SRE_OPERATOR_SETTLE_SECONDS": "20",

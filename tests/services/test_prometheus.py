@@ -95,7 +95,7 @@ def test_one_set_of_queries_reads_every_namespace_apart(tmp_path: Path) -> None:
     import threading
     import time
 
-    from sre_operator.signals import PromSnapshot, fetch_signals, prometheus_client
+    from sre_operator.adapters.prometheus import PromSnapshot, fetch_signals, prometheus_client
 
     ports = {"ns-a": procs.free_port(), "ns-b": procs.free_port()}
     prom_proc, url = start_prometheus(tmp_path, [{"job_name": "kubernetes-pods", "static_configs": [

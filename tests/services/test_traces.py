@@ -10,7 +10,7 @@ import pytest
 
 from localkube.binaries import find_binary
 from shop import procs
-from sre_operator.traces import TraceReader
+from sre_operator.adapters.traces import TraceReader
 
 from .conftest import Shop, wait_for
 

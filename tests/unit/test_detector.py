@@ -2,7 +2,7 @@
 quiet services or a rollout in progress."""
 from __future__ import annotations
 
-from sre_operator.detector import Detector, ServiceSignals, Thresholds, breaches
+from sre_operator.detection.detector import Detector, ServiceSignals, Thresholds, breaches
 
 
 def healthy(service: str) -> ServiceSignals:

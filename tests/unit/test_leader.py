@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sre_operator.leader import _micro, decide
+from sre_operator.adapters.lease import _micro, decide
 
 NOW = dt.datetime(2026, 11, 25, 9, 0, 0, tzinfo=dt.timezone.utc)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sre_operator.limits import Caps, check
+from sre_operator.incident.limits import Caps, check
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc)
 

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from sre_operator import configcheck, plancheck
+from sre_operator.planning import configcheck
+from sre_operator.planning import vetting as plancheck
 from sre_operator.actions import ActionRefused
-from sre_operator.llm import LlmConfig, LlmError, LlmPlanner, add_usage
-from sre_operator.models import Action, ConfigFacts, Evidence, MitigationPlan, Symptom, Target, WorkloadFacts
+from sre_operator.planning.llm import LlmConfig, LlmError, LlmPlanner, add_usage
+from sre_operator.domain.models import Action, ConfigFacts, Evidence, MitigationPlan, Symptom, Target, WorkloadFacts
 from tests.fake_llm import FakeLlm, Reply, evidence_of, plan_reply
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -2,9 +2,9 @@
 missing or worse signals a success."""
 from __future__ import annotations
 
-from sre_operator import planner
-from sre_operator.models import Action, ConfigFacts, Evidence, Health, Symptom, Target, WorkloadFacts
-from sre_operator.validation import Slo, judge
+from sre_operator.planning import rules as planner
+from sre_operator.domain.models import Action, ConfigFacts, Evidence, Health, Symptom, Target, WorkloadFacts
+from sre_operator.incident.validation import Slo, judge
 
 
 def wl(**kw: object) -> WorkloadFacts:
@@ -76,7 +76,7 @@ def test_actions_stay_in_the_allowlist_and_namespace_and_carry_their_undo() -> N
     import pytest
 
     from sre_operator import actions
-    from sre_operator.models import Action, Target
+    from sre_operator.domain.models import Action, Target
 
     deploy = {"spec": {"replicas": 2, "template": {"metadata": {"labels": {"app": "p"}},
                                                    "spec": {"containers": [{"name": "p", "env": [{"name": "BAD"}]}]}}}}
@@ -148,7 +148,7 @@ def test_a_rollout_whose_new_pods_never_get_ready_is_rolled_back() -> None:
 
 
 def test_better_but_not_yet_within_slo_is_measured_once_more_then_undone() -> None:
-    from sre_operator.validation import next_step
+    from sre_operator.incident.validation import next_step
     before = Health(errorRatio=0.58, p95Seconds=3.1, readyReplicas=1, desiredReplicas=1, requestRate=1)
     recovering = Health(errorRatio=0.0, p95Seconds=3.5, readyReplicas=1, desiredReplicas=1, requestRate=1)
     v = judge(before, recovering)
@@ -162,7 +162,7 @@ def test_better_but_not_yet_within_slo_is_measured_once_more_then_undone() -> No
 
 
 def test_a_window_with_too_few_requests_is_not_evidence() -> None:
-    from sre_operator.signals import MIN_REQUESTS, parse_window
+    from sre_operator.detection.signals import MIN_REQUESTS, parse_window
     assert parse_window("1m") == 60 and parse_window("41s") == 41
     # Two orders in 25 s (the callers stopped sending): incomplete, so never judged healthy.
     assert 0.08 * parse_window("25s") < MIN_REQUESTS

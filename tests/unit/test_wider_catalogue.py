@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 
 from sre_operator import actions as acts
-from sre_operator import planner, plancheck
-from sre_operator.detector import Detector, ServiceSignals, breaches
-from sre_operator.models import Action, Evidence, ServiceFacts, Symptom, Target, WorkloadFacts
-from sre_operator.signals import service_problem, service_spec
+from sre_operator.planning import rules as planner
+from sre_operator.planning import vetting as plancheck
+from sre_operator.detection.detector import Detector, ServiceSignals, breaches
+from sre_operator.domain.models import Action, Evidence, ServiceFacts, Symptom, Target, WorkloadFacts
+from sre_operator.detection.signals import service_problem, service_spec
 
 
 def healthy(service: str, **kw: object) -> ServiceSignals:

@@ -8,9 +8,10 @@ from typing import Any
 import kopf
 from kubernetes.client.rest import ApiException
 
-from .. import faults, injector
+from .. import faults
+from ..faults import injector
 from . import login  # noqa: F401 - registers the login handler
-from ..kube import GROUP, VERSION, Kube
+from ..adapters.kube import GROUP, VERSION, Kube
 from ..settings import Settings
 
 SETTINGS = Settings()

@@ -13,12 +13,13 @@ from typing import Any
 import kopf
 from pydantic import ValidationError
 
-from ..detector import Detector, breaches
-from ..kube import GROUP, VERSION, Kube
-from ..llm import LlmPlanner
-from ..pipeline import TERMINAL, Config, IncidentRun, now, ts
+from ..adapters.kube import GROUP, VERSION, Kube
+from ..adapters.prometheus import PrometheusUnavailable, PromSnapshot, prometheus_client
+from ..detection.detector import Detector, breaches
+from ..detection.signals import Reader
+from ..incident.pipeline import TERMINAL, Config, IncidentRun, now, ts
+from ..planning.llm import LlmPlanner
 from ..settings import Settings
-from ..signals import PrometheusUnavailable, PromSnapshot, Reader, prometheus_client
 from . import login  # noqa: F401 - registers the login handler
 
 PLURAL = "incidents"

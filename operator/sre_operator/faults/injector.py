@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from . import faults
-from .kube import Kube
+from .. import faults
+from ..adapters.kube import Kube
 
 PLURAL = "faultscenarios"
 

@@ -6,149 +6,26 @@ Missing data stays missing (None, `complete=False`): a Prometheus that does not 
 read as a healthy shop."""
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 from dataclasses import dataclass
 
-from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
-from requests.exceptions import RequestException
-from urllib3.util.retry import Retry
-
-from .actions import revision_of
-from .detector import ROUTES_TO, ServiceSignals
-from .kube import Kube
-from .models import ConfigFacts, Evidence, Health, ServiceFacts, Symptom, TraceFacts, WorkloadFacts
-from .traces import TraceReader
+from ..actions import revision_of
+from ..adapters.kube import Kube
+from ..adapters.prometheus import WINDOW, PrometheusUnavailable, PromSnapshot, fetch_signals, prometheus_client
+from ..adapters.traces import TraceReader
+from ..domain.clock import age_seconds as _age_seconds
+from ..domain.clock import parse_duration
+from ..domain.models import ConfigFacts, Evidence, Health, ServiceFacts, Symptom, TraceFacts, WorkloadFacts
+from ..domain.topology import MANAGED_BY, NAME_LABEL, PART_OF, PART_OF_SELECTOR, callers_of
+from .detector import ServiceSignals
 
 log = logging.getLogger("sre_operator.signals")
-PART_OF = "app.kubernetes.io/part-of=shop"
-NAME_LABEL = "app.kubernetes.io/name"
 KNOWN_GOOD = "sre-operator-known-good"
-WINDOW = "1m"
 MIN_REQUESTS = 8  # requests in a window below which its figures are not evidence
 REPLICAS_PREFIX = "_replicas."  # known-good replica counts, next to the configs
 SERVICE_PREFIX = "_service."  # known-good Service selectors and ports (JSON)
 MAX_CONFIG_EVIDENCE = 16384  # characters of a changed config handed to the planner
-
-
-def _age_seconds(ts: str | None) -> float | None:
-    if not ts:
-        return None
-    t = dt.datetime.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.timezone.utc)
-    return (dt.datetime.now(dt.timezone.utc) - t).total_seconds()
-
-
-class PrometheusUnavailable(RuntimeError):
-    pass
-
-
-def prometheus_client(url: str, timeout: float = 5.0) -> PrometheusConnect:
-    # One quick retry: the detector reads again on its next cycle anyway, and a Prometheus that
-    # is down must be reported as missing data in seconds, not after a long backoff.
-    return PrometheusConnect(url=url, disable_ssl=True, timeout=int(timeout) + 1,
-                             retry=Retry(total=1, backoff_factor=0.2, status_forcelist=(502, 503, 504),
-                                         allowed_methods=("GET", "POST")))
-
-
-def _queries(sel: str, window: str) -> dict[str, str]:
-    """PromQL for every signal, grouped by namespace (one query set serves every namespace)."""
-    api = f'{sel},route=~"/api/.*"'
-    gw = f'{sel},route!="other"'
-    return {
-        "rate": f'sum by (namespace, service) (rate(shop_http_requests_total{{{api}}}[{window}]))',
-        "errors": f'sum by (namespace, service) (rate(shop_http_requests_total{{{api},code=~"5.."}}[{window}]))',
-        "p95": f'histogram_quantile(0.95, sum by (namespace, service, le) (rate('
-               f'shop_http_request_duration_seconds_bucket{{{api}}}[{window}])))',
-        "gw_rate": f'sum by (namespace) (rate(gateway_http_requests_total{{{gw}}}[{window}]))',
-        "gw_errors": f'sum by (namespace) (rate(gateway_http_requests_total{{{gw},code=~"5.."}}[{window}]))',
-        "gw_p95": f'histogram_quantile(0.95, sum by (namespace, le) (rate('
-                  f'gateway_http_request_duration_seconds_bucket{{{gw}}}[{window}])))',
-        "up": f'max by (namespace, app) (up{{{sel},job="kubernetes-pods"}})',  # down: no instance answers
-        # Requests on an API route that no gateway location served, per route.
-        "unrouted": f'sum by (namespace, route) (rate(gateway_unrouted_requests_total{{{sel}}}[{window}]))',
-        "gw_route_rate": f'sum by (namespace, route) (rate(gateway_http_requests_total{{{gw}}}[{window}]))',
-        # Share of the database connections busy over the window (1: every query queued for one).
-        "pool_busy": f'sum by (namespace, service) (avg_over_time(shop_db_pool_in_use{{{sel}}}[{window}]))'
-                     f' / sum by (namespace, service) (shop_db_pool_size{{{sel}}} > 0)',
-        "pool_waiting": f'sum by (namespace, service) (avg_over_time(shop_db_pool_waiting{{{sel}}}[{window}]))',
-    }
-
-
-def _run(prom: PrometheusConnect, url: str, promql: str, timeout: float) -> dict[tuple[str, str], float]:
-    """{(namespace, service|app|route): value}; NaN (no traffic) stays absent."""
-    try:
-        result = prom.custom_query(promql, params={"timeout": f"{int(timeout)}s"})
-    except (PrometheusApiClientException, RequestException, ValueError) as exc:
-        raise PrometheusUnavailable(f"Prometheus at {url}: {exc}") from exc
-    out = {}
-    for r in result:
-        m = r["metric"]
-        key = (m.get("namespace", ""), m.get("service") or m.get("app") or m.get("route") or "")
-        try:
-            value = float(r["value"][1])
-        except (TypeError, ValueError):
-            continue
-        if value == value:
-            out[key] = value
-    return out
-
-
-def _ratio(part: float, whole: float) -> float:
-    # Two rate() queries extrapolate apart: 5xx/all can come out as 1.004. A ratio stays in [0, 1].
-    return min(1.0, part / whole) if whole > 0 else 0.0
-
-
-def fetch_signals(prom: PrometheusConnect, url: str, namespaces: list[str], window: str = WINDOW,
-                  timeout: float = 5.0) -> dict[str, dict[str, dict]]:
-    """Every signal of every namespace in one set of queries: {namespace: {service: {...}}}."""
-    names = "|".join(sorted(namespaces))
-    sel = f'namespace=~"{names}"' if len(namespaces) > 1 else f'namespace="{namespaces[0]}"'
-    raw = {k: _run(prom, url, q, timeout) for k, q in _queries(sel, window).items()}
-    out: dict[str, dict[str, dict]] = {ns: {"gateway": {"rate": 0.0, "error_ratio": 0.0}} for ns in namespaces}
-    for (ns, svc), rate in raw["rate"].items():
-        if ns in out:
-            errors = raw["errors"].get((ns, svc), 0.0)
-            out[ns].setdefault(svc, {}).update(rate=rate, error_ratio=_ratio(errors, rate))
-    for (ns, svc), p95 in raw["p95"].items():
-        if ns in out:
-            out[ns].setdefault(svc, {})["p95"] = p95
-    for (ns, _), rate in raw["gw_rate"].items():
-        if ns in out:
-            errors = raw["gw_errors"].get((ns, ""), 0.0)
-            out[ns]["gateway"].update(rate=rate, error_ratio=_ratio(errors, rate))
-    for (ns, _), p95 in raw["gw_p95"].items():
-        if ns in out:
-            out[ns]["gateway"]["p95"] = p95
-    for (ns, app), up in raw["up"].items():
-        if ns in out:
-            out[ns].setdefault(app, {})["up"] = up
-    for ns in out:
-        worst = max(((_ratio(raw["unrouted"].get((ns, r), 0.0), rate), r) for (n, r), rate in raw["gw_route_rate"].items()
-                     if n == ns and rate > 0), default=None)
-        if worst is not None:
-            out[ns]["gateway"]["unrouted_ratio"], out[ns]["gateway"]["unrouted_route"] = worst
-    for (ns, svc), busy in raw["pool_busy"].items():
-        if ns in out:
-            out[ns].setdefault(svc, {}).update(saturation=busy, waiting=raw["pool_waiting"].get((ns, svc), 0.0))
-    return out
-
-
-@dataclass
-class PromSnapshot:
-    """One reading of every watched namespace, taken once per detector cycle (`error`: Prometheus
-    did not answer, and every namespace's reading is missing, not healthy)."""
-    window: str
-    by_namespace: dict[str, dict[str, dict]]
-    error: str = ""
-
-    @classmethod
-    def take(cls, prom: PrometheusConnect, url: str, namespaces: list[str], window: str = WINDOW,
-             timeout: float = 5.0) -> "PromSnapshot":
-        try:
-            return cls(window, fetch_signals(prom, url, namespaces, window, timeout))
-        except PrometheusUnavailable as exc:
-            return cls(window, {}, str(exc))
 
 
 @dataclass
@@ -178,9 +55,9 @@ class Reader:
 
     def objects(self) -> tuple[list[dict], list[dict], list[dict]]:
         """The shop's Deployments, pods and Services as the API has them now."""
-        shop = {"app.kubernetes.io/part-of": "shop"}
-        return (self.kube.list("Deployment", self.namespace, shop), self.kube.list_pods(self.namespace, PART_OF),
-                self.kube.list("Service", self.namespace, shop))
+        return (self.kube.list("Deployment", self.namespace, PART_OF),
+                self.kube.list_pods(self.namespace, PART_OF_SELECTOR),
+                self.kube.list("Service", self.namespace, PART_OF))
 
     def workloads(self, objects: tuple[list[dict], list[dict], list[dict]] | None = None) -> dict[str, dict]:
         """Per service: desired/ready replicas, restarts, crash loops, OOM kills, rollout state,
@@ -287,7 +164,7 @@ class Reader:
         show in the 1-minute figures), so its previous known-good version is kept."""
         known = self.known_good()
         data = dict(known)
-        for cm in self.kube.list("ConfigMap", self.namespace, {"app.kubernetes.io/part-of": "shop"}):
+        for cm in self.kube.list("ConfigMap", self.namespace, PART_OF):
             age = _age_seconds(_last_change(cm))
             if age is not None and age < min_age_seconds and any(
                     k.startswith(f"{cm['metadata']['name']}.") for k in data):
@@ -307,7 +184,7 @@ class Reader:
             data[key] = json.dumps(service_spec(sv), sort_keys=True)
         if data and data != known:
             self.kube.upsert_config_map(self.namespace, KNOWN_GOOD, data,
-                                        labels={"app.kubernetes.io/managed-by": "sre-operator"})
+                                        labels=MANAGED_BY)
 
     def config_facts(self, names: list[str], good: dict[str, str]) -> list[ConfigFacts]:
         out = []
@@ -362,7 +239,7 @@ class Reader:
         the gateway, which exports none, shows up in its callers' failed spans)."""
         if self.traces is None:
             return []
-        callers = [c for c, deps in ROUTES_TO.items() if service in deps and c != "gateway"]
+        callers = [c for c in callers_of(service) if c != "gateway"]
         found: dict[str, TraceFacts] = {}
         for name in [service, *callers] if service != "gateway" else ["order", "product", "payment"]:
             for t in self.traces.evidence(name, limit):
@@ -373,8 +250,7 @@ class Reader:
 
 def parse_window(window: str) -> float:
     """A PromQL duration of ours (`1m`, `41s`) in seconds."""
-    units = {"s": 1, "m": 60, "h": 3600}
-    return float(window[:-1]) * units[window[-1]]
+    return parse_duration(window)
 
 
 def service_spec(sv: dict) -> dict:

@@ -7,14 +7,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SymptomKind = Literal["error-rate", "latency", "unavailable", "crash-loop", "not-ready", "scrape-down",
-                      "saturation", "oom", "endpoints-missing", "route-missing"]
-ActionType = Literal["rollout-restart", "scale", "rollback", "patch-configmap", "delete-pod", "restore-service"]
-TargetKind = Literal["Deployment", "ConfigMap", "Pod", "Service"]
+from .vocabulary import ActionType, PlannerKind, Source, SymptomKind, TargetKind
+
+__all__ = ["ActionType", "SymptomKind", "TargetKind"]
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # Enum fields hold their plain string values: a model dumps straight into a status document.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, use_enum_values=True)
 
 
 class Symptom(Model):
@@ -24,7 +24,7 @@ class Symptom(Model):
     value: float = 0.0
     threshold: float = 0.0
     window: str = ""
-    source: Literal["prometheus", "kubernetes", "logs", "events", "traces", "manual"] = "prometheus"
+    source: Source = Source.PROMETHEUS
     evidence: str = ""
 
 
@@ -107,7 +107,7 @@ class MitigationPlan(Model):
     confidence: float = Field(ge=0, le=1)
     expected_effect: str = Field("", alias="expectedEffect", max_length=2048)
     actions: list[Action] = Field(min_length=0, max_length=5)
-    planner: Literal["llm", "rules"] = "rules"
+    planner: PlannerKind = PlannerKind.RULES
 
 
 class Health(Model):

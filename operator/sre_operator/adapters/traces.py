@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import requests
 
-from .models import TraceFacts
+from ..domain.models import TraceFacts
 
 log = logging.getLogger("sre_operator.traces")
 MAX_TEXT = 300

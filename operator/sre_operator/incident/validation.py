@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .models import Health, Verdict
+from ..domain.models import Health, Verdict
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import actions as acts
+from .. import actions as acts
+from ..domain.models import Action, MitigationPlan
 from . import configcheck
-from .models import Action, MitigationPlan
 
 
 @dataclass

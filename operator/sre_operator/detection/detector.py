@@ -10,7 +10,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from .models import Symptom
+from ..domain.models import Symptom
+from ..domain.topology import ROUTES_TO
+from ..domain.vocabulary import SEVERITY_ORDER
 
 
 @dataclass(frozen=True)
@@ -65,14 +67,6 @@ class Breach:
     def as_symptom(self) -> Symptom:
         return Symptom(kind=self.symptom, service=self.service, signal=self.signal, value=self.value,  # type: ignore[arg-type]
                        threshold=self.threshold, source=self.source, evidence=self.signal)  # type: ignore[arg-type]
-
-
-# Most severe first: when one reading shows several symptoms of a service, this one names it.
-SEVERITY_ORDER = ("crash-loop", "oom", "unavailable", "endpoints-missing", "route-missing", "error-rate", "latency",
-                  "saturation", "not-ready", "scrape-down")
-
-# The gateway routes to these: its errors on a route are the service's when the service is down.
-ROUTES_TO = {"gateway": ("order", "product", "payment"), "order": ("product", "payment")}
 
 
 def breaches(signals: list[ServiceSignals], t: Thresholds = Thresholds()) -> list[Breach]:

@@ -13,10 +13,10 @@ the patch that does it, and paired with the record that undoes it. Pure: `kube.p
 from __future__ import annotations
 
 import copy
-import datetime as dt
 from dataclasses import dataclass, field
 
-from .models import Action
+from ..domain.clock import stamp
+from ..domain.models import Action
 
 ALLOWED: dict[str, set[str]] = {"rollout-restart": {"Deployment"}, "scale": {"Deployment"},
                                 "rollback": {"Deployment"}, "patch-configmap": {"ConfigMap"},
@@ -61,10 +61,6 @@ def check(action: Action, namespace: str) -> None:
         raise ActionRefused("patch-configmap needs data")
 
 
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def prepare(action: Action, namespace: str, current: dict | None, replica_sets: list[dict] | None = None,
             known_good_service: dict | None = None) -> Prepared:
     """The patch for `action` against the target's current state, with its undo record
@@ -77,7 +73,7 @@ def prepare(action: Action, namespace: str, current: dict | None, replica_sets: 
         raise ActionRefused(f"{action.target.kind} {namespace}/{name} does not exist")
     if action.type == "rollout-restart":
         return Prepared("Deployment", namespace, name, "patch",
-                        {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now()}}}}},
+                        {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: stamp()}}}}},
                         summary=f"rollout restart deployment/{name}")
     if action.type == "scale":
         before = int(current["spec"].get("replicas", 1))

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Literal
 
-import openai
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .models import Action, Evidence, MitigationPlan, Target
+from ..adapters.llm_client import ChatClient, ModelCallFailed, Tokens
+from ..domain.models import Action, Evidence, MitigationPlan, Target
+from ..domain.vocabulary import ActionType, TargetKind
 
 SYSTEM_PROMPT = """You are the planning agent of an autonomous SRE operator for Kubernetes.
 You receive evidence about one incident in one namespace: symptoms from Prometheus and the
@@ -50,13 +50,13 @@ class ConfigEntry(_Answer):
 
 
 class LlmTarget(_Answer):
-    kind: Literal["Deployment", "ConfigMap", "Pod", "Service"]
+    kind: TargetKind
     name: str
     namespace: str | None = Field(description="leave null: the incident's namespace")
 
 
 class LlmAction(_Answer):
-    type: Literal["rollout-restart", "scale", "rollback", "patch-configmap", "delete-pod", "restore-service"]
+    type: ActionType
     target: LlmTarget
     replicas: int | None = Field(description="scale only")
     revision: int | None = Field(description="rollback only: the revision to go back to")
@@ -127,45 +127,26 @@ def to_plan(answer: LlmPlan) -> MitigationPlan:
 class LlmPlanner:
     def __init__(self, config: LlmConfig) -> None:
         self.config = config
-        self.client = openai.OpenAI(base_url=config.base_url, api_key=config.api_key,
-                                    timeout=config.timeout_seconds, max_retries=config.max_retries)
+        self.client = ChatClient(config.base_url, config.api_key, config.timeout_seconds, config.max_retries)
 
-    def usage(self, prompt: int, completion: int) -> dict:
-        out = {"model": self.config.model, "calls": 1, "promptTokens": prompt, "completionTokens": completion}
+    def usage(self, tokens: Tokens) -> dict:
+        out: dict = {"model": self.config.model, "calls": 1, "promptTokens": tokens.prompt,
+                     "completionTokens": tokens.completion}
         if self.config.prompt_usd_per_million or self.config.completion_usd_per_million:
-            out["costUSD"] = round((prompt * self.config.prompt_usd_per_million
-                                    + completion * self.config.completion_usd_per_million) / 1e6, 6)
+            out["costUSD"] = round((tokens.prompt * self.config.prompt_usd_per_million
+                                    + tokens.completion * self.config.completion_usd_per_million) / 1e6, 6)
         return out
 
     def plan(self, ev: Evidence, namespace: str, tried: set[str]) -> tuple[MitigationPlan, dict]:
         """(plan, usage), or LlmError with the reason and the usage."""
         try:
-            raw = self.client.chat.completions.with_raw_response.parse(
-                model=self.config.model, messages=messages(ev, namespace, tried),  # type: ignore[arg-type]
-                response_format=LlmPlan, temperature=0, max_completion_tokens=self.config.max_tokens)
-        except openai.APITimeoutError as exc:
-            raise LlmError(f"the model did not answer within {self.config.timeout_seconds:.0f}s", self.usage(0, 0)) \
-                from exc
-        except openai.APIError as exc:
-            raise LlmError(f"the model's server failed: {type(exc).__name__}: {str(exc)[:300]}",
-                           self.usage(0, 0)) from exc
+            answer = self.client.structured(self.config.model, messages(ev, namespace, tried), LlmPlan,
+                                            self.config.max_tokens)
+        except ModelCallFailed as exc:
+            raise LlmError(str(exc), self.usage(exc.tokens)) from exc
+        usage = self.usage(answer.tokens)
         try:
-            body = raw.http_response.json()
-            u = body.get("usage") or {}
-            usage = self.usage(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0))
-        except (ValueError, TypeError):
-            usage = self.usage(0, 0)
-        try:
-            completion = raw.parse()
-            message = completion.choices[0].message
-        except (ValidationError, ValueError, IndexError, openai.OpenAIError) as exc:
-            raise LlmError(f"the answer is not a valid plan: {str(exc)[:400]}", usage) from exc
-        if message.refusal:
-            raise LlmError(f"the model refused: {message.refusal[:300]}", usage)
-        if message.parsed is None:
-            raise LlmError("the answer holds no plan", usage)
-        try:
-            return to_plan(message.parsed), usage
+            return to_plan(answer.value), usage
         except ValidationError as exc:
             raise LlmError(f"the plan breaks a limit: {str(exc)[:400]}", usage) from exc
 

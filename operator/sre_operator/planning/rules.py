@@ -15,7 +15,7 @@ MitigationPlan. It reasons from what an SRE would see, never from a scenario's n
 Attempt N > 1 skips the rules that already failed (their actions are in `tried`)."""
 from __future__ import annotations
 
-from .models import Action, Evidence, MitigationPlan, Target, WorkloadFacts
+from ..domain.models import Action, Evidence, MitigationPlan, Target, WorkloadFacts
 
 RECENT_SECONDS = 900.0  # a change this recent is a suspect
 MAX_SCALE_OUT = 10

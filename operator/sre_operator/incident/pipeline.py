@@ -15,13 +15,15 @@ from dataclasses import dataclass, field
 
 from kubernetes.client.rest import ApiException
 
-from . import actions as acts
-from . import limits, plancheck, planner
-from .detector import Thresholds, breaches
-from .kube import Kube
-from .llm import LlmError, LlmPlanner, add_usage
-from .models import Action, Evidence, Health, MitigationPlan, Symptom
-from .signals import SERVICE_PREFIX, Reader
+from .. import actions as acts
+from ..adapters.kube import Kube
+from ..detection.detector import Thresholds, breaches
+from ..detection.signals import SERVICE_PREFIX, Reader
+from ..domain.models import Action, Evidence, Health, MitigationPlan, Symptom
+from ..planning import rules as planner
+from ..planning import vetting as plancheck
+from ..planning.llm import LlmError, LlmPlanner, add_usage
+from . import limits
 from .validation import Slo, judge, next_step
 
 log = logging.getLogger("sre_operator.pipeline")

@@ -1,0 +1,67 @@
+"""The language-model adapter: one structured-output chat call to any OpenAI-compatible server
+(OpenAI, vLLM, Ollama, LocalAI, llama.cpp's server) through the `openai` client. It returns the
+parsed answer with the tokens it cost, or raises `ModelCallFailed` with the reason and the tokens
+the call cost anyway; it knows nothing of incidents or plans."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import openai
+from pydantic import BaseModel, ValidationError
+
+T = TypeVar("T", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Tokens:
+    prompt: int = 0
+    completion: int = 0
+
+
+class ModelCallFailed(RuntimeError):
+    """No usable answer; `tokens` is what the call cost anyway."""
+
+    def __init__(self, reason: str, tokens: Tokens = Tokens()) -> None:
+        super().__init__(reason)
+        self.tokens = tokens
+
+
+@dataclass(frozen=True)
+class Answer(Generic[T]):
+    value: T
+    tokens: Tokens
+
+
+class ChatClient:
+    def __init__(self, base_url: str | None, api_key: str, timeout_seconds: float, max_retries: int) -> None:
+        self.timeout_seconds = timeout_seconds
+        self.client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_seconds,
+                                    max_retries=max_retries)
+
+    def structured(self, model: str, messages: list[dict[str, Any]], schema: type[T], max_tokens: int) -> Answer[T]:
+        """The model's answer as an instance of `schema` (asked for as a strict JSON schema)."""
+        try:
+            raw = self.client.chat.completions.with_raw_response.parse(
+                model=model, messages=messages,  # type: ignore[arg-type]
+                response_format=schema, temperature=0, max_completion_tokens=max_tokens)
+        except openai.APITimeoutError as exc:
+            raise ModelCallFailed(f"the model did not answer within {self.timeout_seconds:.0f}s") from exc
+        except openai.APIError as exc:
+            raise ModelCallFailed(f"the model's server failed: {type(exc).__name__}: {str(exc)[:300]}") from exc
+        try:
+            body = raw.http_response.json()
+            u = body.get("usage") or {}
+            tokens = Tokens(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0))
+        except (ValueError, TypeError, AttributeError):
+            tokens = Tokens()
+        try:
+            completion = raw.parse()
+            message = completion.choices[0].message
+        except (ValidationError, ValueError, IndexError, openai.OpenAIError) as exc:
+            raise ModelCallFailed(f"the answer is not a valid plan: {str(exc)[:400]}", tokens) from exc
+        if message.refusal:
+            raise ModelCallFailed(f"the model refused: {message.refusal[:300]}", tokens)
+        if message.parsed is None:
+            raise ModelCallFailed("the answer holds no plan", tokens)
+        return Answer(message.parsed, tokens)

@@ -1,0 +1,124 @@
+"""The Prometheus adapter: one set of PromQL queries for every signal of every watched namespace,
+read through prometheus-api-client and boiled down to {namespace: {service: {signal: value}}}.
+A Prometheus that does not answer raises `PrometheusUnavailable`: missing data, never a healthy shop."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from requests.exceptions import RequestException
+from urllib3.util.retry import Retry
+
+WINDOW = "1m"
+
+
+class PrometheusUnavailable(RuntimeError):
+    pass
+
+
+def prometheus_client(url: str, timeout: float = 5.0) -> PrometheusConnect:
+    # One quick retry: the detector reads again on its next cycle anyway, and a Prometheus that
+    # is down must be reported as missing data in seconds, not after a long backoff.
+    return PrometheusConnect(url=url, disable_ssl=True, timeout=int(timeout) + 1,
+                             retry=Retry(total=1, backoff_factor=0.2, status_forcelist=(502, 503, 504),
+                                         allowed_methods=("GET", "POST")))
+
+
+def _queries(sel: str, window: str) -> dict[str, str]:
+    """PromQL for every signal, grouped by namespace (one query set serves every namespace)."""
+    api = f'{sel},route=~"/api/.*"'
+    gw = f'{sel},route!="other"'
+    return {
+        "rate": f'sum by (namespace, service) (rate(shop_http_requests_total{{{api}}}[{window}]))',
+        "errors": f'sum by (namespace, service) (rate(shop_http_requests_total{{{api},code=~"5.."}}[{window}]))',
+        "p95": f'histogram_quantile(0.95, sum by (namespace, service, le) (rate('
+               f'shop_http_request_duration_seconds_bucket{{{api}}}[{window}])))',
+        "gw_rate": f'sum by (namespace) (rate(gateway_http_requests_total{{{gw}}}[{window}]))',
+        "gw_errors": f'sum by (namespace) (rate(gateway_http_requests_total{{{gw},code=~"5.."}}[{window}]))',
+        "gw_p95": f'histogram_quantile(0.95, sum by (namespace, le) (rate('
+                  f'gateway_http_request_duration_seconds_bucket{{{gw}}}[{window}])))',
+        "up": f'max by (namespace, app) (up{{{sel},job="kubernetes-pods"}})',  # down: no instance answers
+        # Requests on an API route that no gateway location served, per route.
+        "unrouted": f'sum by (namespace, route) (rate(gateway_unrouted_requests_total{{{sel}}}[{window}]))',
+        "gw_route_rate": f'sum by (namespace, route) (rate(gateway_http_requests_total{{{gw}}}[{window}]))',
+        # Share of the database connections busy over the window (1: every query queued for one).
+        "pool_busy": f'sum by (namespace, service) (avg_over_time(shop_db_pool_in_use{{{sel}}}[{window}]))'
+                     f' / sum by (namespace, service) (shop_db_pool_size{{{sel}}} > 0)',
+        "pool_waiting": f'sum by (namespace, service) (avg_over_time(shop_db_pool_waiting{{{sel}}}[{window}]))',
+    }
+
+
+def _run(prom: PrometheusConnect, url: str, promql: str, timeout: float) -> dict[tuple[str, str], float]:
+    """{(namespace, service|app|route): value}; NaN (no traffic) stays absent."""
+    try:
+        result = prom.custom_query(promql, params={"timeout": f"{int(timeout)}s"})
+    except (PrometheusApiClientException, RequestException, ValueError) as exc:
+        raise PrometheusUnavailable(f"Prometheus at {url}: {exc}") from exc
+    out = {}
+    for r in result:
+        m = r["metric"]
+        key = (m.get("namespace", ""), m.get("service") or m.get("app") or m.get("route") or "")
+        try:
+            value = float(r["value"][1])
+        except (TypeError, ValueError):
+            continue
+        if value == value:
+            out[key] = value
+    return out
+
+
+def _ratio(part: float, whole: float) -> float:
+    # Two rate() queries extrapolate apart: 5xx/all can come out as 1.004. A ratio stays in [0, 1].
+    return min(1.0, part / whole) if whole > 0 else 0.0
+
+
+def fetch_signals(prom: PrometheusConnect, url: str, namespaces: list[str], window: str = WINDOW,
+                  timeout: float = 5.0) -> dict[str, dict[str, dict]]:
+    """Every signal of every namespace in one set of queries: {namespace: {service: {...}}}."""
+    names = "|".join(sorted(namespaces))
+    sel = f'namespace=~"{names}"' if len(namespaces) > 1 else f'namespace="{namespaces[0]}"'
+    raw = {k: _run(prom, url, q, timeout) for k, q in _queries(sel, window).items()}
+    out: dict[str, dict[str, dict]] = {ns: {"gateway": {"rate": 0.0, "error_ratio": 0.0}} for ns in namespaces}
+    for (ns, svc), rate in raw["rate"].items():
+        if ns in out:
+            errors = raw["errors"].get((ns, svc), 0.0)
+            out[ns].setdefault(svc, {}).update(rate=rate, error_ratio=_ratio(errors, rate))
+    for (ns, svc), p95 in raw["p95"].items():
+        if ns in out:
+            out[ns].setdefault(svc, {})["p95"] = p95
+    for (ns, _), rate in raw["gw_rate"].items():
+        if ns in out:
+            errors = raw["gw_errors"].get((ns, ""), 0.0)
+            out[ns]["gateway"].update(rate=rate, error_ratio=_ratio(errors, rate))
+    for (ns, _), p95 in raw["gw_p95"].items():
+        if ns in out:
+            out[ns]["gateway"]["p95"] = p95
+    for (ns, app), up in raw["up"].items():
+        if ns in out:
+            out[ns].setdefault(app, {})["up"] = up
+    for ns in out:
+        worst = max(((_ratio(raw["unrouted"].get((ns, r), 0.0), rate), r) for (n, r), rate in raw["gw_route_rate"].items()
+                     if n == ns and rate > 0), default=None)
+        if worst is not None:
+            out[ns]["gateway"]["unrouted_ratio"], out[ns]["gateway"]["unrouted_route"] = worst
+    for (ns, svc), busy in raw["pool_busy"].items():
+        if ns in out:
+            out[ns].setdefault(svc, {}).update(saturation=busy, waiting=raw["pool_waiting"].get((ns, svc), 0.0))
+    return out
+
+
+@dataclass
+class PromSnapshot:
+    """One reading of every watched namespace, taken once per detector cycle (`error`: Prometheus
+    did not answer, and every namespace's reading is missing, not healthy)."""
+    window: str
+    by_namespace: dict[str, dict[str, dict]]
+    error: str = ""
+
+    @classmethod
+    def take(cls, prom: PrometheusConnect, url: str, namespaces: list[str], window: str = WINDOW,
+             timeout: float = 5.0) -> "PromSnapshot":
+        try:
+            return cls(window, fetch_signals(prom, url, namespaces, window, timeout))
+        except PrometheusUnavailable as exc:
+            return cls(window, {}, str(exc))

@@ -1,0 +1,142 @@
+"""The operator's one vocabulary: every phase, symptom, action type, fault type and kind it speaks of,
+as string enums. The CRDs' enums and the model's action list are checked against (or generated
+from) these; nothing else spells them out.
+
+String enums compare equal to their values (`Phase.RESOLVED == "Resolved"`), so status documents
+read back from the API server need no conversion."""
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Phase(StrEnum):
+    """An Incident's phase (`status.phase`)."""
+    DETECTED = "Detected"
+    TRIAGING = "Triaging"
+    PLANNING = "Planning"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    MITIGATING = "Mitigating"
+    VALIDATING = "Validating"
+    UNDOING = "Undoing"
+    RESOLVED = "Resolved"
+    ESCALATED = "Escalated"
+    DRY_RUN = "DryRun"
+    FAILED = "Failed"
+
+
+TERMINAL: frozenset[Phase] = frozenset({Phase.RESOLVED, Phase.ESCALATED, Phase.DRY_RUN, Phase.FAILED})
+ACTING: frozenset[Phase] = frozenset({Phase.MITIGATING, Phase.VALIDATING, Phase.UNDOING})
+WARNING_PHASES: frozenset[Phase] = frozenset({Phase.ESCALATED, Phase.UNDOING, Phase.FAILED})
+
+
+class SymptomKind(StrEnum):
+    """What a breach looks like. Listed most severe first: of several symptoms of one service in
+    one reading, the first names the Incident."""
+    CRASH_LOOP = "crash-loop"
+    OOM = "oom"
+    UNAVAILABLE = "unavailable"
+    ENDPOINTS_MISSING = "endpoints-missing"
+    ROUTE_MISSING = "route-missing"
+    ERROR_RATE = "error-rate"
+    LATENCY = "latency"
+    SATURATION = "saturation"
+    NOT_READY = "not-ready"
+    SCRAPE_DOWN = "scrape-down"
+
+
+SEVERITY_ORDER: tuple[SymptomKind, ...] = tuple(SymptomKind)
+# Symptoms a caller shows when a dependency is the one in trouble (folded into the dependency's).
+TRAVELLING: frozenset[SymptomKind] = frozenset({SymptomKind.ERROR_RATE, SymptomKind.LATENCY})
+CRITICAL: frozenset[SymptomKind] = frozenset({
+    SymptomKind.UNAVAILABLE, SymptomKind.CRASH_LOOP, SymptomKind.OOM, SymptomKind.ERROR_RATE,
+    SymptomKind.ENDPOINTS_MISSING, SymptomKind.ROUTE_MISSING})
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+
+
+def severity_of(symptom: SymptomKind | str) -> Severity:
+    return Severity.CRITICAL if symptom in CRITICAL else Severity.WARNING
+
+
+class Source(StrEnum):
+    """Where a symptom was seen."""
+    PROMETHEUS = "prometheus"
+    KUBERNETES = "kubernetes"
+    LOGS = "logs"
+    EVENTS = "events"
+    TRACES = "traces"
+    MANUAL = "manual"
+
+
+class TargetKind(StrEnum):
+    """Kinds of objects the operator reads and acts on."""
+    DEPLOYMENT = "Deployment"
+    CONFIG_MAP = "ConfigMap"
+    POD = "Pod"
+    SERVICE = "Service"
+
+
+class ActionType(StrEnum):
+    """The allowlisted mitigation actions (each one module of `sre_operator.actions`)."""
+    ROLLOUT_RESTART = "rollout-restart"
+    SCALE = "scale"
+    ROLLBACK = "rollback"
+    PATCH_CONFIGMAP = "patch-configmap"
+    DELETE_POD = "delete-pod"
+    RESTORE_SERVICE = "restore-service"
+
+
+class FaultType(StrEnum):
+    """FaultScenario types (each one module of `sre_operator.faults`)."""
+    BAD_GATEWAY_CONFIG = "bad-gateway-config"
+    PAYMENT_CRASH = "payment-crash"
+    PRODUCT_OVERLOAD = "product-overload"
+    SCALE_TO_ZERO = "scale-to-zero"
+    BAD_ROLLOUT = "bad-rollout"
+    SERVICE_SELECTOR_MISMATCH = "service-selector-mismatch"
+    BAD_ENV = "bad-env"
+    REAL_OVERLOAD = "real-overload"
+    MEMORY_LEAK = "memory-leak"
+    ROUTE_REMOVED = "route-removed"
+
+
+class FaultPhase(StrEnum):
+    """A FaultScenario's phase."""
+    PENDING = "Pending"
+    INJECTED = "Injected"
+    REVERTING = "Reverting"
+    REVERTED = "Reverted"
+    FAILED = "Failed"
+
+
+class Mode(StrEnum):
+    """How far the operator goes on its own."""
+    AUTO = "auto"
+    APPROVE = "approve"
+    DRY_RUN = "dry-run"
+
+
+class PlannerKind(StrEnum):
+    LLM = "llm"
+    RULES = "rules"
+
+
+class Outcome(StrEnum):
+    """An action record's outcome."""
+    PENDING = "pending"
+    APPLIED = "applied"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    UNDONE = "undone"
+
+
+DONE_OUTCOMES: frozenset[Outcome] = frozenset({Outcome.APPLIED, Outcome.FAILED, Outcome.SKIPPED, Outcome.UNDONE})
+
+
+def values(enum: type[StrEnum]) -> list[str]:
+    """The enum's values in declaration order (as a CRD lists them)."""
+    return [m.value for m in enum]
