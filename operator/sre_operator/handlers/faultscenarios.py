@@ -6,12 +6,12 @@ import datetime as dt
 from typing import Any
 
 import kopf
-from kubernetes.client.rest import ApiException
 
 from .. import faults
 from ..faults import injector
 from . import login  # noqa: F401 - registers the login handler
 from ..adapters.kube import GROUP, VERSION, Kube
+from ..domain.ports import ClusterError
 from ..settings import Settings
 
 SETTINGS = Settings()
@@ -29,8 +29,8 @@ def _body(body: Any) -> dict:
 def _run(fn, *args: Any) -> dict:  # noqa: ANN001
     try:
         return fn(*args)
-    except ApiException as exc:
-        if exc.status in (409, 429) or exc.status >= 500:
+    except ClusterError as exc:
+        if exc.transient:
             raise kopf.TemporaryError(f"API server: {exc.status} {exc.reason}", delay=3) from exc
         raise kopf.PermanentError(f"API server refused: {exc.status} {exc.reason}") from exc
 

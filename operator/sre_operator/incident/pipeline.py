@@ -13,12 +13,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from kubernetes.client.rest import ApiException
-
 from .. import actions as acts
 from ..adapters.kube import Kube
 from ..detection.detector import Thresholds, breaches
 from ..detection.signals import SERVICE_PREFIX, Reader
+from ..domain.ports import ClusterError
 from ..domain.models import Action, Evidence, Health, MitigationPlan, Symptom
 from ..planning import rules as planner
 from ..planning import vetting as plancheck
@@ -294,7 +293,7 @@ class IncidentRun:
                     continue
                 self._apply_intent(rec)
                 rec.update(outcome="applied", finishedAt=ts(now()))
-            except (acts.ActionRefused, ApiException, ValueError) as exc:
+            except (acts.ActionRefused, ClusterError, ValueError) as exc:
                 if rec is None:
                     rec = {"attempt": attempt, "index": index, "type": action.type, "target": target,
                            "startedAt": ts(now())}
@@ -417,7 +416,7 @@ class IncidentRun:
                     self.kube.patch(t["kind"], t["namespace"], t["name"], "json" if isinstance(patch, list)
                                     else "merge", patch)
                     entry.update(outcome="undone", message="restored from the undo record")
-                except ApiException as exc:
+                except ClusterError as exc:
                     entry.update(outcome="failed", message=str(exc)[:1000])
             rec["outcome"] = "undone" if entry["outcome"] == "undone" else rec["outcome"]
             undo_log.append(entry)
