@@ -1,0 +1,72 @@
+"""One reading of a namespace, taken once per tick through the `Cluster` port: the application's
+objects as they are and the operator's known-good record. Decisions read this, never the API.
+
+The known-good record (ConfigMap `sre-operator-known-good`, written while the shop is healthy)
+holds, as string values: `<configmap>.<key>` (a config's value), `_replicas.<deployment>` (a replica
+count) and `_service.<service>` (a Service's selector and ports as JSON); `known_good_*` read them."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .ports import Cluster, Obj, owned_by
+from .topology import PART_OF
+
+KNOWN_GOOD = "sre-operator-known-good"
+REPLICAS_PREFIX = "_replicas."
+SERVICE_PREFIX = "_service."
+# The kinds a snapshot holds, each listed once per tick (pods and ReplicaSets of the application).
+KINDS = ("Deployment", "ReplicaSet", "Pod", "Service", "ConfigMap")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    namespace: str
+    taken_at: dt.datetime
+    objects: dict[str, list[Obj]] = field(default_factory=dict)  # kind → objects
+    known_good: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, cluster: Cluster, namespace: str, at: dt.datetime) -> "Snapshot":
+        """The application's objects (part-of the shop; ReplicaSets: those its Deployments own) and
+        the known-good record."""
+        objects = {kind: cluster.list_objects(kind, namespace, None if kind == "ReplicaSet" else PART_OF)
+                   for kind in KINDS}
+        names = {d["metadata"]["name"] for d in objects["Deployment"]}
+        objects["ReplicaSet"] = [r for r in objects["ReplicaSet"]
+                                 if any(o.get("kind") == "Deployment" and o.get("name") in names
+                                        for o in r["metadata"].get("ownerReferences") or [])]
+        record = cluster.get("ConfigMap", namespace, KNOWN_GOOD)
+        good = {str(k): str(v) for k, v in ((record or {}).get("data") or {}).items()}
+        return cls(namespace, at, objects, good)
+
+    def of(self, kind: str) -> list[Obj]:
+        return self.objects.get(kind, [])
+
+    def get(self, kind: str, name: str) -> Obj | None:
+        return next((o for o in self.of(kind) if o["metadata"]["name"] == name), None)
+
+    def replica_sets_of(self, deployment: str) -> list[Obj]:
+        return owned_by(self.of("ReplicaSet"), "Deployment", deployment)
+
+    # -- the known-good record ----------------------------------------------------------------
+
+    def known_good_config(self, config_map: str) -> dict[str, str]:
+        prefix = f"{config_map}."
+        return {k[len(prefix):]: v for k, v in self.known_good.items() if k.startswith(prefix)}
+
+    def known_good_replicas(self, deployment: str) -> int | None:
+        raw = self.known_good.get(f"{REPLICAS_PREFIX}{deployment}", "")
+        return int(raw) if raw.isdigit() else None
+
+    def known_good_service(self, name: str) -> dict[str, Any] | None:
+        raw = self.known_good.get(f"{SERVICE_PREFIX}{name}")
+        if not raw:
+            return None
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) and "selector" in value and "ports" in value else None
