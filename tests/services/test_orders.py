@@ -78,6 +78,25 @@ def test_out_of_stock_is_a_409_and_charges_nothing(shop: Shop) -> None:
     assert payments_for(shop, order["id"]) == 0
 
 
+def test_a_product_below_its_restock_level_is_refilled_before_it_runs_out(make_shop) -> None:
+    shop = make_shop(product={"SHOP_RESTOCK_BELOW": "30"})
+    for name in ("product", "payment", "order"):
+        shop.start(name)
+    assert shop.order("P005", qty=25).status_code == 201  # 30 → 5
+    assert shop.stock("P005") == 5
+    assert shop.order("P005", qty=10).status_code == 201  # 5 < 30: refilled to 30, then 10 taken
+    assert shop.stock("P005") == 20
+    assert shop.order("P005", qty=999).status_code == 409  # more than a delivery brings
+
+
+def test_without_restocking_the_stock_runs_out(make_shop) -> None:
+    shop = make_shop(product={"SHOP_RESTOCK_BELOW": "0"})
+    for name in ("product", "payment", "order"):
+        shop.start(name)
+    assert shop.order("P005", qty=25).status_code == 201
+    assert shop.order("P005", qty=10).status_code == 409
+
+
 @pytest.mark.parametrize("body", [
     {},
     {"product_id": "P001", "qty": 1},

@@ -39,6 +39,8 @@ class ShopSettings(BaseSettings):
     # second, and more load queues for a connection: saturation that more replicas relieve.
     db_pool_size: int = Field(0, ge=0, le=1000)
     db_query_ms: int = Field(0, ge=0, le=10_000)
+    # product: a product whose stock falls below this is refilled to its par level (0: never).
+    restock_below: int = Field(10, ge=0, le=1_000_000)
 
     def resolved_db_path(self) -> Path:
         return self.db_path or Path("/data") / f"{self.service}.db"

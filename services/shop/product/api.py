@@ -35,7 +35,7 @@ def router(shop: ShopApp) -> APIRouter:
     @r.post("/{product_id}/reservations", status_code=201)
     async def reserve(product_id: ProductId, body: ReservationRequest, response: Response) -> dict[str, Any]:
         reservation, created = await db.run(
-            lambda: catalog.reserve(db, product_id, body.reservation_id, body.qty))
+            lambda: catalog.reserve(db, product_id, body.reservation_id, body.qty, shop.settings.restock_below))
         if not created:
             response.status_code = 200
         return reservation

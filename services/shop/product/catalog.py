@@ -27,6 +27,10 @@ SEED = [
 ]
 
 
+# A product's par level: what a delivery refills its stock to (the seed quantity).
+PAR = {pid: stock for pid, _, _, stock in SEED}
+
+
 def seed(db: Database) -> None:
     with db.transaction() as conn:
         conn.executemany("INSERT OR IGNORE INTO products (id, name, price, stock) VALUES (?, ?, ?, ?)", SEED)
@@ -54,9 +58,12 @@ def get_product(db: Database, product_id: str) -> dict[str, Any]:
     return _product(row)
 
 
-def reserve(db: Database, product_id: str, reservation_id: str, qty: int) -> tuple[dict[str, Any], bool]:
+def reserve(db: Database, product_id: str, reservation_id: str, qty: int,
+            restock_below: int = 0) -> tuple[dict[str, Any], bool]:
     """Take `qty` from stock under `reservation_id`. Idempotent: the same id returns the same
-    reservation (created=False); the same id for another product or quantity is a conflict."""
+    reservation (created=False); the same id for another product or quantity is a conflict.
+    A product whose stock is below `restock_below` (0: never) is refilled to its par level first,
+    as a supplier's standing order would: a shop that runs for hours keeps selling."""
     with db.transaction() as conn:
         existing = conn.execute("SELECT * FROM reservations WHERE id = ?", (reservation_id,)).fetchone()
         if existing is not None:
@@ -67,6 +74,10 @@ def reserve(db: Database, product_id: str, reservation_id: str, qty: int) -> tup
         product = conn.execute("SELECT * FROM products WHERE id = ?", (product_id,)).fetchone()
         if product is None:
             raise ShopError(404, "product_not_found", f"no product {product_id!r}")
+        par = PAR.get(product_id, 0)
+        if product["stock"] < min(restock_below, par):
+            conn.execute("UPDATE products SET stock = ? WHERE id = ?", (par, product_id))
+            product = conn.execute("SELECT * FROM products WHERE id = ?", (product_id,)).fetchone()
         if product["stock"] < qty:
             raise ShopError(409, "insufficient_stock",
                             f"only {product['stock']} of {product_id} left, {qty} requested",
