@@ -1,14 +1,20 @@
 """Checks a new NGINX config before the operator writes it into a ConfigMap (patch-configmap),
 whoever wrote it: the known-good copy, or a model's answer.
 
-Two checks, both must pass:
-1. meaning: every `server host:port` of an `upstream` names a Service of the namespace (short
+Three checks, all must pass:
+1. an allowlist: only the directives the shop's gateway config uses, in the blocks it uses them in;
+   `proxy_pass` only to an `upstream` the config declares; logs only to stdout/stderr or the
+   gateway's log volume; pid and temp files only under /tmp. A config that passes `nginx -t` can
+   still serve the host's files (`alias /; autoindex on;`) or send requests anywhere
+   (`proxy_pass http://<any address>`): a model's answer or a forged "known-good" copy must not;
+2. meaning: every `server host:port` of an `upstream` names a Service of the namespace (short
    name or `name.namespace.svc...`) and one of its ports. `nginx -t` cannot see this (it resolves
    names where the operator runs, not in the cluster), and it is what a broken gateway config
    usually gets wrong;
-2. syntax: `nginx -t` on a copy whose upstream hosts are 127.0.0.1 and whose files (pid, temp
+3. syntax: `nginx -t` on a copy whose upstream hosts are 127.0.0.1 and whose files (pid, temp
    dirs, logs) point into a scratch directory. Without an `nginx` binary, a bracket and statement
-   check stands in, and the result says so.
+   check stands in, and the result says so. What `nginx -t` prints is never passed on (it can quote
+   a file's contents): only the line it complains about.
 """
 from __future__ import annotations
 
@@ -27,6 +33,27 @@ PATH_DIRECTIVES = re.compile(
 LOG_DIRECTIVES = re.compile(r"^(\s*(?:access_log|error_log))\s+(/[^;\s]+)", re.MULTILINE)
 MAX_CONFIG_BYTES = 65536
 
+# Directive → the blocks it may appear in ("" is the top level): exactly what the gateway uses.
+ALLOWED: dict[str, frozenset[str]] = {name: frozenset(blocks) for name, blocks in {
+    "worker_processes": [""], "pid": [""], "error_log": ["", "http", "server", "location"], "events": [""],
+    "worker_connections": ["events"], "http": [""],
+    "client_body_temp_path": ["http"], "proxy_temp_path": ["http"], "fastcgi_temp_path": ["http"],
+    "uwsgi_temp_path": ["http"], "scgi_temp_path": ["http"],
+    "default_type": ["http", "server", "location"], "sendfile": ["http"], "keepalive_timeout": ["http"],
+    "server_tokens": ["http"], "log_format": ["http"], "access_log": ["http", "server", "location"],
+    "upstream": ["http"], "server": ["http", "upstream"], "keepalive": ["upstream"], "keepalive_time": ["upstream"],
+"proxy_http_version": ["http", "server", "location"],
+    "proxy_set_header": ["http", "server", "location"], "proxy_connect_timeout": ["http", "server", "location"],
+    "proxy_send_timeout": ["http", "server", "location"], "proxy_read_timeout": ["http", "server", "location"],
+    "proxy_next_upstream": ["http", "server", "location"], "proxy_next_upstream_tries": ["http", "server", "location"],
+    "proxy_intercept_errors": ["http", "server", "location"], "listen": ["server"], "location": ["server"],
+    "return": ["server", "location"], "proxy_pass": ["location"], "error_page": ["http", "server", "location"],
+}.items()}
+LOG_TARGETS = ("stderr", "off", "/dev/stdout", "/dev/stderr")
+LOG_DIR = "/var/log/gateway/"  # the emptyDir the gateway shares with its log exporter
+RUN_DIR = "/tmp/"
+PROXY_PASS = re.compile(r"^http://([A-Za-z0-9_-]+)(/[A-Za-z0-9_./-]*)?$")
+
 
 @dataclass
 class Result:
@@ -36,6 +63,88 @@ class Result:
 
     def message(self) -> str:
         return "; ".join(self.problems) if self.problems else f"valid ({self.checked_with})"
+
+
+def tokens(config: str) -> list[str]:
+    """NGINX's lexer, as far as the allowlist needs it: words (quotes kept together), `{`, `}`, `;`;
+    comments dropped. Raises ValueError on an unterminated quote."""
+    out: list[str] = []
+    i, n = 0, len(config)
+    while i < n:
+        ch = config[i]
+        if ch.isspace():
+            i += 1
+        elif ch == "#":
+            while i < n and config[i] != "\n":
+                i += 1
+        elif ch in "{};":
+            out.append(ch)
+            i += 1
+        elif ch in "'\"":
+            end = i + 1
+            while end < n and config[end] != ch:
+                end += 2 if config[end] == "\\" else 1
+            if end >= n:
+                raise ValueError("a quoted string is not closed")
+            out.append(config[i:end + 1])
+            i = end + 1
+        else:
+            start = i
+            while i < n and not config[i].isspace() and config[i] not in "{};#":
+                i += 1
+            out.append(config[start:i])
+    return out
+
+
+def _unquote(word: str) -> str:
+    return word[1:-1] if len(word) >= 2 and word[0] == word[-1] and word[0] in "'\"" else word
+
+
+def allowlist_problems(config: str) -> list[str]:
+    """Directives outside the allowlist, or allowed ones pointing somewhere they must not."""
+    try:
+        words = tokens(config)
+    except ValueError as exc:
+        return [str(exc)]
+    problems: list[str] = []
+    stack: list[str] = [""]
+    upstreams = {words[i + 1] for i, w in enumerate(words[:-1]) if w == "upstream"}
+    statement: list[str] = []
+    for word in words:
+        if word not in "{};":
+            statement.append(word)
+            continue
+        if word == "}":
+            if len(stack) == 1:
+                return [*problems, "a '}' closes nothing"]
+            stack.pop()
+            continue
+        if not statement:
+            problems.append(f"an empty statement before {word!r}")
+            continue
+        name, args, block = statement[0], [_unquote(a) for a in statement[1:]], stack[-1]
+        statement = []
+        if name not in ALLOWED:
+            problems.append(f"directive {name!r} is not allowed in the gateway config")
+        elif block not in ALLOWED[name]:
+            problems.append(f"directive {name!r} is not allowed in {block or 'the top level'}")
+        elif name == "proxy_pass":
+            m = PROXY_PASS.match(args[0] if args else "")
+            if not m or m.group(1) not in upstreams:
+                problems.append(f"proxy_pass {' '.join(args)!r}: only http://<an upstream of this config>")
+        elif name in ("access_log", "error_log") and args and not (
+                args[0] in LOG_TARGETS or (args[0].startswith(LOG_DIR) and ".." not in args[0])):
+            problems.append(f"{name} {args[0]!r}: only stdout, stderr or {LOG_DIR}")
+        elif name == "pid" or name.endswith("_temp_path"):
+            if not args or not args[0].startswith(RUN_DIR) or ".." in args[0]:
+                problems.append(f"{name} {' '.join(args)!r}: only under {RUN_DIR}")
+        if word == "{":
+            stack.append(name)
+    if statement:
+        problems.append(f"a statement is not terminated: {' '.join(statement)[:80]!r}")
+    if len(stack) != 1:
+        problems.append(f"{len(stack) - 1} block(s) not closed")
+    return list(dict.fromkeys(problems))[:5]
 
 
 def is_nginx_config(key: str, value: str) -> bool:
@@ -93,15 +202,19 @@ def nginx_syntax(config: str, nginx: str | None = None) -> Result:
             return Result(False, [f"nginx -t could not run: {exc}"])
         if proc.returncode == 0:
             return Result(True)
-        out = (proc.stderr + proc.stdout).replace(str(scratch) + "/", "")
-        lines = [ln.split("nginx: ", 1)[-1] for ln in out.splitlines() if "emerg" in ln or "error" in ln.lower()]
-        return Result(False, lines[:3] or [out.strip()[:300] or f"nginx -t exited {proc.returncode}"])
+        # Never pass on what nginx printed (it can quote a file's contents): only where it complained.
+        where = sorted({int(m) for m in re.findall(r"nginx\.conf:(\d+)", proc.stderr + proc.stdout)})
+        at = f" at line {', '.join(map(str, where[:3]))}" if where else ""
+        return Result(False, [f"nginx -t rejected the config{at}"])
 
 
 def check_nginx_config(config: str, namespace: str, services: dict[str, set[int]],
                        nginx: str | None = None) -> Result:
     if len(config.encode()) > MAX_CONFIG_BYTES:
         return Result(False, [f"config larger than {MAX_CONFIG_BYTES} bytes"])
+    problems = allowlist_problems(config)
+    if problems:  # nothing outside the allowlist is ever handed to nginx, not even to test it
+        return Result(False, problems, "allowlist")
     problems = upstream_problems(config, namespace, services)
     syntax = nginx_syntax(config, nginx)
     return Result(not problems and syntax.ok, problems + syntax.problems, syntax.checked_with)
