@@ -132,6 +132,8 @@ def test_observability_prometheus_discovers_annotated_pods_and_kubelet_cadvisor(
     rules = by_kind(docs, "ClusterRole")["ns-prometheus"]["rules"]
     assert {"apiGroups": [""], "resources": ["nodes/proxy", "nodes/metrics"], "verbs": ["get"]} in rules
     assert set(by_kind(docs, "Deployment")) == {"prometheus", "jaeger"}
+    args = by_kind(docs, "Deployment")["prometheus"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not any(a.startswith(("--web.enable-lifecycle", "--web.enable-admin-api")) for a in args), args
     assert "cadvisor" in by_kind(docs, "DaemonSet")
     assert by_kind(render("observability", "--set", "cadvisor.enabled=false"), "DaemonSet") == {}
 
