@@ -1,8 +1,17 @@
 {{- define "sre-operator.labels" -}}
 app.kubernetes.io/name: sre-operator
 app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/part-of: sre-operator
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version }}
+{{- end -}}
+
+{{- /* The labels a selector uses: never the version (a selector cannot change on upgrade). */ -}}
+{{- define "sre-operator.selectorLabels" -}}
+app.kubernetes.io/name: sre-operator
+app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{- define "sre-operator.image" -}}
@@ -14,6 +23,9 @@ helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version }}
 {{- define "sre-operator.dashboardLabels" -}}
 app.kubernetes.io/name: sre-dashboard
 app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: dashboard
+app.kubernetes.io/part-of: sre-operator
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version }}
 {{- end -}}
