@@ -138,6 +138,26 @@ def test_observability_prometheus_discovers_annotated_pods_and_kubelet_cadvisor(
     assert by_kind(render("observability", "--set", "cadvisor.enabled=false"), "DaemonSet") == {}
 
 
+def test_the_operator_chart_keeps_a_replica_through_a_drain_and_labels_by_convention() -> None:
+    docs = render("sre-operator")
+    pdb = by_kind(docs, "PodDisruptionBudget")["rel"]
+    dep = by_kind(docs, "Deployment")["rel"]
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/component"] == "operator" and labels["app.kubernetes.io/version"] == "0.1.0"
+    assert "app.kubernetes.io/version" not in dep["spec"]["selector"]["matchLabels"]  # a selector never changes
+    assert by_kind(render("sre-operator", "--set", "replicas=1"), "PodDisruptionBudget") == {}
+
+
+def test_the_operator_chart_notes_say_what_it_watches_and_how_to_upgrade_crds() -> None:
+    out = helm("install", "rel", "charts/sre-operator", "--dry-run=client", "--namespace", "ns",
+               "--set", "watchNamespaces={shop-a}", "--set", "mode=approve").stdout
+    notes = out.split("NOTES:", 1)[1]
+    assert "shop-a" in notes and "sre.stratus.dev/approve=true" in notes
+    assert "kubectl apply --server-side --force-conflicts -f charts/sre-operator/crds/" in notes
+
+
 @pytest.mark.parametrize("dockerfile", ["services/Dockerfile", "operator/Dockerfile"])
 def test_dockerfile_is_hadolint_clean(dockerfile: str) -> None:
     out = subprocess.run([str(ROOT / ".venv/bin/hadolint"), dockerfile], capture_output=True, text=True, cwd=ROOT)
