@@ -135,9 +135,7 @@ def inject(cluster: Cluster, scenario: Obj, allowed_namespaces: Collection[str] 
         scenario = {**scenario, "status": {**status, **snapshot}}
     at = now()
     try:
-        for i, r in enumerate(records):
-            if r.get("phase") == FaultPhase.INJECTED:
-                continue
+        for i, r in enumerate(records):  # all Pending: status holds records as snapshotted or as finished
             fields = desired.get(i) or _desired_again(cluster, scenario, r)
             if not _write(cluster, r, fields, _fields(r)[1], at):
                 raise FaultError(f"{r['kind']} {r['namespace']}/{r['name']} disappeared")
