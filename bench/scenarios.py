@@ -23,25 +23,25 @@ import time
 import uuid
 from pathlib import Path
 
+import yaml
 from localkube import netns
 from localkube.cluster import Cluster, PortMapping
 from localkube.testing import Traffic, shop_namespace
+from sre_operator.domain.vocabulary import FaultType
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = {
-    "payment-crash": "{type: payment-crash, target: {name: payment}, duration: 10m}",
-    "product-overload": "{type: product-overload, target: {name: product}, duration: 10m, parameters: {latencyMs: 900}}",
-    "bad-gateway-config": "{type: bad-gateway-config, target: {kind: ConfigMap, name: gateway-config}, duration: 10m}",
-    "bad-rollout": "{type: bad-rollout, target: {name: payment}, duration: 10m}",
-    "bad-env": "{type: bad-env, target: {name: order}, duration: 10m}",
-    "scale-to-zero": "{type: scale-to-zero, target: {name: product}, duration: 10m}",
-    "route-removed": "{type: route-removed, target: {kind: ConfigMap, name: gateway-config}, duration: 10m}",
-    "service-selector-mismatch": "{type: service-selector-mismatch, target: {kind: Service, name: payment}, "
-                                 "duration: 10m}",
-    "real-overload": "{type: real-overload, target: {name: loadgen}, duration: 10m}",
-    "memory-leak": "{type: memory-leak, target: {name: product}, duration: 10m}",
-}
-SEED = ("payment-crash", "product-overload", "bad-gateway-config")  # the default set
+
+
+def _scenario(ftype: FaultType) -> str:
+    """The FaultScenario spec a run applies: the type's manifest in scenarios/, lasting 10 minutes
+    (longer than any run), as a YAML flow mapping."""
+    spec = yaml.safe_load((ROOT / "scenarios" / f"{ftype}.yaml").read_text())["spec"]
+    return json.dumps({**spec, "duration": "10m"})
+
+
+SCENARIOS = {str(t): _scenario(t) for t in FaultType}
+SEED = tuple(str(t) for t in (FaultType.PAYMENT_CRASH, FaultType.PRODUCT_OVERLOAD,
+                             FaultType.BAD_GATEWAY_CONFIG))  # the default set
 TERMINAL = {"Resolved", "Escalated", "Failed", "DryRun"}
 
 

@@ -1,18 +1,7 @@
-"""`python -m scenarios inject 1..10 [-n NAMESPACE]`, `python -m scenarios restore [1..10]`,
-`python -m scenarios list`: the shop's faults as FaultScenarios. `inject` creates the
-scenario (the operator injects it and reverts it after its `duration`); `restore` deletes it, and the
-operator reverts it at once from its snapshot.
-
-1 bad-gateway-config  the gateway's NGINX config points at dead upstreams → 502
-2 payment-crash       payment goes into a failed state → orders cannot be paid
-3 product-overload    product answers 800 ms slower → P95 latency far above its SLO
-4 bad-rollout         a new payment revision crashes; the rollout stalls
-5 bad-env             order's payment URL is wrong → every order fails
-6 scale-to-zero       product scaled to 0 replicas
-7 route-removed       the gateway loses its /api/products route → 404 from NGINX itself
-8 service-selector-mismatch  payment's Service selects no pod → orders cannot be paid
-9 real-overload       a load generator sends more than product can serve → queueing, high P95
-10 memory-leak        a product revision leaks memory → OOM kills, restarts
+"""`python -m scenarios inject N [-n NAMESPACE]`, `python -m scenarios restore [N]`,
+`python -m scenarios list`: the shop's faults as FaultScenarios (`scenarios/<type>.yaml`), numbered
+in the order of `FaultType`. `inject` creates the scenario (the operator injects it and reverts it
+after its `duration`); `restore` deletes it, and the operator reverts it at once from its snapshot.
 """
 from __future__ import annotations
 
@@ -24,19 +13,26 @@ from pathlib import Path
 import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
+from sre_operator.faults import FAULTS
 
 HERE = Path(__file__).resolve().parent
-SCENARIOS = {"1": "bad-gateway-config", "2": "payment-crash", "3": "product-overload", "4": "bad-rollout",
-             "5": "bad-env", "6": "scale-to-zero", "7": "route-removed", "8": "service-selector-mismatch",
-             "9": "real-overload", "10": "memory-leak"}
+SCENARIOS = {str(i): t for i, t in enumerate(FAULTS, 1)}  # "1" → the first FaultType, …
+NUMBERS = f"1..{len(SCENARIOS)}"
 GROUP, VERSION, PLURAL = "sre.stratus.dev", "v1alpha1", "faultscenarios"
+
+
+def listing() -> str:
+    """One line per scenario: its number, its type, what it breaks."""
+    width = max(len(t) for t in SCENARIOS.values())
+    return "\n".join(f"{k:>2} {t:<{width}}  {FAULTS[t].summary}" for k, t in SCENARIOS.items())
 
 
 def manifest(key: str) -> dict:
     name = SCENARIOS.get(key, key)
     path = HERE / f"{name}.yaml"
     if not path.exists():
-        raise SystemExit(f"unknown scenario {key!r}: one of {', '.join(f'{k} ({v})' for k, v in SCENARIOS.items())}")
+        known = ", ".join(f"{k} ({v})" for k, v in SCENARIOS.items())
+        raise SystemExit(f"unknown scenario {key!r}: one of {known}")
     return yaml.safe_load(path.read_text())
 
 
@@ -48,10 +44,10 @@ def api() -> client.CustomObjectsApi:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m scenarios", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m scenarios", description=f"{__doc__}\n{listing()}",
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", choices=["inject", "restore", "list"])
-    p.add_argument("scenario", nargs="?", help="1..10 or a scenario name (restore: all when omitted)")
+    p.add_argument("scenario", nargs="?", help=f"{NUMBERS} or a scenario name (restore: all when omitted)")
     p.add_argument("-n", "--namespace", default="default")
     args = p.parse_args(argv)
     custom = api()
@@ -64,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "inject":
         if not args.scenario:
-            p.error("inject needs a scenario: 1..6")
+            p.error(f"inject needs a scenario: {NUMBERS}")
         body = manifest(args.scenario)
         try:
             custom.create_namespaced_custom_object(GROUP, VERSION, args.namespace, PLURAL, body)

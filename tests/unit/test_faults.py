@@ -3,7 +3,6 @@ the patches that inject and revert them."""
 from __future__ import annotations
 
 import pytest
-
 from sre_operator import faults
 
 CONF = "upstream order_service { server order:5001; keepalive 16; }\nupstream p { server payment:5003; }\n"
@@ -15,6 +14,11 @@ def deploy(name: str, env: list[dict] | None = None) -> dict:
                      "template": {"spec": {"containers": [{"name": name, "env": env or []}],
                                            "volumes": [{"name": "c", "configMap": {"name": "gateway-config"}}]
                                            if name == "gateway" else []}}}}
+
+
+def configmap(text: str, key: str = "nginx.conf") -> dict:
+    return {"kind": "ConfigMap", "metadata": {"name": "gateway-config", "namespace": "shop"},
+            "data": {key: text}}
 
 
 def fs(ftype: str, **params: object) -> dict:
@@ -41,7 +45,7 @@ def test_modes_pick_like_chaos_mesh() -> None:
     assert len(faults.pick(objs, "fixed", "3", "s")) == 3
     assert len(faults.pick(objs, "fixed-percent", "25", "s")) == 2  # round(2.5) → 2, at least 1
     assert len(faults.pick(objs, "fixed-percent", "1", "s")) == 1
-    assert faults.pick(objs, "fixed", "3", "s") == faults.pick(objs, "fixed", "3", "s")  # same seed, same pick
+    assert faults.pick(objs, "fixed", "3", "s") == faults.pick(objs, "fixed", "3", "s")  # one seed, one pick
     assert faults.pick([], "all", None, "s") == []
 
 
@@ -53,11 +57,12 @@ def test_the_broken_gateway_config_points_every_upstream_at_a_dead_port() -> Non
 
 
 def test_plans_snapshot_what_they_change() -> None:
-    cm = {"kind": "ConfigMap", "metadata": {"name": "gateway-config", "namespace": "shop"}, "data": {"nginx.conf": CONF}}
+    cm = configmap(CONF)
     [c] = faults.plan(fs("bad-gateway-config"), [cm], [deploy("gateway"), deploy("order")])
     assert c.snapshot == {"key": "nginx.conf", "value": CONF} and c.restart == ["gateway"]
     crash = faults.plan(fs("payment-crash"), [deploy("payment", [{"name": "A", "value": "1"}])], [])[0]
-    assert crash.desired["env"] == [{"name": "A", "value": "1"}, {"name": "SHOP_FAULT_CRASHED", "value": "true"}]
+    assert crash.desired["env"] == [{"name": "A", "value": "1"},
+                                    {"name": "SHOP_FAULT_CRASHED", "value": "true"}]
     assert crash.snapshot["env"] == [{"name": "A", "value": "1"}]
     assert crash.desired["strategy"] == {"type": "Recreate"}
     assert crash.snapshot["strategy"]["type"] == "RollingUpdate"
@@ -72,11 +77,9 @@ def test_plans_snapshot_what_they_change() -> None:
     ("payment-crash", [{"kind": "ConfigMap", "metadata": {"name": "c", "namespace": "s"}, "data": {}}],
      "targets a Deployment"),
     ("bad-gateway-config", [deploy("gateway")], "targets a ConfigMap"),
-    ("bad-gateway-config", [{"kind": "ConfigMap", "metadata": {"name": "c", "namespace": "s"}, "data": {"a": "b"}}],
-     "no \\*.conf key"),
+    ("bad-gateway-config", [configmap("b", key="a")], "no \\*.conf key"),
     ("route-removed", [deploy("gateway")], "targets a ConfigMap"),
-    ("route-removed", [{"kind": "ConfigMap", "metadata": {"name": "c", "namespace": "s"}, "data": {"a.conf": "x"}}],
-     "no `location /api/products`"),
+    ("route-removed", [configmap("x", key="a.conf")], "no `location /api/products`"),
     ("service-selector-mismatch", [deploy("payment")], "targets a Service"),
     ("memory-leak", [{"kind": "Service", "metadata": {"name": "c", "namespace": "s"}, "spec": {}}],
      "targets a Deployment"),
@@ -89,7 +92,8 @@ def test_plans_refuse_what_they_cannot_do(ftype: str, targets: list[dict], messa
 def test_patches_write_desired_and_snapshot_alike() -> None:
     d = deploy("payment")
     d["spec"]["template"]["spec"]["containers"].insert(0, {"name": "sidecar"})
-    ptype, ops = faults.patch_for("Deployment", d, {"container": "payment", "env": [], "strategy": {"type": "X"}})
+    ptype, ops = faults.patch_for("Deployment", d,
+                                  {"container": "payment", "env": [], "strategy": {"type": "X"}})
     assert ptype == "json"
     assert ops == [{"op": "add", "path": "/spec/template/spec/containers/1/env", "value": []},
                    {"op": "add", "path": "/spec/strategy", "value": {"type": "X"}}]
@@ -106,7 +110,8 @@ def test_bad_rollout_bad_env_and_scale_to_zero_plan_and_revert_from_their_snapsh
     [bad] = faults.plan(fs("bad-env"), [deploy("order", env)], [])
     assert {"name": "SHOP_PAYMENT_URL", "value": "http://payment:5999"} in bad.desired["env"]
     assert bad.snapshot["env"] == env
-    [custom] = faults.plan(fs("bad-env", env={"SHOP_PRODUCT_URL": "http://nowhere:1"}), [deploy("order", env)], [])
+    scenario = fs("bad-env", env={"SHOP_PRODUCT_URL": "http://nowhere:1"})
+    [custom] = faults.plan(scenario, [deploy("order", env)], [])
     assert {"name": "SHOP_PRODUCT_URL", "value": "http://nowhere:1"} in custom.desired["env"]
     with pytest.raises(faults.FaultError, match="needs parameters.env"):
         faults.plan(fs("bad-env"), [deploy("product", env)], [])
@@ -125,7 +130,7 @@ def _gateway_conf() -> str:
 
 def test_route_removed_takes_out_one_location_only() -> None:
     conf = _gateway_conf()
-    cm = {"kind": "ConfigMap", "metadata": {"name": "gateway-config", "namespace": "shop"}, "data": {"nginx.conf": conf}}
+    cm = configmap(conf)
     [c] = faults.plan(fs("route-removed", route="/api/payments"), [cm], [deploy("gateway")])
     new = c.desired["value"]
     assert "location /api/payments" not in new
@@ -145,13 +150,16 @@ def _service(name: str = "payment") -> dict:
 def test_service_selector_mismatch_breaks_the_selector_or_the_port_and_reverts_whole() -> None:
     svc = _service()
     [c] = faults.plan(fs("service-selector-mismatch"), [svc], [])
-    assert c.desired["selector"] == {"app.kubernetes.io/instance": "shop", "app.kubernetes.io/name": "payment-v2"}
+    assert c.desired["selector"] == {"app.kubernetes.io/instance": "shop",
+                                     "app.kubernetes.io/name": "payment-v2"}
     assert c.snapshot == {"selector": svc["spec"]["selector"], "ports": svc["spec"]["ports"]}
     ptype, ops = faults.patch_for("Service", svc, c.snapshot)
-    assert ptype == "json" and ops[0] == {"op": "replace", "path": "/spec/selector", "value": svc["spec"]["selector"]}
+    assert ptype == "json"
+    assert ops[0] == {"op": "replace", "path": "/spec/selector", "value": svc["spec"]["selector"]}
     [port] = faults.plan(fs("service-selector-mismatch", targetPort=5999), [svc], [])
     assert port.desired["selector"] == svc["spec"]["selector"]
-    assert port.desired["ports"][0]["targetPort"] == 5999 and port.snapshot["ports"][0]["targetPort"] == "http"
+    assert port.desired["ports"][0]["targetPort"] == 5999
+    assert port.snapshot["ports"][0]["targetPort"] == "http"
 
 
 def test_real_overload_switches_the_load_generator_on_and_off() -> None:
@@ -169,3 +177,20 @@ def test_memory_leak_is_a_new_revision_with_the_leak_hook() -> None:
     assert c.desired["env"] == [{"name": "SHOP_FAULT_LEAK_KB", "value": str(faults.DEFAULT_LEAK_KB)}]
     [c] = faults.plan(fs("memory-leak", leakKbPerRequest=512), [deploy("product")], [])
     assert c.desired["env"] == [{"name": "SHOP_FAULT_LEAK_KB", "value": "512"}] and c.snapshot["env"] == []
+
+
+def test_fields_go_only_where_a_fault_can_put_them() -> None:
+    with pytest.raises(faults.FaultError, match="do not change a Pod"):
+        faults.patch_for("Pod", {}, {})
+    from sre_operator.faults.changes import with_fields
+    with pytest.raises(faults.FaultError, match="has no container 'gone'"):
+        with_fields("Deployment", deploy("payment"), {"container": "gone", "env": []})
+
+
+def test_a_whole_gateway_config_and_a_service_without_a_selector() -> None:
+    [c] = faults.plan(fs("bad-gateway-config", config="events {}"), [configmap(CONF)], [])
+    assert c.desired == {"key": "nginx.conf", "value": "events {}"} and "parameters.config" in c.change
+    bare = {"kind": "Service", "metadata": {"name": "x", "namespace": "shop"},
+            "spec": {"ports": [{"port": 1}]}}
+    with pytest.raises(faults.FaultError, match="no selector or no ports"):
+        faults.plan(fs("service-selector-mismatch"), [bare], [])

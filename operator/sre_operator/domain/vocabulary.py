@@ -80,6 +80,14 @@ class TargetKind(StrEnum):
     SERVICE = "Service"
 
 
+class SelectorMode(StrEnum):
+    """Which of a FaultScenario's matching objects are hit (Chaos Mesh's modes)."""
+    ONE = "one"
+    ALL = "all"
+    FIXED = "fixed"
+    FIXED_PERCENT = "fixed-percent"
+
+
 class ActionType(StrEnum):
     """The allowlisted mitigation actions (each one module of `sre_operator.actions`)."""
     ROLLOUT_RESTART = "rollout-restart"
@@ -111,6 +119,13 @@ class FaultPhase(StrEnum):
     REVERTING = "Reverting"
     REVERTED = "Reverted"
     FAILED = "Failed"
+
+
+class FaultCondition(StrEnum):
+    """A FaultScenario's conditions (Chaos Mesh's), derived from its per-target records."""
+    SELECTED = "Selected"
+    ALL_INJECTED = "AllInjected"
+    ALL_RECOVERED = "AllRecovered"
 
 
 class Mode(StrEnum):

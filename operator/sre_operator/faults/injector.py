@@ -1,133 +1,183 @@
-"""Inject and revert a FaultScenario: select the targets, record their snapshot in status *before*
-changing anything (so a retry after a crash never snapshots the fault itself), apply the change,
-and revert from the snapshot. Returns the status fields to write."""
+"""Inject and revert a FaultScenario through the `Cluster` port: select the targets, record their
+snapshot in status *before* changing anything (so a retry after a crash never snapshots the fault
+itself), apply the change, and revert from the snapshot. Each returns the status patch to write.
+
+A failure after the snapshot that retrying cannot fix (an object gone, the API server refusing)
+reverts what was already changed before the scenario is marked Failed: a Failed scenario has no
+change in place. A transient API error is raised as it is (`ClusterError.transient`), to be
+retried: the retry plans again from the recorded snapshot."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Collection
+from typing import Any
 
-from .. import faults
-from ..adapters.kube import Kube
+from ..domain import clock
+from ..domain.ports import Cluster, ClusterError, Obj
+from ..domain.vocabulary import FaultPhase, SelectorMode
+from . import changes, parse_duration, plan, spec_of
+from .base import Change, FaultError, Fields
+from .conditions import MESSAGE_MAX, conditions
 
-PLURAL = "faultscenarios"
+KIND = "FaultScenario"
+DEFAULT_DURATION = "5m"
+Clock = Callable[[], dt.datetime]
+# Phases after which a replayed create handler does nothing.
+DONE = frozenset({FaultPhase.INJECTED, FaultPhase.REVERTING, FaultPhase.REVERTED, FaultPhase.FAILED})
+# Phases in which some change of the scenario may be in place.
+REVERTIBLE = frozenset({FaultPhase.PENDING, FaultPhase.INJECTED, FaultPhase.REVERTING})
 
 
-def _ts(at: dt.datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+def target_namespace(scenario: Obj) -> str:
+    return str(scenario["spec"]["target"].get("namespace") or scenario["metadata"]["namespace"])
 
 
-def condition(ctype: str, ok: bool, reason: str, message: str = "") -> dict:
-    return {"type": ctype, "status": "True" if ok else "False", "reason": reason, "message": message[:4000],
-            "lastTransitionTime": faults.now()}
+def check_namespace(scenario: Obj, allowed: Collection[str]) -> None:
+    """A scenario acts in its own namespace, or in one the operator is allowed to target."""
+    ns = target_namespace(scenario)
+    if ns != scenario["metadata"]["namespace"] and ns not in allowed:
+        raise FaultError(f"target namespace {ns!r} is not the scenario's and not in the operator's "
+                         "allowed target namespaces")
 
 
-def select_targets(kube: Kube, scenario: dict) -> list[dict]:
+def select_targets(cluster: Cluster, scenario: Obj) -> list[Obj]:
+    """The objects the scenario hits: the named one, or those its selector matches, picked by mode."""
     spec = scenario["spec"]
-    target = spec["target"]
-    ns = target.get("namespace") or scenario["metadata"]["namespace"]
-    kind = target.get("kind", "Deployment")
+    target, ns = spec["target"], target_namespace(scenario)
+    kind = str(target.get("kind") or "Deployment")
+    if kind not in spec_of(spec["type"]).kinds:  # asked before the API: an unknown kind is the user's error
+        raise FaultError(f"{spec['type']} targets a {spec_of(spec['type']).kinds_text()} "
+                         f"(target.kind: {spec_of(spec['type']).kinds_text()})")
     if target.get("name"):
-        obj = kube.get(kind, ns, target["name"])
-        if obj is None:
-            return []
-        obj["kind"] = kind
-        return [obj]
-    found = kube.list(kind, ns, (target.get("selector") or {}).get("matchLabels"))
-    return faults.pick(found, spec.get("mode", "one"), spec.get("value"), seed=scenario["metadata"]["uid"])
-
-
-def check_namespace(scenario: dict, allowed: set[str] | None) -> None:
-    ns = scenario["spec"]["target"].get("namespace") or scenario["metadata"]["namespace"]
-    if ns != scenario["metadata"]["namespace"] and (allowed is None or ns not in allowed):
-        raise faults.FaultError(f"target namespace {ns!r} is not the scenario's and not in the operator's "
-                                "allowed target namespaces")
-
-
-def inject(kube: Kube, scenario: dict, allowed_namespaces: set[str] | None = None) -> dict:
-    meta, status = scenario["metadata"], scenario.get("status") or {}
-    if status.get("phase") in ("Injected", "Reverting", "Reverted", "Failed"):
-        return {}  # already done (a replayed handler)
-    duration = faults.parse_duration(scenario["spec"].get("duration", "5m"))
-    check_namespace(scenario, allowed_namespaces)
-    records = status.get("targets")
-    if not records:  # first attempt: snapshot, and say so, before any change
-        targets = select_targets(kube, scenario)
-        ns = scenario["spec"]["target"].get("namespace") or meta["namespace"]
-        changes = faults.plan(scenario, targets, kube.list("Deployment", ns))
-        records = [{"kind": c.kind, "namespace": c.namespace, "name": c.name, "phase": "Pending",
-                    "change": c.change, "snapshot": c.snapshot, "desired": c.desired, "restart": c.restart}
-                   for c in changes]
-        kube.patch_status(PLURAL, meta["namespace"], meta["name"], {
-            "phase": "Pending", "targets": [_public(r) for r in records],
-            "observedGeneration": meta.get("generation")})
-    else:  # a retry after a crash: the snapshot taken the first time stands
-        records = [{**r, "restart": (r.get("snapshot") or {}).get("restart") or []} for r in records]
-    at = dt.datetime.now(dt.timezone.utc)
-    for r in records:
-        if r.get("phase") == "Injected":
-            continue
-        desired = r.get("desired") or _desired_again(kube, scenario, r)
-        current = kube.get(r["kind"], r["namespace"], r["name"])
-        if current is None:
-            raise faults.FaultError(f"{r['kind']} {r['namespace']}/{r['name']} disappeared")
-        kube.patch(r["kind"], r["namespace"], r["name"], *faults.patch_for(r["kind"], current, desired))
-        for d in r.get("restart") or []:
-            kube.patch("Deployment", r["namespace"], d, "merge", faults.restart_patch(_ts(at)))
-        r.update(phase="Injected", injectedAt=_ts(at))
-    return {"phase": "Injected", "injectedAt": _ts(at), "revertAt": _ts(at + dt.timedelta(seconds=duration)),
-            "targets": [_public(r) for r in records], "reason": "Injected",
-            "message": "; ".join(f"{r['kind']} {r['name']}: {r['change']}" for r in records),
-            "conditions": [condition("Injected", True, "Injected", "the fault is in place")]}
-
-
-def _public(r: dict) -> dict:
-    """What status keeps of a target record: `desired` is recomputed, `restart` kept in the snapshot."""
-    out = {k: v for k, v in r.items() if k in ("kind", "namespace", "name", "phase", "change", "injectedAt",
-                                                  "revertedAt")}
-    out["snapshot"] = {**r.get("snapshot", {}), "restart": r.get("restart") or []}
-    return out
-
-
-def _desired_again(kube: Kube, scenario: dict, record: dict) -> dict:
-    """After a crash between the snapshot and the change: plan again against the snapshot."""
-    snap = {k: v for k, v in record["snapshot"].items() if k != "restart"}
-    obj = kube.get(record["kind"], record["namespace"], record["name"])
-    if obj is None:
-        raise faults.FaultError(f"{record['kind']} {record['name']} disappeared")
-    obj["kind"] = record["kind"]
-    if record["kind"] == "ConfigMap":
-        obj["data"] = {**(obj.get("data") or {}), snap["key"]: snap["value"]}
-    elif record["kind"] == "Service":
-        obj["spec"].update(selector=snap["selector"], ports=snap["ports"])
+        obj = cluster.get(kind, ns, target["name"])
+        found = [] if obj is None else [obj]
     else:
-        if "replicas" in snap:
-            obj["spec"]["replicas"] = snap["replicas"]
-        for c in obj["spec"]["template"]["spec"]["containers"]:
-            if "env" in snap and c["name"] == snap["container"]:
-                c["env"] = snap["env"]
-        if "strategy" in snap:
-            obj["spec"]["strategy"] = snap["strategy"]
-    change = faults.plan(scenario, [obj], [])[0]
+        found = cluster.list_objects(kind, ns, (target.get("selector") or {}).get("matchLabels"))
+        found = changes.pick(found, spec.get("mode", SelectorMode.ONE), spec.get("value"),
+                             seed=str(scenario["metadata"].get("uid", "")))
+    for obj in found:
+        obj["kind"] = kind
+    return found
+
+
+def _status(scenario: Obj, phase: FaultPhase, records: list[Obj], at: dt.datetime, reason: str,
+            message: str, **extra: Any) -> Obj:
+    """A status patch: the phase, the records, their conditions (and `extra` fields)."""
+    meta, previous = scenario["metadata"], (scenario.get("status") or {}).get("conditions") or []
+    return {"phase": str(phase), "targets": records, "reason": reason, "message": message[:MESSAGE_MAX],
+            "observedGeneration": meta.get("generation"), **extra,
+            "conditions": conditions(phase, records, generation=meta.get("generation"), previous=previous,
+                                     reason=reason, message=message, at=at)}
+
+
+def failed(scenario: Obj, message: str, at: dt.datetime, records: list[Obj] | None = None,
+           reason: str = "InvalidScenario") -> Obj:
+    return _status(scenario, FaultPhase.FAILED, records or [], at, reason, message)
+
+
+def _record(c: Change) -> Obj:
+    return {"kind": c.kind, "namespace": c.namespace, "name": c.name, "phase": str(FaultPhase.PENDING),
+            "change": c.change[:1024], "snapshot": {**c.snapshot, "restart": list(c.restart)}}
+
+
+def _fields(record: Obj) -> tuple[Fields, list[str]]:
+    """A record's snapshot fields and the Deployments to roll with them."""
+    snap = dict(record.get("snapshot") or {})
+    return snap, list(snap.pop("restart", None) or [])
+
+
+def _desired_again(cluster: Cluster, scenario: Obj, record: Obj) -> Fields:
+    """After a crash between the snapshot and the change: plan again from the snapshot, never from
+    the object as it is now (it may already carry the fault)."""
+    obj = cluster.get(record["kind"], record["namespace"], record["name"])
+    if obj is None:
+        raise FaultError(f"{record['kind']} {record['namespace']}/{record['name']} disappeared")
+    obj["kind"] = record["kind"]
+    snap, _ = _fields(record)
+    original = changes.with_fields(record["kind"], obj, snap)
+    [change] = plan(scenario, [original], [])
     return change.desired
 
 
-def revert(kube: Kube, scenario: dict, reason: str) -> dict:
+def _write(cluster: Cluster, record: Obj, fields: Fields, restart: list[str], at: dt.datetime) -> bool:
+    """Write `fields` onto the record's object and roll `restart`; False when the object is gone."""
+    current = cluster.get(record["kind"], record["namespace"], record["name"])
+    if current is None:
+        return False
+    if fields:
+        cluster.patch(record["kind"], record["namespace"], record["name"],
+                      *changes.patch_for(record["kind"], current, fields))
+    for name in restart:
+        cluster.patch("Deployment", record["namespace"], name, "merge",
+                      changes.restart_patch(clock.stamp(at)))
+    return True
+
+
+def inject(cluster: Cluster, scenario: Obj, allowed_namespaces: Collection[str] = frozenset(),
+           now: Clock = clock.now) -> Obj:
+    """Inject the scenario; the status patch to write ({} when it is past injecting). Raises
+    FaultError, before any change, when the scenario is invalid; ClusterError when transient."""
+    meta, status = scenario["metadata"], scenario.get("status") or {}
+    if status.get("phase") in DONE:
+        return {}  # a replayed handler
+    spec_of(scenario["spec"]["type"])
+    duration = _duration(scenario)
+    check_namespace(scenario, allowed_namespaces)
+    records: list[Obj] = [dict(r) for r in status.get("targets") or []]
+    desired: dict[int, Fields] = {}
+    if not records:  # first attempt: snapshot, and say so, before any change
+        targets = select_targets(cluster, scenario)
+        planned = plan(scenario, targets, cluster.list_objects("Deployment", target_namespace(scenario)))
+        records = [_record(c) for c in planned]
+        desired = {i: c.desired for i, c in enumerate(planned)}
+        snapshot = _status(scenario, FaultPhase.PENDING, records, now(), "Selected", "snapshot recorded")
+        cluster.patch_status(KIND, meta["namespace"], meta["name"], snapshot)
+        scenario = {**scenario, "status": {**status, **snapshot}}
+    at = now()
+    try:
+        for i, r in enumerate(records):  # all Pending: status holds records as snapshotted or as finished
+            fields = desired.get(i) or _desired_again(cluster, scenario, r)
+            if not _write(cluster, r, fields, _fields(r)[1], at):
+                raise FaultError(f"{r['kind']} {r['namespace']}/{r['name']} disappeared")
+            r.update(phase=str(FaultPhase.INJECTED), injectedAt=clock.stamp(at))
+    except (FaultError, ClusterError) as exc:
+        if isinstance(exc, ClusterError) and exc.transient:
+            raise
+        return _roll_back(cluster, scenario, records, f"injection failed: {exc}", at)
+    message = "; ".join(f"{r['kind']} {r['name']}: {r['change']}" for r in records)
+    return _status(scenario, FaultPhase.INJECTED, records, at, "Injected", message,
+                   injectedAt=clock.stamp(at), revertAt=clock.stamp(at + dt.timedelta(seconds=duration)))
+
+
+def _duration(scenario: Obj) -> float:
+    return parse_duration(str(scenario["spec"].get("duration") or DEFAULT_DURATION))
+
+
+def _roll_back(cluster: Cluster, scenario: Obj, records: list[Obj], message: str, at: dt.datetime) -> Obj:
+    """Revert the records already injected, and mark the scenario Failed."""
+    for r in records:
+        if r.get("phase") == FaultPhase.INJECTED:
+            snap, restart = _fields(r)
+            _write(cluster, r, snap, restart, at)
+            r.update(phase=str(FaultPhase.REVERTED), revertedAt=clock.stamp(at))
+        elif r.get("phase") == FaultPhase.PENDING:
+            r.update(phase=str(FaultPhase.FAILED))
+    return failed(scenario, message, at, records, reason="InjectionFailed")
+
+
+def revert(cluster: Cluster, scenario: Obj, reason: str, now: Clock = clock.now) -> Obj:
+    """Write every target's snapshot back; the status patch ({} when nothing may be in place)."""
     status = scenario.get("status") or {}
-    if status.get("phase") not in ("Injected", "Reverting", "Pending"):
+    if status.get("phase") not in REVERTIBLE:
         return {}
-    at = faults.now()
+    at = now()
     records = [dict(r) for r in status.get("targets") or []]
     for r in records:
-        snap = dict(r.get("snapshot") or {})
-        restart = snap.pop("restart", [])
-        current = kube.get(r["kind"], r["namespace"], r["name"])
-        if current is None:
-            r.update(phase="Failed", change=f"{r.get('change', '')} (object gone: nothing to revert)"[:1024])
-            continue
-        if snap:
-            kube.patch(r["kind"], r["namespace"], r["name"], *faults.patch_for(r["kind"], current, snap))
-        for d in restart:
-            kube.patch("Deployment", r["namespace"], d, "merge", faults.restart_patch(at))
-        r.update(phase="Reverted", revertedAt=at)
-    return {"phase": "Reverted", "revertedAt": at, "targets": records, "reason": reason,
-            "message": f"reverted from the snapshot ({reason})",
-            "conditions": [condition("Injected", False, reason, "the original state is back")]}
+        snap, restart = _fields(r)
+        if _write(cluster, r, snap, restart, at):
+            r.update(phase=str(FaultPhase.REVERTED), revertedAt=clock.stamp(at))
+        else:
+            r.update(phase=str(FaultPhase.FAILED),
+                     change=f"{r.get('change', '')} (object gone: nothing to revert)"[:1024])
+    return _status(scenario, FaultPhase.REVERTED, records, at, reason,
+                   f"reverted from the snapshot ({reason})", revertedAt=clock.stamp(at))
