@@ -88,6 +88,7 @@ class ActionType(StrEnum):
     PATCH_CONFIGMAP = "patch-configmap"
     DELETE_POD = "delete-pod"
     RESTORE_SERVICE = "restore-service"
+    RECREATE = "recreate"
 
 
 class FaultType(StrEnum):
