@@ -5,15 +5,7 @@
 `domain.vocabulary.ActionType`, one module and its test. Pure: whoever applies a `Prepared` does the
 I/O.
 
-| action | does | undo |
-|---|---|---|
-| rollout-restart | new `restartedAt` on the pod template | nothing to undo (a restart is not a change of intent) |
-| scale | `spec.replicas = N` | the previous replica count |
-| rollback | the template of ReplicaSet revision R | the template it replaced |
-| patch-configmap | data keys (the known-good ones when none are given), checked by `configcheck` | the previous values of those keys |
-| delete-pod | deletes one pod (its controller makes a new one) | nothing to undo |
-| restore-service | the Service's selector and ports as last seen healthy | the selector and ports it replaced |
-| recreate | a deleted Deployment, Service or ConfigMap from its last healthy copy | deletes it again |
+Each module says in its docstring what its action does and how it is undone.
 """
 from __future__ import annotations
 
