@@ -1,6 +1,8 @@
 """recreate: a Deployment, Service or ConfigMap of the application that was deleted, created again
 from its last healthy copy (the known-good record's `_object.<Kind>.<name>`). Only while it is
-absent. Undo: delete it again (the state the incident found). Done: it exists."""
+absent. The copy is marked (`MARK`), so that the operator, resumed after a kill, takes as its own
+only an object it created, never one that merely has the name. Undo: delete it again (the state the
+incident found). Done: it exists with the mark."""
 from __future__ import annotations
 
 import copy
@@ -11,6 +13,8 @@ from ..domain.ports import Obj
 from ..domain.snapshot import Snapshot
 from ..domain.vocabulary import ActionType, TargetKind
 from .base import ActionRefused, ActionSpec, Prepared, Ref
+
+MARK = "sre.stratus.dev/recreated-from"
 
 
 def _copy(action: Action, snap: Snapshot) -> Obj:
@@ -31,7 +35,9 @@ def vet(action: Action, snap: Snapshot) -> None:
 def prepare(action: Action, snap: Snapshot) -> Prepared:
     kind, name = action.target.kind, action.target.name
     body = copy.deepcopy(_copy(action, snap))
-    body.setdefault("metadata", {})["namespace"] = snap.namespace
+    meta = body.setdefault("metadata", {})
+    meta["namespace"] = snap.namespace
+    meta.setdefault("annotations", {})[MARK] = "known-good"
     return Prepared(kind, snap.namespace, name, "create", None, body, undo={"recreated": True},
                     summary=f"recreate {str(kind).lower()}/{name} from its last healthy copy",
                     action=ActionType.RECREATE)
@@ -45,7 +51,7 @@ def undo(target: Ref, record: dict[str, Any]) -> Prepared | None:
 
 
 def exists(intent: dict[str, Any], current: Obj | None) -> bool:
-    return current is not None
+    return current is not None and MARK in ((current.get("metadata") or {}).get("annotations") or {})
 
 
 SPEC = ActionSpec(ActionType.RECREATE, (TargetKind.DEPLOYMENT, TargetKind.SERVICE, TargetKind.CONFIG_MAP),

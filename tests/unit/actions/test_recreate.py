@@ -19,6 +19,7 @@ def test_a_deleted_object_is_recreated_from_its_healthy_copy_and_deleted_again_o
     before, after, undone = round_trip(cluster, act("recreate", kind, name))
     assert before is None and undone is None
     assert after and after["metadata"]["labels"] == original["metadata"]["labels"]
+    assert after["metadata"]["annotations"]["sre.stratus.dev/recreated-from"] == "known-good"
     assert after.get("spec") == original.get("spec") and after.get("data") == original.get("data")
     assert after["metadata"]["uid"] != original["metadata"]["uid"]  # a new object, not the old one
 
@@ -43,3 +44,11 @@ def test_an_object_that_exists_or_has_no_copy_is_not_recreated() -> None:
     with pytest.raises(ActionRefused, match="acts on"):
         actions.check(act("recreate", "Pod", "payment-1"), "shop")
     assert not actions.took_effect("Service", {"action": "recreate", "verb": "create"}, None)
+
+
+def test_an_object_of_that_name_the_operator_did_not_create_is_not_taken_as_its_own() -> None:
+    cluster = healthy_shop()
+    cluster.delete("Service", "shop", "payment")
+    intent = actions.intent_of(actions.prepare(act("recreate", "Service", "payment"), read(cluster)))
+    cluster.create("Service", "shop", {"metadata": {"name": "payment"}, "spec": {"ports": []}})  # someone else's
+    assert not actions.took_effect("Service", intent, cluster.get("Service", "shop", "payment"))
