@@ -86,3 +86,12 @@ class Snapshot:
         if not isinstance(value, dict) or (value.get("metadata") or {}).get("name") != name:
             return None
         return value
+
+    def missing(self, kinds: tuple[str, ...] = ("Deployment", "Service", "ConfigMap")) -> list[tuple[str, str]]:
+        """(kind, name) of the objects with a healthy copy on record that the reading lacks."""
+        out = []
+        for key in sorted(self.known_good):
+            kind, _, name = key.removeprefix(OBJECT_PREFIX).partition(".")
+            if key.startswith(OBJECT_PREFIX) and kind in kinds and name and self.get(kind, name) is None:
+                out.append((kind, name))
+        return out

@@ -18,7 +18,7 @@ from ..actions.base import body_of
 from ..adapters.kube import Kube
 from ..detection.detector import Thresholds, breaches
 from ..detection.signals import Reader
-from ..domain.models import Action, Evidence, Health, MitigationPlan, Symptom
+from ..domain.models import Action, Evidence, Health, MitigationPlan, Symptom, Target
 from ..domain.ports import ClusterError
 from ..domain.snapshot import Snapshot
 from ..planning import rules as planner
@@ -140,7 +140,9 @@ class IncidentRun:
         signals, _ = self.reader.read()
         more = [b.as_symptom() for b in breaches(signals, self.config.thresholds)
                 if b.service == primary.service and b.symptom != primary.kind]
-        return self.reader.evidence([primary, *more])
+        ev = self.reader.evidence([primary, *more])
+        missing = [Target(kind=kind, name=name) for kind, name in self._snapshot().missing()]
+        return ev.model_copy(update={"missing": missing})
 
     def fail(self, reason: str, message: str) -> None:
         """Bad input: the Incident cannot be handled as it is. Say why (phase Failed and a
