@@ -110,3 +110,37 @@ def test_a_full_incident_status_validates() -> None:
     status["validation"][0]["verdict"] = "fine"
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(status, schema("Incident")["properties"]["status"])
+
+
+# The Incident CRD's status enums that mirror the operator's vocabulary (domain/vocabulary.py; the
+# spec's and the phase: tests/unit/test_vocabulary.py), and how: "equal", or "subset" where the CRD
+# deliberately accepts fewer values than the vocabulary has.
+def _mirrors() -> dict[str, tuple[type, str]]:
+    from sre_operator.domain import vocabulary as v
+    return {
+        "$.status.symptoms[].source": (v.Source, "equal"),
+        "$.status.diagnosis.planner": (v.PlannerKind, "equal"),
+        "$.status.plan.planner": (v.PlannerKind, "equal"),
+        "$.status.plan.actions[].target.kind": (v.TargetKind, "equal"),
+        "$.status.actions[].outcome": (v.Outcome, "equal"),
+        "$.status.undoLog[].outcome": (v.Outcome, "subset"),  # what undoing one action can come to
+    }
+
+
+def test_the_incident_crd_s_status_enums_are_the_vocabulary_s() -> None:
+    nodes = dict(walk(schema("Incident")))
+    for path, (enum, relation) in _mirrors().items():
+        listed, known = set(nodes[path]["enum"]), {m.value for m in enum}  # type: ignore[attr-defined]
+        assert listed == known if relation == "equal" else listed <= known, (path, sorted(listed ^ known))
+
+
+def test_action_types_in_the_incident_s_status_are_plain_strings() -> None:
+    # Only the operator writes status, and the action registry is where its action types live.
+    from sre_operator.domain.vocabulary import ActionType
+    nodes = dict(walk(schema("Incident")))
+    for path in ("$.status.plan.actions[].type", "$.status.actions[].type"):
+        assert "enum" not in nodes[path] and nodes[path]["maxLength"] == 64, path
+        assert "allowlist" in nodes[path]["description"]
+    actions = [a.value for a in ActionType]
+    assert all(len(a) <= 64 for a in actions)
+    assert not any(set(n.get("enum") or []) & set(actions) for _, n in nodes.items())

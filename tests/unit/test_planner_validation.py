@@ -2,9 +2,9 @@
 missing or worse signals a success."""
 from __future__ import annotations
 
-from sre_operator.planning import rules as planner
-from sre_operator.domain.models import Action, ConfigFacts, Evidence, Health, Symptom, Target, WorkloadFacts
+from sre_operator.domain.models import ConfigFacts, Evidence, Health, Symptom, WorkloadFacts
 from sre_operator.incident.validation import Slo, judge
+from sre_operator.planning import rules as planner
 
 
 def wl(**kw: object) -> WorkloadFacts:
@@ -70,67 +70,6 @@ def test_validation_passes_only_within_slo_and_never_on_missing_data() -> None:
     # Noise inside the objective is not a regression.
     fast = Health(errorRatio=0.0, p95Seconds=0.009, readyReplicas=1, desiredReplicas=1)
     assert judge(fast, Health(errorRatio=0.0, p95Seconds=0.021, readyReplicas=1, desiredReplicas=1)).passed
-
-
-def test_actions_stay_in_the_allowlist_and_namespace_and_carry_their_undo() -> None:
-    import pytest
-
-    from sre_operator import actions
-    from sre_operator.domain.models import Action, Target
-
-    deploy = {"spec": {"replicas": 2, "template": {"metadata": {"labels": {"app": "p"}},
-                                                   "spec": {"containers": [{"name": "p", "env": [{"name": "BAD"}]}]}}}}
-    scale = actions.prepare(Action(type="scale", target=Target(kind="Deployment", name="p"), replicas=4), "shop", deploy)
-    assert scale.patch == {"spec": {"replicas": 4}} and actions.undo_patch("Deployment", scale.undo) == {
-        "spec": {"replicas": 2}}
-    rs = [{"metadata": {"annotations": {actions.REVISION: "1"}},
-           "spec": {"template": {"metadata": {"labels": {"app": "p", "pod-template-hash": "abc"}},
-                                 "spec": {"containers": [{"name": "p"}]}}}}]
-    rb = actions.prepare(Action(type="rollback", target=Target(kind="Deployment", name="p"), revision=1), "shop",
-                         deploy, rs)
-    assert rb.patch == [{"op": "replace", "path": "/spec/template",
-                         "value": {"metadata": {"labels": {"app": "p"}}, "spec": {"containers": [{"name": "p"}]}}}]
-    assert actions.undo_patch("Deployment", rb.undo)[0]["value"]["spec"]["containers"][0]["env"] == [{"name": "BAD"}]
-    cm = actions.prepare(Action(type="patch-configmap", target=Target(kind="ConfigMap", name="c"), data={"k": "new"}),
-                         "shop", {"data": {"k": "old"}})
-    assert actions.undo_patch("ConfigMap", cm.undo) == {"data": {"k": "old"}}
-    assert actions.undo_patch("Deployment", actions.prepare(
-        Action(type="rollout-restart", target=Target(kind="Deployment", name="p")), "shop", deploy).undo) is None
-    for bad, why in ((Action(type="scale", target=Target(kind="ConfigMap", name="c"), replicas=1), "acts on"),
-                     (Action(type="scale", target=Target(kind="Deployment", name="p", namespace="kube-system"),
-                             replicas=1), "outside"),
-                     (Action(type="rollback", target=Target(kind="Deployment", name="p"), revision=9), "no revision"),
-                     (Action(type="scale", target=Target(kind="Deployment", name="p")), "needs replicas")):
-        with pytest.raises(actions.ActionRefused, match=why):
-            actions.prepare(bad, "shop", deploy, rs)
-
-
-def test_an_action_that_already_took_effect_is_recognised_and_one_that_did_not_is_not() -> None:
-    from sre_operator import actions as acts
-    dep = {"metadata": {"name": "payment"}, "spec": {"replicas": 1, "template": {
-        "metadata": {"labels": {"app": "payment", "pod-template-hash": "abc"}, "annotations": {}},
-        "spec": {"containers": [{"name": "payment", "image": "shop/payment:1"}]}}}}
-    restart = acts.prepare(Action(type="rollout-restart", target=Target(kind="Deployment", name="payment")),
-                           "shop", dep)
-    intent = acts.intent_of(restart)
-    assert not acts.took_effect("Deployment", intent, dep)
-    dep["spec"]["template"]["metadata"]["annotations"][acts.RESTARTED_AT] = \
-        restart.patch["spec"]["template"]["metadata"]["annotations"][acts.RESTARTED_AT]  # type: ignore[index]
-    assert acts.took_effect("Deployment", intent, dep)
-    rs = [{"metadata": {"annotations": {acts.REVISION: "1"}}, "spec": {"template": {
-        "metadata": {"labels": {"app": "payment", "pod-template-hash": "old"}},
-        "spec": {"containers": [{"name": "payment", "image": "shop/payment:0"}]}}}}]
-    rollback = acts.intent_of(acts.prepare(Action(type="rollback", target=Target(kind="Deployment", name="payment"),
-                                                  revision=1), "shop", dep, rs))
-    assert not acts.took_effect("Deployment", rollback, dep)
-    dep["spec"]["template"]["spec"]["containers"][0]["image"] = "shop/payment:0"
-    dep["spec"]["template"]["metadata"]["annotations"] = {}
-    assert acts.took_effect("Deployment", rollback, dep)
-    cm = {"data": {"nginx.conf": "old"}}
-    patch = acts.intent_of(acts.prepare(Action(type="patch-configmap", target=Target(kind="ConfigMap", name="g"),
-                                               data={"nginx.conf": "new"}), "shop", cm))
-    assert not acts.took_effect("ConfigMap", patch, cm)
-    assert acts.took_effect("ConfigMap", patch, {"data": {"nginx.conf": "new"}})
 
 
 def test_a_service_scaled_to_zero_is_scaled_back_to_its_healthy_count() -> None:

@@ -1,16 +1,12 @@
 """Detection and planning for the wider fault catalogue, from evidence alone: a Service that
 reaches no pod, a gateway route that no location serves, a saturated pool, OOM kills after a
-rollout; and the restore-service action with its undo."""
+rollout (the restore-service action itself: tests/unit/actions/test_restore_service.py)."""
 from __future__ import annotations
 
-import pytest
-
-from sre_operator import actions as acts
-from sre_operator.planning import rules as planner
-from sre_operator.planning import vetting as plancheck
 from sre_operator.detection.detector import Detector, ServiceSignals, breaches
-from sre_operator.domain.models import Action, Evidence, ServiceFacts, Symptom, Target, WorkloadFacts
 from sre_operator.detection.signals import service_problem, service_spec
+from sre_operator.domain.models import Evidence, ServiceFacts, Symptom, WorkloadFacts
+from sre_operator.planning import rules as planner
 
 
 def healthy(service: str, **kw: object) -> ServiceSignals:
@@ -120,30 +116,34 @@ def test_a_changed_service_that_reaches_no_pod_is_restored() -> None:
     assert all(x.type != "restore-service" for x in p.actions)
 
 
-def test_restore_service_puts_back_the_known_good_spec_and_undoes_to_the_broken_one() -> None:
-    good = service_spec(svc(LABELS))
-    current = svc({**LABELS, "app.kubernetes.io/name": "payment-v2"})
-    action = Action(type="restore-service", target=Target(kind="Service", name="payment"))
-    p = acts.prepare(action, "shop", current, known_good_service=good)
-    assert p.patch == [{"op": "replace", "path": "/spec/selector", "value": LABELS},
-                       {"op": "replace", "path": "/spec/ports", "value": good["ports"]}]
-    assert p.undo["service"]["selector"]["app.kubernetes.io/name"] == "payment-v2"
-    assert acts.undo_patch("Service", p.undo)[0]["value"]["app.kubernetes.io/name"] == "payment-v2"
-    intent = acts.intent_of(p)
-    assert not acts.took_effect("Service", intent, current)
-    restored = svc(LABELS)
-    restored["spec"]["ports"][0]["nodePort"] = 30001  # defaults the API server adds do not matter
-    assert acts.took_effect("Service", intent, restored)
-    extra_key = svc({**LABELS, "tier": "x"})
-    assert not acts.took_effect("Service", intent, extra_key)
-    with pytest.raises(acts.ActionRefused, match="no known-good"):
-        acts.prepare(action, "shop", current, known_good_service=None)
-    with pytest.raises(acts.ActionRefused, match="acts on Service"):
-        acts.check(Action(type="restore-service", target=Target(kind="Deployment", name="payment")), "shop")
+def test_a_deleted_deployment_or_service_on_the_affected_path_is_recreated() -> None:
+    from sre_operator.domain.models import Target
+    gone = [Target(kind="Service", name="payment"), Target(kind="Deployment", name="payment")]
+    ev = Evidence(symptoms=[sym("error-rate", "order")], workloads=[wl(service="order", deployment="order")],
+                  missing=gone)
+    p = planner.plan(ev)
+    assert [(a.type, a.target.kind, a.target.name) for a in p.actions] == [
+        ("recreate", "Service", "payment"), ("recreate", "Deployment", "payment")]
+    assert p.root_cause == "the Service and Deployment of payment were deleted; order depends on payment"
+    # Not on the path of the affected service (payment sends no request to order): not this incident's fix.
+    other = Evidence(symptoms=[sym("error-rate", "payment")], workloads=[wl(service="payment", deployment="payment")],
+                     missing=[Target(kind="Deployment", name="order")])
+    assert all(a.type != "recreate" for a in planner.plan(other).actions)
+    # A deleted ConfigMap is not recreated by this rule (its readers say more), nor is a plan tried before.
+    assert planner.plan(ev, tried=planner.action_keys(p)).actions != p.actions
+    cm = Evidence(symptoms=[sym("error-rate", "gateway")], missing=[Target(kind="ConfigMap", name="gateway-config")])
+    assert planner.plan(cm).actions == []
 
 
-def test_a_model_cannot_restore_a_service_outside_the_application() -> None:
-    ctx = plancheck.PlanContext(namespace="shop", restorable_services={"payment"})
-    plancheck.check_action(Action(type="restore-service", target=Target(kind="Service", name="payment")), ctx)
-    with pytest.raises(acts.ActionRefused, match="not a Service of this application"):
-        plancheck.check_action(Action(type="restore-service", target=Target(kind="Service", name="kubernetes")), ctx)
+def test_a_reading_names_the_objects_on_record_that_are_gone() -> None:
+    from sre_operator.domain.snapshot import Snapshot
+
+    from tests.unit.actions.harness import healthy_shop, read
+    cluster = healthy_shop()
+    assert read(cluster).missing() == []
+    cluster.delete("Service", "shop", "payment")
+    cluster.delete("ConfigMap", "shop", "gateway-config")
+    snap = read(cluster)
+    assert snap.missing() == [("ConfigMap", "gateway-config"), ("Service", "payment")]
+    assert snap.missing(("Deployment", "Service")) == [("Service", "payment")]
+    assert Snapshot("shop", snap.taken_at, known_good={"_object.Service": "{}"}).missing() == []

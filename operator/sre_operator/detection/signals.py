@@ -12,13 +12,23 @@ from dataclasses import dataclass
 
 from ..actions import revision_of
 from ..adapters.kube import Kube
-from ..adapters.prometheus import WINDOW, PrometheusUnavailable, PromSnapshot, fetch_signals, prometheus_client
+from ..adapters.prometheus import (
+    WINDOW,
+    PrometheusUnavailable,
+    PromSnapshot,
+    fetch_signals,
+    prometheus_client,
+)
 from ..adapters.traces import TraceReader
 from ..domain.clock import age_seconds as _age_seconds
+from ..domain.clock import now as clock_now
 from ..domain.clock import parse_duration
 from ..domain.models import ConfigFacts, Evidence, Health, ServiceFacts, Symptom, TraceFacts, WorkloadFacts
 from ..domain.topology import MANAGED_BY, NAME_LABEL, PART_OF, PART_OF_SELECTOR, callers_of
+from . import known_good as good_record
 from .detector import ServiceSignals
+from .known_good import last_change as _last_change
+from .known_good import service_spec
 
 log = logging.getLogger("sre_operator.signals")
 KNOWN_GOOD = "sre-operator-known-good"
@@ -157,31 +167,16 @@ class Reader:
         cm = self.kube.get("ConfigMap", self.namespace, KNOWN_GOOD)
         return dict((cm or {}).get("data") or {})
 
-    def remember_known_good(self, min_age_seconds: float = 120.0,
+    def remember_known_good(self, min_age_seconds: float = good_record.MIN_AGE_SECONDS,
                             objects: tuple[list[dict], list[dict], list[dict]] | None = None) -> None:
-        """Record the shop's configs while it is healthy: the versions a bad change is undone to.
-        A config changed in the last `min_age_seconds` is not vouched for yet (its damage may not
-        show in the 1-minute figures), so its previous known-good version is kept."""
+        """Record the shop's configs, replica counts, Service specs and object copies while it is
+        healthy (`detection.known_good` decides what; this reads and writes)."""
         known = self.known_good()
-        data = dict(known)
-        for cm in self.kube.list("ConfigMap", self.namespace, PART_OF):
-            age = _age_seconds(_last_change(cm))
-            if age is not None and age < min_age_seconds and any(
-                    k.startswith(f"{cm['metadata']['name']}.") for k in data):
-                continue
-            for key, value in (cm.get("data") or {}).items():
-                data[f"{cm['metadata']['name']}.{key}"] = value
         deployments, pods, services = objects or self.objects()
-        for d in deployments:
-            if int(d["spec"].get("replicas", 1)) > 0:
-                data[f"{REPLICAS_PREFIX}{d['metadata']['name']}"] = str(d["spec"].get("replicas", 1))
-        for sv in services:
-            key = f"{SERVICE_PREFIX}{sv['metadata']['name']}"
-            age = _age_seconds(_last_change(sv))
-            # A Service that reaches no pod is never vouched for, nor one changed too recently to judge.
-            if service_problem(sv, pods) or (age is not None and age < min_age_seconds and key in data):
-                continue
-            data[key] = json.dumps(service_spec(sv), sort_keys=True)
+        unreachable = {sv["metadata"]["name"] for sv in services if service_problem(sv, pods)}
+        data = good_record.remember(known, config_maps=self.kube.list("ConfigMap", self.namespace, PART_OF),
+                                    deployments=deployments, services=services, unreachable=unreachable,
+                                    now=clock_now(), min_age_seconds=min_age_seconds)
         if data and data != known:
             self.kube.upsert_config_map(self.namespace, KNOWN_GOOD, data,
                                         labels=MANAGED_BY)
@@ -253,13 +248,6 @@ def parse_window(window: str) -> float:
     return parse_duration(window)
 
 
-def service_spec(sv: dict) -> dict:
-    """The part of a Service that decides where its traffic goes (what restore-service puts back)."""
-    ports = [{k: v for k, v in p.items() if k in ("name", "port", "targetPort", "protocol", "nodePort")}
-             for p in sv["spec"].get("ports") or []]
-    return {"selector": dict(sv["spec"].get("selector") or {}), "ports": ports}
-
-
 def _same_service(a: dict, b: dict) -> bool:
     def norm(spec: dict) -> tuple:
         return (sorted(spec["selector"].items()),
@@ -297,13 +285,3 @@ def service_problem(sv: dict, pods: list[dict]) -> str | None:
 def _ready(pod: dict) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True"
                for c in (pod.get("status") or {}).get("conditions") or [])
-
-
-def _last_change(obj: dict | None) -> str | None:
-    """When an object's content last changed: the newest managedFields entry, else its creation."""
-    if not obj:
-        return None
-    times = [m.get("time") for m in obj["metadata"].get("managedFields") or []
-             if m.get("time") and m.get("subresource") != "status"]
-    return max(times) if times else obj["metadata"].get("creationTimestamp")
-

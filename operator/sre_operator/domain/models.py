@@ -78,6 +78,14 @@ class TraceFacts(Model):
     slowest_span: str = Field("", alias="slowestSpan")
 
 
+
+
+class Target(Model):
+    kind: TargetKind
+    name: str = Field(min_length=1, max_length=253)
+    namespace: str | None = None
+
+
 class Evidence(Model):
     symptoms: list[Symptom]
     workloads: list[WorkloadFacts] = Field(default_factory=list)
@@ -85,12 +93,8 @@ class Evidence(Model):
     services: list[ServiceFacts] = Field(default_factory=list)
     traces: list[TraceFacts] = Field(default_factory=list)
     log_lines: list[str] = Field(default_factory=list, alias="logLines")
-
-
-class Target(Model):
-    kind: TargetKind
-    name: str = Field(min_length=1, max_length=253)
-    namespace: str | None = None
+    # Objects of the application seen healthy (a copy is on record) that no longer exist.
+    missing: list[Target] = Field(default_factory=list)
 
 
 class Action(Model):

@@ -3,7 +3,9 @@ objects as they are and the operator's known-good record. Decisions read this, n
 
 The known-good record (ConfigMap `sre-operator-known-good`, written while the shop is healthy)
 holds, as string values: `<configmap>.<key>` (a config's value), `_replicas.<deployment>` (a replica
-count) and `_service.<service>` (a Service's selector and ports as JSON); `known_good_*` read them."""
+count), `_service.<service>` (a Service's selector and ports as JSON) and `_object.<Kind>.<name>` (a
+whole Deployment, Service or ConfigMap as JSON, stripped of what the server fills in: what a deleted
+object is recreated from); `known_good_*` read them. `detection.known_good` writes them."""
 from __future__ import annotations
 
 import datetime as dt
@@ -17,6 +19,7 @@ from .topology import PART_OF
 KNOWN_GOOD = "sre-operator-known-good"
 REPLICAS_PREFIX = "_replicas."
 SERVICE_PREFIX = "_service."
+OBJECT_PREFIX = "_object."
 # The kinds a snapshot holds, each listed once per tick (pods and ReplicaSets of the application).
 KINDS = ("Deployment", "ReplicaSet", "Pod", "Service", "ConfigMap")
 
@@ -70,3 +73,25 @@ class Snapshot:
         except ValueError:
             return None
         return value if isinstance(value, dict) and "selector" in value and "ports" in value else None
+
+    def known_good_object(self, kind: str, name: str) -> Obj | None:
+        """The last healthy copy of a whole object (None: none on record, or unreadable)."""
+        raw = self.known_good.get(f"{OBJECT_PREFIX}{kind}.{name}")
+        if not raw:
+            return None
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            return None
+        if not isinstance(value, dict) or (value.get("metadata") or {}).get("name") != name:
+            return None
+        return value
+
+    def missing(self, kinds: tuple[str, ...] = ("Deployment", "Service", "ConfigMap")) -> list[tuple[str, str]]:
+        """(kind, name) of the objects with a healthy copy on record that the reading lacks."""
+        out = []
+        for key in sorted(self.known_good):
+            kind, _, name = key.removeprefix(OBJECT_PREFIX).partition(".")
+            if key.startswith(OBJECT_PREFIX) and kind in kinds and name and self.get(kind, name) is None:
+                out.append((kind, name))
+        return out

@@ -96,6 +96,7 @@ class ActionType(StrEnum):
     PATCH_CONFIGMAP = "patch-configmap"
     DELETE_POD = "delete-pod"
     RESTORE_SERVICE = "restore-service"
+    RECREATE = "recreate"
 
 
 class FaultType(StrEnum):

@@ -14,11 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .. import actions as acts
+from ..actions.base import body_of
 from ..adapters.kube import Kube
 from ..detection.detector import Thresholds, breaches
-from ..detection.signals import SERVICE_PREFIX, Reader
+from ..detection.signals import Reader
+from ..domain.models import Action, Evidence, Health, MitigationPlan, Symptom, Target
 from ..domain.ports import ClusterError
-from ..domain.models import Action, Evidence, Health, MitigationPlan, Symptom
+from ..domain.snapshot import Snapshot
 from ..planning import rules as planner
 from ..planning import vetting as plancheck
 from ..planning.llm import LlmError, LlmPlanner, add_usage
@@ -138,7 +140,9 @@ class IncidentRun:
         signals, _ = self.reader.read()
         more = [b.as_symptom() for b in breaches(signals, self.config.thresholds)
                 if b.service == primary.service and b.symptom != primary.kind]
-        return self.reader.evidence([primary, *more])
+        ev = self.reader.evidence([primary, *more])
+        missing = [Target(kind=kind, name=name) for kind, name in self._snapshot().missing()]
+        return ev.model_copy(update={"missing": missing})
 
     def fail(self, reason: str, message: str) -> None:
         """Bad input: the Incident cannot be handled as it is. Say why (phase Failed and a
@@ -175,26 +179,9 @@ class IncidentRun:
         return {f"{a['type']}:{a['target']['kind']}/{a['target']['name']}" for a in self.status.get("actions") or []
                 if a.get("attempt", 0) < self.attempt}
 
-    def _plan_context(self, tried: set[str]) -> plancheck.PlanContext:
-        """What the cluster holds now, for checking a plan (Kubernetes reads only)."""
-        ns, shop = self.namespace, {"app.kubernetes.io/part-of": "shop"}
-        ctx = plancheck.PlanContext(namespace=ns, tried=tried)
-        for d in self.kube.list("Deployment", ns, shop):
-            name = d["metadata"]["name"]
-            revs = {acts.revision_of(r) for r in self.kube.list_replica_sets(ns, name)}
-            ctx.deployments[name] = revs - {0}
-            ctx.current_revision[name] = acts.revision_of(d)
-        ctx.config_maps = {c["metadata"]["name"]: dict(c.get("data") or {})
-                           for c in self.kube.list("ConfigMap", ns, shop)}
-        ctx.pods = {p["metadata"]["name"] for p in self.kube.list_pods(ns, "app.kubernetes.io/part-of=shop")}
-        services = self.kube.list("Service", ns)
-        ctx.services = {s["metadata"]["name"]: {int(p["port"]) for p in s["spec"].get("ports") or []}
-                        for s in services}
-        good = self.reader.known_good()
-        ctx.restorable_services = {s["metadata"]["name"] for s in services
-                                   if (s["metadata"].get("labels") or {}).get("app.kubernetes.io/part-of") == "shop"
-                                   and f"{SERVICE_PREFIX}{s['metadata']['name']}" in good}
-        return ctx
+    def _snapshot(self) -> Snapshot:
+        """One reading of the namespace, for vetting and preparing actions."""
+        return Snapshot.read(self.kube, self.namespace, now())
 
     def _choose_plan(self, ev: Evidence, tried: set[str]) -> tuple[MitigationPlan, dict]:
         """The model's plan if one is configured and its plan passes every check; else the rules'
@@ -209,7 +196,7 @@ class IncidentRun:
         if not p.actions and rules.actions:
             return rules, {"fallbackReason": "the model proposed no action", "usage": usage}
         try:
-            plancheck.vet(p, self._plan_context(tried))
+            plancheck.vet(p, self._snapshot(), tried)
         except acts.ActionRefused as exc:
             return rules, {"fallbackReason": f"the model's plan was refused: {exc}", "usage": usage}
         return p, {"usage": usage}
@@ -308,35 +295,26 @@ class IncidentRun:
 
     def _took_effect(self, rec: dict) -> bool:
         t = rec["target"]
-        current = None if t["kind"] == "Pod" else self.kube.get(t["kind"], self.namespace, t["name"])
-        return acts.took_effect(t["kind"], rec["intent"], current)
+        return acts.took_effect(t["kind"], rec["intent"], self.kube.get(t["kind"], self.namespace, t["name"]))
+
+    def _apply(self, kind: str, namespace: str, name: str, verb: str, patch_type: str | None, body: object) -> None:
+        if verb == "delete":
+            self.kube.delete(kind, namespace, name)
+        elif verb == "create":
+            self.kube.create(kind, namespace, body)  # type: ignore[arg-type]
+        else:
+            self.kube.patch(kind, namespace, name, "json" if patch_type == "json" or isinstance(body, list)
+                            else "merge", body)
 
     def _apply_intent(self, rec: dict) -> None:
         t, intent = rec["target"], rec["intent"]
-        if intent["verb"] == "delete":
-            self.kube.delete_pod(self.namespace, t["name"])
-        else:
-            self.kube.patch(t["kind"], self.namespace, t["name"], intent["patchType"], intent["patch"])
+        self._apply(t["kind"], self.namespace, t["name"], intent["verb"], intent.get("patchType"),
+                    body_of(intent))
 
     def _prepare(self, action: Action) -> acts.Prepared:
-        if action.type == "patch-configmap" and not action.data:
-            action = self._known_good_data(action)
-        acts.check(action, self.namespace)
-        if action.type == "patch-configmap":  # whoever wrote it, a config is checked before it is applied
-            plancheck.check_config_data(action, self._plan_context(set()))
-        kind = action.target.kind
-        current = None if kind == "Pod" else self.kube.get(kind, self.namespace, action.target.name)
-        rss = self.kube.list_replica_sets(self.namespace, action.target.name) if action.type == "rollback" else None
-        good_service = self.reader.known_good_service(action.target.name) if action.type == "restore-service" else None
-        return acts.prepare(action, self.namespace, current, rss, good_service)
-
-    def _known_good_data(self, action: Action) -> Action:
-        good = self.reader.known_good()
-        prefix = f"{action.target.name}."
-        data = {k[len(prefix):]: v for k, v in good.items() if k.startswith(prefix)}
-        if not data:
-            raise acts.ActionRefused(f"no known-good version of configmap/{action.target.name}")
-        return action.model_copy(update={"data": data})
+        """Vetted and prepared against one reading of the namespace (a config without data gets the
+        known-good one; whoever wrote a config, it is checked before it is applied)."""
+        return acts.prepare(action, self._snapshot())
 
     def _rolled_out(self) -> bool:
         """Every Deployment this attempt touched (and the service's own) finished its rollout, with
@@ -407,14 +385,14 @@ class IncidentRun:
         for rec in sorted((r for r in records if r.get("attempt") == attempt and r.get("outcome") == "applied"),
                           key=lambda r: -r["index"]):
             t = rec["target"]
-            patch = acts.undo_patch(t["kind"], rec.get("undo") or {})
+            reverse = acts.undo_of(rec)
             entry = {"attempt": attempt, "action": rec["type"], "target": f"{t['kind']}/{t['name']}", "at": ts(now())}
-            if patch is None:
+            if reverse is None:
                 entry.update(outcome="skipped", message="nothing to undo")
             else:
                 try:
-                    self.kube.patch(t["kind"], t["namespace"], t["name"], "json" if isinstance(patch, list)
-                                    else "merge", patch)
+                    self._apply(reverse.kind, t["namespace"], reverse.name, reverse.verb, reverse.patch_type,
+                                reverse.body)
                     entry.update(outcome="undone", message="restored from the undo record")
                 except ClusterError as exc:
                     entry.update(outcome="failed", message=str(exc)[:1000])

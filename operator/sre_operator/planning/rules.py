@@ -9,13 +9,16 @@ MitigationPlan. It reasons from what an SRE would see, never from a scenario's n
 4. saturation (latency without errors, no recent change) → scale out: double the replicas (the
    most a step of the HorizontalPodAutoscaler adds), at most 10;
 5. crash loop or not ready with no recent change → rollout restart.
-0. (before all) a Deployment scaled to 0 → scale it back to its known-good replica count; a
-   Service that reaches none of its pods and differs from the version last seen healthy → restore
-   its selector and ports.
+0. (before all) the Deployment or Service of the affected service, or of a service it depends on,
+   was deleted and a healthy copy is on record → recreate it; a Deployment scaled to 0 → scale it
+   back to its known-good replica count; a Service that reaches none of its pods and differs from
+   the version last seen healthy → restore its selector and ports.
 Attempt N > 1 skips the rules that already failed (their actions are in `tried`)."""
 from __future__ import annotations
 
 from ..domain.models import Action, Evidence, MitigationPlan, Target, WorkloadFacts
+from ..domain.topology import dependencies_of
+from ..domain.vocabulary import ActionType, TargetKind
 
 RECENT_SECONDS = 900.0  # a change this recent is a suspect
 MAX_SCALE_OUT = 10
@@ -29,6 +32,33 @@ def _workload(ev: Evidence, service: str) -> WorkloadFacts | None:
     return next((w for w in ev.workloads if w.service == service), None)
 
 
+def _involved(service: str) -> set[str]:
+    """The service and every service it sends requests to, directly or not."""
+    seen, todo = {service}, [service]
+    while todo:
+        for dep in dependencies_of(todo.pop()):
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+def _recreate(ev: Evidence, service: str) -> list[MitigationPlan]:
+    """0. A Deployment or Service on the affected path, seen healthy and now gone: create it again
+    from its last healthy copy (both, when both are gone)."""
+    gone: dict[str, list[TargetKind]] = {}
+    for t in ev.missing:
+        if t.kind in (TargetKind.DEPLOYMENT, TargetKind.SERVICE) and t.name in _involved(service):
+            gone.setdefault(t.name, []).append(TargetKind(t.kind))
+    return [MitigationPlan(
+        rootCause=f"the {' and '.join(kinds)} of {name} {'was' if len(kinds) == 1 else 'were'} deleted"
+                  + (f"; {service} depends on {name}" if name != service else ""),
+        confidence=0.9, expectedEffect=f"{name} is back as it was last seen healthy",
+        actions=[Action(type=ActionType.RECREATE, target=Target(kind=kind, name=name),
+                        reason="deleted; recreated from its last healthy copy") for kind in kinds])
+        for name, kinds in sorted(gone.items())]
+
+
 def plan(ev: Evidence, tried: set[str] | None = None) -> MitigationPlan:
     tried = tried or set()
     if not ev.symptoms:
@@ -38,6 +68,7 @@ def plan(ev: Evidence, tried: set[str] | None = None) -> MitigationPlan:
     candidates: list[MitigationPlan] = []
     w = _workload(ev, primary.service)
 
+    candidates += _recreate(ev, primary.service)
     # 0. A Service that no longer reaches its pods, changed since it was last seen healthy.
     for sv in ev.services:
         if sv.problem and sv.differs_from_known_good:
