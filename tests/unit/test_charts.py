@@ -189,10 +189,13 @@ def test_the_operator_chart_is_least_privilege_with_probes_and_settings() -> Non
         for rule in r["rules"]:
             assert "*" not in rule["verbs"] and "*" not in rule["resources"]
             assert "secrets" not in rule["resources"]
-            if rule["resources"] in (["deployments"], ["configmaps"], ["services"]):
-                assert "delete" not in rule["verbs"]
+            # Exactly the verbs the allowlist needs (create/delete: `recreate` and its undo only).
+            if rule["resources"] == ["deployments"]:
+                assert set(rule["verbs"]) == {"get", "list", "watch", "patch", "create", "delete"}
             if rule["resources"] == ["services"]:
-                assert set(rule["verbs"]) == {"get", "list", "patch"}  # restore-service; never create
+                assert set(rule["verbs"]) == {"get", "list", "patch", "create", "delete"}
+            if rule["resources"] == ["pods"]:
+                assert set(rule["verbs"]) == {"get", "list", "watch", "delete"}
     [cluster_role] = [d for d in docs if d["kind"] == "ClusterRole"]
     assert all(set(rule["verbs"]) <= {"get", "list", "watch"} for rule in cluster_role["rules"])
     dep = by_kind(docs, "Deployment")["rel"]["spec"]["template"]["spec"]
