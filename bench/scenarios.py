@@ -30,14 +30,15 @@ from localkube.testing import Traffic, shop_namespace
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = {
     "payment-crash": "{type: payment-crash, target: {name: payment}, duration: 10m}",
-    "product-overload": "{type: product-overload, target: {name: product}, duration: 10m, parameters: {latencyMs: 900}}",
+    "product-overload": ("{type: product-overload, target: {name: product}, duration: 10m, "
+                         "parameters: {latencyMs: 900}}"),
     "bad-gateway-config": "{type: bad-gateway-config, target: {kind: ConfigMap, name: gateway-config}, duration: 10m}",
     "bad-rollout": "{type: bad-rollout, target: {name: payment}, duration: 10m}",
     "bad-env": "{type: bad-env, target: {name: order}, duration: 10m}",
     "scale-to-zero": "{type: scale-to-zero, target: {name: product}, duration: 10m}",
     "route-removed": "{type: route-removed, target: {kind: ConfigMap, name: gateway-config}, duration: 10m}",
     "service-selector-mismatch": "{type: service-selector-mismatch, target: {kind: Service, name: payment}, "
-                                 "duration: 10m}",
+    "duration: 10m}",
     "real-overload": "{type: real-overload, target: {name: loadgen}, duration: 10m}",
     "memory-leak": "{type: memory-leak, target: {name: product}, duration: 10m}",
 }
@@ -57,7 +58,7 @@ def incidents(cluster: Cluster, ns: str) -> list[dict]:
     return json.loads(cluster.kubectl("get", "incidents", "-n", ns, "-o", "json").stdout)["items"]
 
 
-def wait(check, timeout: float, every: float = 1.0):  # noqa: ANN001, ANN201
+def wait(check, timeout: float, every: float = 1.0):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         got = check()
@@ -167,20 +168,30 @@ def report(runs: list[dict], names: list[str], out: Path) -> None:
         ok = [r for r in mine if r["phase"] == "Resolved"]
         ttd = [r["timeToDetectSeconds"] for r in mine if "timeToDetectSeconds" in r]
         ttm = [r["timeToMitigateSeconds"] for r in ok]
-        rows.append({"scenario": s, "runs": len(mine), "resolved": len(ok),
-                     "successRate": round(len(ok) / len(mine), 2) if mine else 0,
-                     "ttdMedianSeconds": statistics.median(ttd) if ttd else None,
-                     "ttmMedianSeconds": statistics.median(ttm) if ttm else None,
-                     "ttmMaxSeconds": max(ttm) if ttm else None,
-                     "actionsPerRun": round(statistics.mean(len(r.get("actions") or []) for r in mine), 1) if mine else 0,
-                     "llmTokens": sum(r.get("llm", {}).get("promptTokens", 0) + r.get("llm", {}).get("completionTokens", 0)
-                                      for r in mine),
-                     "operatorPeakRssMiB": max((r.get("operatorPeakRssMiB", 0) for r in mine), default=0)})
+        rows.append(
+            {
+                "scenario": s,
+                "runs": len(mine),
+                "resolved": len(ok),
+                "successRate": round(len(ok) / len(mine), 2) if mine else 0,
+                "ttdMedianSeconds": statistics.median(ttd) if ttd else None,
+                "ttmMedianSeconds": statistics.median(ttm) if ttm else None,
+                "ttmMaxSeconds": max(ttm) if ttm else None,
+                "actionsPerRun": round(statistics.mean(len(r.get("actions") or []) for r in mine), 1)
+                if mine
+                else 0,
+                "llmTokens": sum(
+                    r.get("llm", {}).get("promptTokens", 0) + r.get("llm", {}).get("completionTokens", 0)
+                    for r in mine
+                ),
+                "operatorPeakRssMiB": max((r.get("operatorPeakRssMiB", 0) for r in mine), default=0),
+            }
+        )
     head = ("scenario", "runs", "resolved", "TTD p50 s", "TTM p50 s", "TTM max s", "actions/run", "LLM tokens",
             "operator peak MiB")
     print("  ".join(f"{h:>18}" for h in head))
     for r in rows:
-        print("  ".join(f"{str(v):>18}" for v in (r["scenario"], r["runs"], r["resolved"], r["ttdMedianSeconds"],
+        print("  ".join(f"{v!s:>18}" for v in (r["scenario"], r["runs"], r["resolved"], r["ttdMedianSeconds"],
                                                    r["ttmMedianSeconds"], r["ttmMaxSeconds"], r["actionsPerRun"],
                                                    r["llmTokens"], r["operatorPeakRssMiB"])))
     out.write_text(json.dumps({"summary": rows, "runs": runs}, indent=1) + "\n")

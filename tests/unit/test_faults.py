@@ -22,7 +22,7 @@ def fs(ftype: str, **params: object) -> dict:
             "spec": {"type": ftype, "target": {"name": "t"}, "parameters": params}}
 
 
-@pytest.mark.parametrize("text, seconds", [("90s", 90), ("5m", 300), ("1h30m", 5400), ("250ms", 0.25),
+@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("5m", 300), ("1h30m", 5400), ("250ms", 0.25),
                                            ("1.5s", 1.5)])
 def test_durations(text: str, seconds: float) -> None:
     assert faults.parse_duration(text) == seconds
@@ -53,7 +53,11 @@ def test_the_broken_gateway_config_points_every_upstream_at_a_dead_port() -> Non
 
 
 def test_plans_snapshot_what_they_change() -> None:
-    cm = {"kind": "ConfigMap", "metadata": {"name": "gateway-config", "namespace": "shop"}, "data": {"nginx.conf": CONF}}
+    cm = {
+        "kind": "ConfigMap",
+        "metadata": {"name": "gateway-config", "namespace": "shop"},
+        "data": {"nginx.conf": CONF},
+    }
     [c] = faults.plan(fs("bad-gateway-config"), [cm], [deploy("gateway"), deploy("order")])
     assert c.snapshot == {"key": "nginx.conf", "value": CONF} and c.restart == ["gateway"]
     crash = faults.plan(fs("payment-crash"), [deploy("payment", [{"name": "A", "value": "1"}])], [])[0]
@@ -67,7 +71,7 @@ def test_plans_snapshot_what_they_change() -> None:
     assert "strategy" not in slow.desired
 
 
-@pytest.mark.parametrize("ftype, targets, message", [
+@pytest.mark.parametrize(("ftype", "targets", "message"), [
     ("payment-crash", [], "no object matches"),
     ("payment-crash", [{"kind": "ConfigMap", "metadata": {"name": "c", "namespace": "s"}, "data": {}}],
      "targets a Deployment"),
@@ -108,7 +112,7 @@ def test_bad_rollout_bad_env_and_scale_to_zero_plan_and_revert_from_their_snapsh
     assert bad.snapshot["env"] == env
     [custom] = faults.plan(fs("bad-env", env={"SHOP_PRODUCT_URL": "http://nowhere:1"}), [deploy("order", env)], [])
     assert {"name": "SHOP_PRODUCT_URL", "value": "http://nowhere:1"} in custom.desired["env"]
-    with pytest.raises(faults.FaultError, match="needs parameters.env"):
+    with pytest.raises(faults.FaultError, match=r"needs parameters\.env"):
         faults.plan(fs("bad-env"), [deploy("product", env)], [])
     d = deploy("payment")
     d["spec"]["replicas"] = 2
@@ -125,7 +129,11 @@ def _gateway_conf() -> str:
 
 def test_route_removed_takes_out_one_location_only() -> None:
     conf = _gateway_conf()
-    cm = {"kind": "ConfigMap", "metadata": {"name": "gateway-config", "namespace": "shop"}, "data": {"nginx.conf": conf}}
+    cm = {
+        "kind": "ConfigMap",
+        "metadata": {"name": "gateway-config", "namespace": "shop"},
+        "data": {"nginx.conf": conf},
+    }
     [c] = faults.plan(fs("route-removed", route="/api/payments"), [cm], [deploy("gateway")])
     new = c.desired["value"]
     assert "location /api/payments" not in new

@@ -11,11 +11,19 @@ from pathlib import Path
 
 import pytest
 
+from sre_operator.actions import ActionRefused
+from sre_operator.domain.models import (
+    Action,
+    ConfigFacts,
+    Evidence,
+    MitigationPlan,
+    Symptom,
+    Target,
+    WorkloadFacts,
+)
 from sre_operator.planning import configcheck
 from sre_operator.planning import vetting as plancheck
-from sre_operator.actions import ActionRefused
 from sre_operator.planning.llm import LlmConfig, LlmError, LlmPlanner, add_usage
-from sre_operator.domain.models import Action, ConfigFacts, Evidence, MitigationPlan, Symptom, Target, WorkloadFacts
 from tests.fake_llm import FakeLlm, Reply, evidence_of, plan_reply
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,7 +76,7 @@ def test_a_good_answer_becomes_the_plan_and_the_request_is_a_strict_structured_o
     assert usage["costUSD"] == pytest.approx((usage["promptTokens"] * 1 + usage["completionTokens"] * 2) / 1e6)
 
 
-@pytest.mark.parametrize("reply, reason", [
+@pytest.mark.parametrize(("reply", "reason"), [
     (Reply("this is not json"), "not a valid plan"),
     (plan_reply([{"type": "delete-namespace", "target": {"kind": "Deployment", "name": "payment"}}]),
      "not a valid plan"),
@@ -122,7 +130,7 @@ def test_a_sound_plan_passes() -> None:
                   ctx())
 
 
-@pytest.mark.parametrize("action, reason", [
+@pytest.mark.parametrize(("action", "reason"), [
     (act("rollout-restart", "Deployment", "payment", namespace="kube-system"), "outside the incident's"),
     (act("rollout-restart", "Deployment", "coredns"), "not a workload of this application"),
     (act("delete-pod", "Pod", "kube-apiserver"), "not a pod of this application"),

@@ -2,9 +2,9 @@
 missing or worse signals a success."""
 from __future__ import annotations
 
-from sre_operator.planning import rules as planner
 from sre_operator.domain.models import Action, ConfigFacts, Evidence, Health, Symptom, Target, WorkloadFacts
 from sre_operator.incident.validation import Slo, judge
+from sre_operator.planning import rules as planner
 
 
 def wl(**kw: object) -> WorkloadFacts:
@@ -80,7 +80,9 @@ def test_actions_stay_in_the_allowlist_and_namespace_and_carry_their_undo() -> N
 
     deploy = {"spec": {"replicas": 2, "template": {"metadata": {"labels": {"app": "p"}},
                                                    "spec": {"containers": [{"name": "p", "env": [{"name": "BAD"}]}]}}}}
-    scale = actions.prepare(Action(type="scale", target=Target(kind="Deployment", name="p"), replicas=4), "shop", deploy)
+    scale = actions.prepare(
+        Action(type="scale", target=Target(kind="Deployment", name="p"), replicas=4), "shop", deploy
+    )
     assert scale.patch == {"spec": {"replicas": 4}} and actions.undo_patch("Deployment", scale.undo) == {
         "spec": {"replicas": 2}}
     rs = [{"metadata": {"annotations": {actions.REVISION: "1"}},

@@ -6,15 +6,23 @@ from __future__ import annotations
 import pytest
 
 from sre_operator import actions as acts
+from sre_operator.detection.detector import Detector, ServiceSignals, breaches
+from sre_operator.detection.signals import service_problem, service_spec
+from sre_operator.domain.models import Action, Evidence, ServiceFacts, Symptom, Target, WorkloadFacts
 from sre_operator.planning import rules as planner
 from sre_operator.planning import vetting as plancheck
-from sre_operator.detection.detector import Detector, ServiceSignals, breaches
-from sre_operator.domain.models import Action, Evidence, ServiceFacts, Symptom, Target, WorkloadFacts
-from sre_operator.detection.signals import service_problem, service_spec
 
 
 def healthy(service: str, **kw: object) -> ServiceSignals:
-    base: dict = dict(error_ratio=0.0, p95_seconds=0.03, request_rate=5, scrape_up=True, desired=1, ready=1, restarts=0)
+    base: dict = {
+        "error_ratio": 0.0,
+        "p95_seconds": 0.03,
+        "request_rate": 5,
+        "scrape_up": True,
+        "desired": 1,
+        "ready": 1,
+        "restarts": 0,
+    }
     return ServiceSignals(service, **{**base, **kw})
 
 
@@ -92,7 +100,12 @@ def test_saturation_without_a_recent_change_doubles_the_replicas() -> None:
     p = planner.plan(ev)
     assert [(a.type, a.target.name, a.replicas) for a in p.actions] == [("scale", "product", 2)]
     assert "99% busy" in p.root_cause and p.confidence > 0.6
-    assert planner.plan(Evidence(symptoms=[sym("latency")], workloads=[wl(desired=6, ready=6)])).actions[0].replicas == 10
+    assert (
+        planner.plan(Evidence(symptoms=[sym("latency")], workloads=[wl(desired=6, ready=6)]))
+        .actions[0]
+        .replicas
+        == 10
+    )
     # The same latency right after a rollout is the rollout's fault: rolled back, not scaled.
     recent = Evidence(symptoms=[sym("latency"), sym("saturation")], workloads=[wl(rolledOutSecondsAgo=60)])
     assert planner.plan(recent).actions[0].type == "rollback"
