@@ -23,7 +23,7 @@ demo: setup cluster-bin ## the local cluster, Prometheus, the shop under traffic
 shop-local: setup ## the shop alone as local processes behind its NGINX gateway (no cluster, no root)
 	$(PY) -m shop.localrun
 
-test: setup cluster-bin ## set up everything and run every test tier
+test: setup lint cluster-bin ## set up everything, run the quality gate (lint), then every test tier
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: setup ## fast tier only
@@ -35,9 +35,8 @@ test-services: setup ## shop services, NGINX and Prometheus as real processes
 test-cluster: setup cluster-bin ## tests on the local Kubernetes cluster (root)
 	$(PY) -m pytest tests/cluster $(PYTEST_ARGS)
 
-lint: setup ## ruff, hadolint and helm lint
-	$(PY) -m ruff check services cluster tests
-	$(PY) -m pytest tests/unit -k "lint" $(PYTEST_ARGS)
+lint: setup ## the quality gate: ruff (every package), mypy --strict (operator, dashboard), import contracts, hadolint, helm lint
+	@bash scripts/lint.sh $(PYTEST_ARGS)
 
 bench: setup cluster-bin ## print speed and memory figures (shop, cluster, node agent), then bench-scenarios and bench-scale
 	$(PY) bench/bench.py
@@ -68,4 +67,4 @@ kind-down: ## (machines with Docker) delete the kind cluster
 	bash scripts/kind-down.sh
 
 clean: cluster-down
-	rm -rf $(VENV) bin .pytest_cache
+	rm -rf $(VENV) bin .pytest_cache .ruff_cache .mypy_cache

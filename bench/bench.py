@@ -40,7 +40,7 @@ def _pids_running(needle: str) -> list[int]:
 
 def pct(values: list[float], q: float) -> float:
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
 
 
 def bench_shop(n: int = 100) -> list[tuple[str, str]]:
@@ -50,8 +50,8 @@ def bench_shop(n: int = 100) -> list[tuple[str, str]]:
         ports = {s: procs.free_port() for s in ("product", "payment", "order", "gateway")}
         started = []
         try:
-            for s in ("product", "payment"):
-                started.append(procs.service(s, ports[s], data).start())
+            for s in ("product", "payment"):  # one by one: `finally` stops what has started
+                started.append(procs.service(s, ports[s], data).start())  # noqa: PERF401
             started.append(procs.service("order", ports["order"], data,
                                          SHOP_PRODUCT_URL=f"http://127.0.0.1:{ports['product']}",
                                          SHOP_PAYMENT_URL=f"http://127.0.0.1:{ports['payment']}").start())
@@ -62,7 +62,7 @@ def bench_shop(n: int = 100) -> list[tuple[str, str]]:
                 p.wait_healthy()
             url = f"http://127.0.0.1:{ports['gateway']}/api/orders"
             with httpx.Client() as client:
-                def one(i: int, product: str = "P002") -> float:
+                def one(_i: int, product: str = "P002") -> float:
                     t = time.perf_counter()
                     r = client.post(url, json={"product_id": product, "qty": 1, "customer_name": "Bench"})
                     assert r.status_code == 201, r.text
@@ -73,8 +73,18 @@ def bench_shop(n: int = 100) -> list[tuple[str, str]]:
                 with ThreadPoolExecutor(8) as pool:
                     conc = list(pool.map(lambda i: one(i, "P001"), range(n)))  # seeded stock: 100 of P001
                 wall = time.perf_counter() - t0
-            rows.append(("order via gateway, sequential", f"p50 {pct(seq, .5)*1000:.1f} ms, p95 {pct(seq, .95)*1000:.1f} ms ({n} orders)"))
-            rows.append(("order via gateway, 8 clients", f"p50 {pct(conc, .5)*1000:.1f} ms, p95 {pct(conc, .95)*1000:.1f} ms, {n / wall:.0f} orders/s"))
+            rows.append(
+                (
+                    "order via gateway, sequential",
+                    f"p50 {pct(seq, 0.5) * 1000:.1f} ms, p95 {pct(seq, 0.95) * 1000:.1f} ms ({n} orders)",
+                )
+            )
+            rows.append(
+                (
+                    "order via gateway, 8 clients",
+                    f"p50 {pct(conc, 0.5) * 1000:.1f} ms, p95 {pct(conc, 0.95) * 1000:.1f} ms, {n / wall:.0f} orders/s",
+                )
+            )
             for p in started[:3]:
                 assert p.proc is not None
                 rows.append((f"{p.name} RSS after {2 * n} orders", f"{rss_mib(p.proc.pid):.0f} MiB"))
@@ -99,8 +109,13 @@ def bench_cluster(runs: int = 3) -> list[tuple[str, str]]:
             t = time.perf_counter()
             c.down(quiet=True, purge=True)
             downs.append(time.perf_counter() - t)
-    return [("localkube up (warm binaries)", f"median {statistics.median(ups):.1f} s over {runs} (min {min(ups):.1f}, max {max(ups):.1f})"),
-            ("localkube down", f"median {statistics.median(downs):.1f} s")]
+    return [
+        (
+            "localkube up (warm binaries)",
+            f"median {statistics.median(ups):.1f} s over {runs} (min {min(ups):.1f}, max {max(ups):.1f})",
+        ),
+        ("localkube down", f"median {statistics.median(downs):.1f} s"),
+    ]
 
 
 def _pod(name: str) -> dict:
@@ -128,7 +143,7 @@ def bench_node(pods: int = 10) -> list[tuple[str, str]]:
         c = Cluster("benchnode", Path(tmp) / "c", mappings=[PortMapping(0, 30080)])
         c.up()
         try:
-            with c._client() as api:
+            with c._client() as api:  # noqa: SLF001 - the benchmark times the raw API
                 base = "/api/v1/namespaces/default/pods"
                 lat = []
                 for i in range(pods):

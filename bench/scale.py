@@ -28,7 +28,6 @@ import uuid
 from pathlib import Path
 
 from localkube import kwok, netns
-from localkube.binaries import find_binary
 from localkube.cluster import Cluster
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,9 +43,19 @@ def rss_mib(pid: int) -> tuple[float, float]:
 
 
 def shop_manifest(cluster: Cluster, path: Path) -> None:
-    out = cluster.helm("template", "shop", str(ROOT / "charts" / "shop"), "--set", "persistence.enabled=false", "--set", "gateway.service.type=ClusterIP",
-                       "--set-json", f"nodeSelector={json.dumps(kwok.ON_KWOK['nodeSelector'])}",
-                       "--set-json", f"tolerations={json.dumps(kwok.ON_KWOK['tolerations'])}")
+    out = cluster.helm(
+        "template",
+        "shop",
+        str(ROOT / "charts" / "shop"),
+        "--set",
+        "persistence.enabled=false",
+        "--set",
+        "gateway.service.type=ClusterIP",
+        "--set-json",
+        f"nodeSelector={json.dumps(kwok.ON_KWOK['nodeSelector'])}",
+        "--set-json",
+        f"tolerations={json.dumps(kwok.ON_KWOK['tolerations'])}",
+    )
     path.write_text(out.stdout)
 
 
@@ -175,7 +184,7 @@ def report(rows: list[dict], out: Path) -> None:
             "reconcile max s", "cycle p50 s", "RSS idle MiB", "RSS MiB", "peak MiB")
     print("  ".join(f"{h:>15}" for h in head))
     for r in rows:
-        print("  ".join(f"{str(v):>15}" for v in (
+        print("  ".join(f"{v!s:>15}" for v in (
             r["namespaces"], r["deployments"], f"{r['detected']}/{r['faults']}", r["ttdMedianSeconds"],
             r["ttdMaxSeconds"], r["reconcileMedianSeconds"], r["reconcileMaxSeconds"], r["cycleMedianSeconds"],
             r["idleRssMiB"], r["rssMiB"], r["peakRssMiB"])))

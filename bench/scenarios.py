@@ -24,6 +24,7 @@ import uuid
 from pathlib import Path
 
 import yaml
+
 from localkube import netns
 from localkube.cluster import Cluster, PortMapping
 from localkube.testing import Traffic, shop_namespace
@@ -57,7 +58,7 @@ def incidents(cluster: Cluster, ns: str) -> list[dict]:
     return json.loads(cluster.kubectl("get", "incidents", "-n", ns, "-o", "json").stdout)["items"]
 
 
-def wait(check, timeout: float, every: float = 1.0):  # noqa: ANN001, ANN201
+def wait(check, timeout: float, every: float = 1.0):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         got = check()
@@ -172,15 +173,16 @@ def report(runs: list[dict], names: list[str], out: Path) -> None:
                      "ttdMedianSeconds": statistics.median(ttd) if ttd else None,
                      "ttmMedianSeconds": statistics.median(ttm) if ttm else None,
                      "ttmMaxSeconds": max(ttm) if ttm else None,
-                     "actionsPerRun": round(statistics.mean(len(r.get("actions") or []) for r in mine), 1) if mine else 0,
-                     "llmTokens": sum(r.get("llm", {}).get("promptTokens", 0) + r.get("llm", {}).get("completionTokens", 0)
-                                      for r in mine),
+                     "actionsPerRun": round(statistics.mean(len(r.get("actions") or []) for r in mine), 1)
+                     if mine else 0,
+                     "llmTokens": sum(r.get("llm", {}).get("promptTokens", 0)
+                                      + r.get("llm", {}).get("completionTokens", 0) for r in mine),
                      "operatorPeakRssMiB": max((r.get("operatorPeakRssMiB", 0) for r in mine), default=0)})
     head = ("scenario", "runs", "resolved", "TTD p50 s", "TTM p50 s", "TTM max s", "actions/run", "LLM tokens",
             "operator peak MiB")
     print("  ".join(f"{h:>18}" for h in head))
     for r in rows:
-        print("  ".join(f"{str(v):>18}" for v in (r["scenario"], r["runs"], r["resolved"], r["ttdMedianSeconds"],
+        print("  ".join(f"{v!s:>18}" for v in (r["scenario"], r["runs"], r["resolved"], r["ttdMedianSeconds"],
                                                    r["ttmMedianSeconds"], r["ttmMaxSeconds"], r["actionsPerRun"],
                                                    r["llmTokens"], r["operatorPeakRssMiB"])))
     out.write_text(json.dumps({"summary": rows, "runs": runs}, indent=1) + "\n")

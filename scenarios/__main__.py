@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
+
 from sre_operator.faults import FAULTS
 
 HERE = Path(__file__).resolve().parent

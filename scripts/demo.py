@@ -85,9 +85,9 @@ def _has_binary(name: str) -> bool:
     from localkube.binaries import find_binary
     try:
         find_binary(name)
-        return True
     except FileNotFoundError:
         return False
+    return True
 
 
 def _llm_values() -> list[str]:

@@ -25,12 +25,11 @@ class Reply:
 
 
 def plan_reply(actions: list[dict], root_cause: str = "the evidence points here", confidence: float = 0.8) -> Reply:
-    full = []
-    for a in actions:
-        full.append({"type": a["type"], "target": {"namespace": None, **a["target"]},
-                     "replicas": a.get("replicas"), "revision": a.get("revision"),
-                     "data": [{"key": k, "value": v} for k, v in a["data"].items()] if a.get("data") else None,
-                     "reason": a.get("reason", "because of the evidence")})
+    full = [{"type": a["type"], "target": {"namespace": None, **a["target"]},
+             "replicas": a.get("replicas"), "revision": a.get("revision"),
+             "data": [{"key": k, "value": v} for k, v in a["data"].items()] if a.get("data") else None,
+             "reason": a.get("reason", "because of the evidence")}
+            for a in actions]
     return Reply(json.dumps({"summary": "what the model saw", "root_cause": root_cause, "confidence": confidence,
                              "expected_effect": "the service recovers", "actions": full}))
 
@@ -38,7 +37,7 @@ def plan_reply(actions: list[dict], root_cause: str = "the evidence points here"
 def evidence_of(request: dict) -> dict:
     """The evidence document the operator sent (inside <evidence> tags of the user message)."""
     user = next(m["content"] for m in request["messages"] if m["role"] == "user")
-    return json.loads(re.search(r"<evidence>\n(.*)\n</evidence>", user, re.S).group(1))
+    return json.loads(re.search(r"<evidence>\n(.*)\n</evidence>", user, re.DOTALL).group(1))
 
 
 class FakeLlm:
@@ -51,7 +50,7 @@ class FakeLlm:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
                 fake.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
                 reply = fake.answer(body)

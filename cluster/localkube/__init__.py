@@ -1,1 +1,2 @@
-"""localkube: a real Kubernetes cluster on one machine, pods as processes (kind with processes instead of containers)."""
+"""localkube: a real Kubernetes cluster on one machine, pods as processes
+(kind with processes instead of containers)."""

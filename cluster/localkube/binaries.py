@@ -36,7 +36,7 @@ class Component:
 
 
 KUBERNETES = Component("kubernetes", f"{versions.KUBERNETES}-etcd-{versions.ETCD}",
-                       versions.KUBE_BINARIES + ("etcd",))
+                       (*versions.KUBE_BINARIES, "etcd"))
 HELM = Component("helm", versions.HELM, ("helm",))
 COREDNS = Component("coredns", versions.COREDNS, ("coredns",))
 KWOK = Component("kwok", versions.KWOK, ("kwok",))

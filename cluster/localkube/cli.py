@@ -17,11 +17,8 @@ DEFAULT_NAME = "sre"
 
 def mappings_from_kind_config(path: Path) -> list[PortMapping]:
     config = yaml.safe_load(path.read_text()) or {}
-    out = []
-    for node in config.get("nodes", []):
-        for m in node.get("extraPortMappings", []) or []:
-            out.append(PortMapping(int(m["hostPort"]), int(m["containerPort"])))
-    return out
+    return [PortMapping(int(m["hostPort"]), int(m["containerPort"]))
+            for node in config.get("nodes", []) for m in node.get("extraPortMappings", []) or []]
 
 
 def _cluster(args: argparse.Namespace, mappings: list[PortMapping] | None = None) -> Cluster:

@@ -101,7 +101,7 @@ class Cluster:
                                   start_new_session=True)
         state["pids"]["portmap"] = pm.pid
         self._save(state)
-        self._wait(lambda: ports_file.exists(), 10, "published ports", pm.pid)
+        self._wait(ports_file.exists, 10, "published ports", pm.pid)
         state["ports"] = json.loads(ports_file.read_text())
         self._save(state)
 
@@ -229,8 +229,8 @@ class Cluster:
             return False
 
     def _dns_ready(self) -> bool:
-        out = subprocess.run(netns.nsenter(self.node_netns) + ["curl", "-sf", "-m", "1", "http://127.0.0.1:8182/ready"],
-                             capture_output=True)
+        out = subprocess.run([*netns.nsenter(self.node_netns), "curl", "-sf", "-m", "1", "http://127.0.0.1:8182/ready"],
+                             capture_output=True, check=False)
         return out.returncode == 0
 
     def _dns_through_service(self) -> bool:
@@ -241,7 +241,7 @@ class Cluster:
     def exec_in_node(self, *argv: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
         """Run a command in the node's network namespace."""
         return subprocess.run(netns.nsenter(self.node_netns) + list(argv), capture_output=True, text=True,
-                              timeout=timeout)
+                              timeout=timeout, check=False)
 
     def _default_service_account(self) -> bool:
         with self._client() as c:
@@ -249,19 +249,24 @@ class Cluster:
 
     # -- tools ------------------------------------------------------------------------------
 
-    def kubectl(self, *args: str, check: bool = True, input: str | None = None,
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None,  # noqa: A002 - subprocess.run's name
                 timeout: float = 120) -> subprocess.CompletedProcess[str]:
         argv = [str(find_binary("kubectl")), f"--kubeconfig={self.kubeconfig}", *args]
-        out = subprocess.run(argv, capture_output=True, text=True, input=input, timeout=timeout)
+        out = subprocess.run(argv, capture_output=True, text=True, input=input, timeout=timeout, check=False)
         if check and out.returncode != 0:
             raise ClusterError(f"kubectl {' '.join(args)} failed ({out.returncode}): {out.stderr.strip()}")
         return out
 
     def helm(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "HELM_CACHE_HOME": str(self.data / "helm" / "cache"),
-               "HELM_CONFIG_HOME": str(self.data / "helm" / "config"), "HELM_DATA_HOME": str(self.data / "helm" / "data")}
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "HELM_CACHE_HOME": str(self.data / "helm" / "cache"),
+            "HELM_CONFIG_HOME": str(self.data / "helm" / "config"),
+            "HELM_DATA_HOME": str(self.data / "helm" / "data"),
+        }
         out = subprocess.run([str(find_binary("helm")), *args], capture_output=True, text=True, env=env,
-                             timeout=timeout)
+                             timeout=timeout, check=False)
         if check and out.returncode != 0:
             raise ClusterError(f"helm {' '.join(args)} failed ({out.returncode}): {out.stderr.strip()}")
         return out

@@ -2,6 +2,7 @@
 kube-apiserver, kube-controller-manager, kube-scheduler, then kube-proxy (nftables) and CoreDNS."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -114,9 +115,19 @@ def component_argv(name: str, layout: Layout) -> list[str]:
                 "--metrics-bind-address=127.0.0.1:10249", "--healthz-bind-address=127.0.0.1:10256",
                 "--conntrack-max-per-core=0", "--v=1"]
     if name == "node-agent":
-        return [sys.executable, "-m", "localkube.node", f"--data={d / 'node'}", f"--pki={pki}", f"--server={IN_NODE_API}", f"--node-name={NODE_NAME}",
-                f"--node-ip={NODE_IP}", f"--pod-cidr={NODE_POD_CIDR}", f"--dns-ip={DNS_SERVICE_IP}",
-                f"--domain={DOMAIN}"]
+        return [
+            sys.executable,
+            "-m",
+            "localkube.node",
+            f"--data={d / 'node'}",
+            f"--pki={pki}",
+            f"--server={IN_NODE_API}",
+            f"--node-name={NODE_NAME}",
+            f"--node-ip={NODE_IP}",
+            f"--pod-cidr={NODE_POD_CIDR}",
+            f"--dns-ip={DNS_SERVICE_IP}",
+            f"--domain={DOMAIN}",
+        ]
     if name == "coredns":
         corefile = layout.data / "Corefile"
         return [str(find_binary("coredns")), "-conf", str(corefile)]
@@ -148,17 +159,13 @@ def stop_pids(pids: list[int], grace: float = 5.0) -> None:
     """SIGTERM, then SIGKILL after `grace` seconds; reaps our own children."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
             for pid in pids:
-                try:
+                with contextlib.suppress(ChildProcessError):
                     os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    pass
             if not any(alive(p) for p in pids):
                 return
             time.sleep(0.05)

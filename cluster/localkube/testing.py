@@ -34,7 +34,7 @@ def leftovers(cluster: Cluster) -> list[str]:
     # kube-proxy's nftables tables live in the node namespace; none may ever reach the root one.
     tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=False).stdout
     found += [f"root-namespace nftables {t}" for t in tables.splitlines() if "kube-proxy" in t]
-    out = subprocess.run(["pgrep", "-af", str(cluster.data)], capture_output=True, text=True)
+    out = subprocess.run(["pgrep", "-af", str(cluster.data)], capture_output=True, text=True, check=False)
     found += [f"process {ln}" for ln in out.stdout.splitlines() if "pgrep" not in ln]
     return found
 
@@ -47,7 +47,7 @@ def container_pid(cluster: Cluster, namespace: str, pod: str, container: str) ->
     return int(json.loads((cdir / f"{attempts[-1]}.state.json").read_text())["pid"])
 
 
-def wait_for(check, timeout: float = 60, what: str = "", interval: float = 0.5):  # noqa: ANN001, ANN201
+def wait_for(check, timeout: float = 60, what: str = "", interval: float = 0.5):
     """Poll `check` until it returns something truthy; its last value in the failure message."""
     deadline = time.monotonic() + timeout
     last = None
@@ -141,7 +141,7 @@ def cluster() -> Iterator[Cluster]:
         c.down(quiet=True, purge=True)
         left = leftovers(c)
         if os.environ.get("LOCALKUBE_KEEP_LOGS") is None:
-            subprocess.run(["rm", "-rf", str(data)])
+            subprocess.run(["rm", "-rf", str(data)], check=False)
         assert not left, f"the test session left behind: {left}"
 
 

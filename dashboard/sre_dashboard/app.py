@@ -8,6 +8,7 @@ Read-only: it lists and watches, never writes."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import threading
@@ -22,7 +23,7 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from kubernetes import watch
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -33,6 +34,7 @@ from sre_operator.detection.signals import Reader
 from . import views
 
 log = logging.getLogger("sre_dashboard")
+Obj = views.Obj
 STATIC = Path(__file__).parent / "static"
 
 
@@ -41,7 +43,7 @@ class DashboardSettings(BaseSettings):
 
     namespace: str = "shop"
     prometheus_url: str = "http://prometheus.observability:9090"
-    host: str = "0.0.0.0"
+    host: str = "0.0.0.0"  # noqa: S104 - a pod serves on its IP
     port: int = Field(8888, ge=1, le=65535)
     health_seconds: float = Field(5.0, gt=0, le=300)
 
@@ -51,9 +53,9 @@ class Hub:
     """Fans each message out to every open stream; keeps the last log lines and health reading
     for pages that connect later. `publish` may be called from any thread."""
     loop: asyncio.AbstractEventLoop
-    subscribers: set[asyncio.Queue] = field(default_factory=set)
-    log: deque = field(default_factory=lambda: deque(maxlen=300))
-    health: dict | None = None
+    subscribers: set[asyncio.Queue[Obj]] = field(default_factory=set)
+    log: deque[Obj] = field(default_factory=lambda: deque(maxlen=300))
+    health: Obj | None = None
 
     def publish(self, kind: str, data: Any) -> None:
         if kind == "log":
@@ -62,7 +64,7 @@ class Hub:
             self.health = data
         self.loop.call_soon_threadsafe(self._fanout, {"kind": kind, "data": data})
 
-    def _fanout(self, msg: dict) -> None:
+    def _fanout(self, msg: Obj) -> None:
         for q in list(self.subscribers):
             if q.qsize() < 1000:  # a stalled page loses messages, never the server's memory
                 q.put_nowait(msg)
@@ -77,20 +79,20 @@ class Sources:
         self.prom = prometheus_client(settings.prometheus_url, timeout=3)
         self.reader = Reader(self.kube, settings.namespace, settings.prometheus_url, timeout=3)
 
-    def health(self) -> dict:
+    def health(self) -> Obj:
         snap = PromSnapshot.take(self.prom, self.settings.prometheus_url, [self.settings.namespace], timeout=3)
         prom = snap.by_namespace.get(self.settings.namespace, {})
         out = views.service_map(prom, self.reader.workloads(), not snap.error)
         out["at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         return out
 
-    def incidents(self) -> list[dict]:
+    def incidents(self) -> list[Obj]:
         return self.kube.list_custom("incidents", self.settings.namespace)
 
-    def scenarios(self) -> list[dict]:
+    def scenarios(self) -> list[Obj]:
         return self.kube.list_custom("faultscenarios", self.settings.namespace)
 
-    def series(self, minutes: int) -> dict:
+    def series(self, minutes: int) -> Obj:
         """Error ratio and P95 per service over the last minutes (10 s steps) from Prometheus."""
         ns = self.settings.namespace
         api = f'namespace="{ns}",route=~"/api/.*"'
@@ -106,7 +108,7 @@ class Sources:
                                  f'gateway_http_request_duration_seconds_bucket{{{gw}}}[1m])))',
         }
         end = time.time()
-        out: dict[str, dict[str, list]] = {"errorRatio": {}, "p95Seconds": {}}
+        out: dict[str, dict[str, list[list[float]]]] = {"errorRatio": {}, "p95Seconds": {}}
         for key, q in queries.items():
             try:
                 result = self.prom.custom_query_range(q, start_time=_dt(end - minutes * 60), end_time=_dt(end),
@@ -122,13 +124,12 @@ class Sources:
         return {"series": out, "markers": views.markers(self.incidents(), self.scenarios())}
 
 
-def _dt(epoch: float):  # noqa: ANN202 - prometheus-api-client wants datetimes
-    import datetime as dt
-    return dt.datetime.fromtimestamp(epoch, tz=dt.timezone.utc)
+def _dt(epoch: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC)  # prometheus-api-client wants datetimes
 
 
-def _watch(stop: threading.Event, list_fn: Callable[..., Any], args: tuple, on_event: Callable[[str, dict], None],
-           what: str) -> None:
+def _watch(stop: threading.Event, list_fn: Callable[..., Any], args: tuple[Any, ...],
+           on_event: Callable[[str, Obj], None], what: str) -> None:
     """Follows one kind of object: list, then watch from that resourceVersion; after an error or
     an expired version, waits a little and lists again. Each object is passed as a plain dict."""
     while not stop.is_set():
@@ -158,16 +159,16 @@ def start_watchers(hub: Hub, sources: Sources, stop: threading.Event) -> list[th
     ns, kube = sources.settings.namespace, sources.kube
     seen_events: dict[str, str] = {}
 
-    def on_incident(kind: str, obj: dict) -> None:
+    def on_incident(kind: str, obj: Obj) -> None:
         hub.publish("incident", {"event": kind, **views.incident_row(obj)})
 
-    def on_scenario(kind: str, obj: dict) -> None:
+    def on_scenario(kind: str, obj: Obj) -> None:
         st = obj.get("status") or {}
         hub.publish("scenario", {"event": kind, "name": obj["metadata"]["name"], "type": obj["spec"].get("type"),
                                  "phase": st.get("phase"), "message": st.get("message", ""),
                                  "injectedAt": st.get("injectedAt"), "revertedAt": st.get("revertedAt")})
 
-    def on_event(kind: str, obj: dict) -> None:
+    def on_event(kind: str, obj: Obj) -> None:
         line = views.log_line(obj)
         if line is None or kind == "DELETED":
             return
@@ -187,7 +188,8 @@ def start_watchers(hub: Hub, sources: Sources, stop: threading.Event) -> list[th
 
     threads = [
         threading.Thread(target=_watch, args=(stop, kube.custom.list_namespaced_custom_object,
-                                              (GROUP, VERSION, ns, "incidents"), on_incident, "incidents"), daemon=True),
+                                              (GROUP, VERSION, ns, "incidents"), on_incident, "incidents"),
+                         daemon=True),
         threading.Thread(target=_watch, args=(stop, kube.custom.list_namespaced_custom_object,
                                               (GROUP, VERSION, ns, "faultscenarios"), on_scenario, "faultscenarios"),
                          daemon=True),
@@ -222,7 +224,7 @@ def create_app(settings: DashboardSettings | None = None, sources: Sources | Non
         return FileResponse(STATIC / "index.html")
 
     @app.get("/healthz")
-    async def healthz() -> dict:
+    async def healthz() -> Obj:
         return {"status": "ok"}
 
     @app.get("/api/state")
@@ -256,7 +258,7 @@ def create_app(settings: DashboardSettings | None = None, sources: Sources | Non
     @app.get("/api/stream")
     async def api_stream() -> StreamingResponse:
         hub: Hub = state["hub"]
-        queue: asyncio.Queue = asyncio.Queue()
+        queue: asyncio.Queue[Obj] = asyncio.Queue()
         hub.subscribers.add(queue)
 
         async def events() -> AsyncIterator[str]:
@@ -267,7 +269,7 @@ def create_app(settings: DashboardSettings | None = None, sources: Sources | Non
                 while True:
                     try:
                         msg = await asyncio.wait_for(queue.get(), timeout=15)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         yield ": keep-alive\n\n"
                         continue
                     yield f"event: {msg['kind']}\ndata: {json.dumps(msg['data'])}\n\n"

@@ -8,6 +8,10 @@ from typing import Any
 
 from sre_operator.detection.detector import Thresholds
 
+# A Kubernetes object or a Prometheus reading, as JSON.
+Obj = dict[str, Any]
+DEFAULT_THRESHOLDS = Thresholds()
+
 NODES = ("gateway", "order", "product", "payment")
 EDGES = (("gateway", "order"), ("gateway", "product"), ("gateway", "payment"), ("order", "product"),
          ("order", "payment"))
@@ -15,7 +19,7 @@ OPEN = {"Detected", "Triaging", "Planning", "AwaitingApproval", "Mitigating", "V
 
 
 def node_health(name: str, prom: dict[str, Any] | None, work: dict[str, Any] | None,
-                prometheus_ok: bool, t: Thresholds = Thresholds()) -> dict[str, Any]:
+                prometheus_ok: bool, t: Thresholds = DEFAULT_THRESHOLDS) -> dict[str, Any]:
     """One node of the map: its figures and a status: `down` (no ready pod, or scaled to 0),
     `degraded` (errors or P95 over the SLO), `ok`, or `unknown` (no figures: never shown as ok)."""
     prom, work = prom or {}, work or {}
@@ -46,24 +50,25 @@ def node_health(name: str, prom: dict[str, Any] | None, work: dict[str, Any] | N
     return node
 
 
-def service_map(prom: dict[str, dict], work: dict[str, dict], prometheus_ok: bool,
-                t: Thresholds = Thresholds()) -> dict[str, Any]:
+def service_map(prom: dict[str, Obj], work: dict[str, Obj], prometheus_ok: bool,
+                t: Thresholds = DEFAULT_THRESHOLDS) -> dict[str, Any]:
     nodes = [node_health(n, prom.get(n), work.get(n), prometheus_ok, t) for n in NODES]
     return {"nodes": nodes, "edges": [{"from": a, "to": b} for a, b in EDGES], "prometheus": prometheus_ok}
 
 
-def incident_row(inc: dict) -> dict[str, Any]:
+def incident_row(inc: Obj) -> dict[str, Any]:
     spec, st, meta = inc.get("spec") or {}, inc.get("status") or {}, inc["metadata"]
     return {"name": meta["name"], "service": spec.get("service"), "symptom": spec.get("symptom"),
             "summary": spec.get("summary", ""), "phase": st.get("phase") or "Detected",
             "open": (st.get("phase") or "Detected") in OPEN, "attempts": st.get("attempts", 0),
             "timeToDetect": st.get("timeToDetect"), "timeToMitigate": st.get("timeToMitigate"),
             "detectedAt": st.get("detectedAt") or meta.get("creationTimestamp"),
-            "mitigatedAt": st.get("mitigatedAt"), "resolvedAt": st.get("resolvedAt"), "planner": (st.get("diagnosis") or {}).get("planner"),
+            "mitigatedAt": st.get("mitigatedAt"), "resolvedAt": st.get("resolvedAt"),
+            "planner": (st.get("diagnosis") or {}).get("planner"),
             "message": st.get("message", "")}
 
 
-def incident_detail(inc: dict) -> dict[str, Any]:
+def incident_detail(inc: Obj) -> dict[str, Any]:
     """Everything the pipeline recorded, in the order it happened: phases, symptoms, diagnosis,
     plan, each action with its result and undo record, validation before/after, LLM usage."""
     st = inc.get("status") or {}
@@ -76,22 +81,21 @@ def incident_detail(inc: dict) -> dict[str, Any]:
                       "title": f"{a.get('type')} {str(target.get('kind', '')).lower()}/{target.get('name')}",
                       "text": f"{a.get('outcome')}: {a.get('message', '')}", "attempt": a.get("attempt"),
                       "undo": a.get("undo") or None})
-    for v in st.get("validation") or []:
-        if "verdict" in v or "after" in v:
-            steps.append({"at": v.get("at"), "kind": "validation",
-                          "title": f"attempt {v.get('attempt')}: {v.get('verdict', 'measuring')}"
-                                   + (" (passed)" if v.get("passed") else ""),
-                          "text": v.get("message", ""), "before": v.get("before"), "after": v.get("after")})
-    for u in st.get("undoLog") or []:
-        steps.append({"at": u.get("at"), "kind": "undo", "title": f"undo {u.get('action')} {u.get('target')}",
-                      "text": f"{u.get('outcome')}: {u.get('message', '')}"})
+    steps.extend({"at": v.get("at"), "kind": "validation",
+                  "title": f"attempt {v.get('attempt')}: {v.get('verdict', 'measuring')}"
+                           + (" (passed)" if v.get("passed") else ""),
+                  "text": v.get("message", ""), "before": v.get("before"), "after": v.get("after")}
+                 for v in st.get("validation") or [] if "verdict" in v or "after" in v)
+    steps.extend({"at": u.get("at"), "kind": "undo", "title": f"undo {u.get('action')} {u.get('target')}",
+                  "text": f"{u.get('outcome')}: {u.get('message', '')}"}
+                 for u in st.get("undoLog") or [])
     steps.sort(key=lambda s: s.get("at") or "")
     return {**row, "symptoms": st.get("symptoms") or [], "triageSummary": st.get("triageSummary", ""),
             "diagnosis": st.get("diagnosis") or {}, "plan": st.get("plan") or {}, "llm": st.get("llm") or {},
             "conditions": st.get("conditions") or [], "steps": steps}
 
 
-def log_line(event: dict) -> dict[str, Any] | None:
+def log_line(event: Obj) -> dict[str, Any] | None:
     """A Kubernetes Event about an Incident or a FaultScenario as a line of the agents' log."""
     obj = event.get("involvedObject") or event.get("regarding") or {}
     if obj.get("kind") not in ("Incident", "FaultScenario"):
@@ -103,7 +107,7 @@ def log_line(event: dict) -> dict[str, Any] | None:
             "uid": (event.get("metadata") or {}).get("uid")}
 
 
-def markers(incidents: list[dict], scenarios: list[dict]) -> list[dict[str, Any]]:
+def markers(incidents: list[Obj], scenarios: list[Obj]) -> list[dict[str, Any]]:
     """Moments to mark on the charts: faults injected and reverted, incidents detected, mitigated
     and resolved (ISO times; the page places them on its time axis)."""
     out = []

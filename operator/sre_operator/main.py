@@ -11,11 +11,15 @@ import socket
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, cast
 from urllib.parse import urlparse
 
 import kopf
 
 from .adapters import kube
+
+if TYPE_CHECKING:
+    from kopf._core.engines.peering import Identity  # kopf.run's type for `identity`, not re-exported
 
 HANDLER_MODULES = ("sre_operator.handlers.faultscenarios", "sre_operator.handlers.incidents")
 
@@ -45,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     kopf.configure(verbose="--verbose" in argv)
     # The identity is the pod's name: kopf's default asks the password database for the user,
     # which an arbitrary runAsUser does not have.
-    identity = f"sre-operator@{socket.gethostname()}/{os.getpid()}"
+    identity = cast("Identity", f"sre-operator@{socket.gethostname()}/{os.getpid()}")
     elector = None
     if "--leader-election" in argv:
         from .adapters.lease import LeaderElector

@@ -14,7 +14,8 @@ class TemplateError(ValueError):
 
 
 def render_config(*, listen: str, order: str, product: str, payment: str, access_log: str,
-                  run_dir: str = "/tmp", template: Path = TEMPLATE) -> str:
+                  run_dir: str = "/tmp",  # noqa: S108 - NGINX's pid and temp files, in the pod's own /tmp
+                  template: Path = TEMPLATE) -> str:
     """Fill the template. `listen` is NGINX's `listen` value (`8080`, `127.0.0.1:8080`);
     `order`/`product`/`payment` are `host:port` upstreams; `run_dir` holds the pid and temp files."""
     values = {"@@LISTEN_PORT@@": listen, "@@RUN_DIR@@": run_dir, "@@ORDER_UPSTREAM@@": order,

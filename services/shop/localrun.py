@@ -23,9 +23,9 @@ def _can_bind(port: int) -> bool:
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", port))
-            return True
         except OSError:
             return False
+        return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,11 +80,12 @@ Ctrl-C stops everything.""", flush=True)
     try:
         while all(p.alive for p in started):
             time.sleep(1)
+    except KeyboardInterrupt:
+        return 0
+    else:
         dead = [p.name for p in started if not p.alive]
         print(f"localrun: {', '.join(dead)} exited; stopping", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 0
     finally:
         for p in reversed(started):
             p.stop()

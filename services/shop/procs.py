@@ -34,21 +34,21 @@ class ManagedProcess:
         self.health_url = health_url
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "ManagedProcess":
+    def start(self) -> ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
         env = {**os.environ, **(self.env or {})}
-        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)
-        log.close()
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                         start_new_session=True)
         return self
 
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def wait_healthy(self, timeout: float = 30.0) -> "ManagedProcess":
-        assert self.health_url, f"{self.name} has no health URL"
+    def wait_healthy(self, timeout: float = 30.0) -> ManagedProcess:
+        if not self.health_url:
+            raise ValueError(f"{self.name} has no health URL")
         deadline = time.monotonic() + timeout
         last: object = None
         while time.monotonic() < deadline:
@@ -67,9 +67,8 @@ class ManagedProcess:
                            f"log:\n{self.log_tail()}")
 
     def stop(self, timeout: float = 10.0) -> None:
-        if not self.alive:
+        if not self.alive or self.proc is None:
             return
-        assert self.proc is not None
         try:
             os.killpg(self.proc.pid, signal.SIGTERM)
             self.proc.wait(timeout)
@@ -98,8 +97,16 @@ def gateway(port: int, work_dir: Path, *, order: str, product: str, payment: str
     """NGINX (Debian's binary) with the rendered gateway config, on 127.0.0.1:port."""
     work_dir.mkdir(parents=True, exist_ok=True)
     conf = work_dir / "nginx.conf"
-    conf.write_text(render_config(listen=f"127.0.0.1:{port}", run_dir=str(work_dir), order=order, product=product, payment=payment,
-                                  access_log=str(work_dir / "access.json")))
+    conf.write_text(
+        render_config(
+            listen=f"127.0.0.1:{port}",
+            run_dir=str(work_dir),
+            order=order,
+            product=product,
+            payment=payment,
+            access_log=str(work_dir / "access.json"),
+        )
+    )
     argv = [NGINX, "-e", "/dev/stderr", "-p", str(work_dir), "-c", str(conf), "-g", "daemon off;"]
     return ManagedProcess("gateway", argv, work_dir / "nginx.log", None, f"http://127.0.0.1:{port}/nginx-health")
 

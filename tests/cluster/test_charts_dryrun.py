@@ -8,12 +8,25 @@ from localkube.cluster import Cluster
 from localkube.testing import ROOT
 
 
-@pytest.mark.parametrize("chart,values", [
-    ("shop", []),
-    ("shop", ["--set", "persistence.enabled=false", "--set", "faultHooks=true", "--set", "gateway.service.type=ClusterIP"]),
-    ("observability", []),
-    ("observability", ["--set", "cadvisor.enabled=false"]),
-])
+@pytest.mark.parametrize(
+    ("chart", "values"),
+    [
+        ("shop", []),
+        (
+            "shop",
+            [
+                "--set",
+                "persistence.enabled=false",
+                "--set",
+                "faultHooks=true",
+                "--set",
+                "gateway.service.type=ClusterIP",
+            ],
+        ),
+        ("observability", []),
+        ("observability", ["--set", "cadvisor.enabled=false"]),
+    ],
+)
 def test_rendered_manifests_pass_a_server_side_dry_run(cluster: Cluster, namespace: str, chart: str,
                                                        values: list[str]) -> None:
     rendered = cluster.helm("template", "rel", str(ROOT / "charts" / chart), "--namespace", namespace, *values).stdout

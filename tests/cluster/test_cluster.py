@@ -31,10 +31,10 @@ def test_kubernetes_service_points_at_the_node_ip(cluster: Cluster) -> None:
 
 
 def test_the_root_namespace_gets_only_loopback_listeners(cluster: Cluster) -> None:
-    out = subprocess.run(["ss", "-Htlnp"], capture_output=True, text=True).stdout
+    out = subprocess.run(["ss", "-Htlnp"], capture_output=True, text=True, check=False).stdout
     ours = [ln for ln in out.splitlines() if f":{cluster.api_port} " in ln]
     assert ours and all("127.0.0.1:" in ln for ln in ours)
-    addrs = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
+    addrs = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True, check=False).stdout
     assert cp.NODE_IP not in addrs and "10.244." not in addrs
 
 
@@ -72,9 +72,12 @@ def test_cluster_dns_and_a_cluster_ip_work_from_a_pod_namespace(cluster: Cluster
     pod_ns = _pod_like_namespace(cluster, "p1", "10.244.0.200")
     client_ns = _pod_like_namespace(cluster, "p2", "10.244.0.201")
     (tmp_path / "hello.txt").write_text("hello from the pod\n")
-    server = subprocess.Popen(netns.nsenter(pod_ns) + ["python3", "-m", "http.server", "8080", "--bind",
-                                                       "10.244.0.200"], cwd=tmp_path, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [*netns.nsenter(pod_ns), "python3", "-m", "http.server", "8080", "--bind", "10.244.0.200"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         cluster.apply(f"""
 apiVersion: v1
@@ -96,7 +99,9 @@ endpoints: [{{addresses: ["10.244.0.200"], conditions: {{ready: true}}}}]
         cluster_ip = cluster.kubectl("get", "svc", "hello", "-n", namespace, "-o", "jsonpath={.spec.clusterIP}").stdout
 
         def in_pod(*argv: str) -> str:
-            return subprocess.run(netns.nsenter(client_ns) + list(argv), capture_output=True, text=True).stdout
+            return subprocess.run(
+                netns.nsenter(client_ns) + list(argv), capture_output=True, text=True, check=False
+            ).stdout
 
         import time
         deadline = time.monotonic() + 30

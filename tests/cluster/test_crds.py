@@ -26,7 +26,7 @@ def test_examples_are_accepted_and_listed_with_printer_columns(crds: Cluster, na
                         "jsonpath={.spec.mode}").stdout == "one"
 
 
-@pytest.mark.parametrize("spec,message", [
+@pytest.mark.parametrize(("spec", "message"), [
     ("  type: disk-full\n  target: {name: payment}\n", 'Unsupported value: "disk-full"'),
     ("  type: payment-crash\n  target: {name: payment}\n  duration: -5m\n", "spec.duration"),
     ("  type: payment-crash\n", "spec.target: Required value"),
@@ -44,7 +44,14 @@ def test_invalid_fault_scenarios_are_rejected_with_a_clear_message(crds: Cluster
 
 
 def test_target_cannot_change_after_creation(crds: Cluster, namespace: str) -> None:
-    crds.kubectl("apply", "-n", namespace, "-f", "-", input=fs("s", "  type: payment-crash\n  target: {name: payment}\n"))
+    crds.kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        input=fs("s", "  type: payment-crash\n  target: {name: payment}\n"),
+    )
     out = crds.kubectl("apply", "-n", namespace, "-f", "-", check=False,
                        input=fs("s", "  type: payment-crash\n  target: {name: order}\n"))
     assert out.returncode != 0 and "cannot change once the scenario exists" in out.stderr
@@ -68,14 +75,14 @@ def test_incident_status_is_a_subresource_and_validated(crds: Cluster, namespace
 HUGE = "a" * 70000
 
 
-@pytest.mark.parametrize("doc,message", [
+@pytest.mark.parametrize(("doc", "message"), [
     (fs("huge-name", f"  type: payment-crash\n  target: {{name: {'a' * 300}}}\n"), "spec.target.name: Too long"),
     (fs("huge-config", f"  type: bad-gateway-config\n  target: {{kind: ConfigMap, name: gw}}\n"
                        f"  parameters: {{config: {HUGE}}}\n"), "spec.parameters.config: Too long"),
     (fs("many-env", "  type: bad-env\n  target: {name: order}\n  parameters:\n    env: {"
                     + ", ".join(f"V{i}: x" for i in range(20)) + "}\n"), "spec.parameters.env: Too many"),
-    ("apiVersion: sre.stratus.dev/v1alpha1\nkind: Incident\nmetadata: {name: huge}\n"
-     f"spec: {{service: payment, symptom: latency, summary: {HUGE}}}\n", "spec.summary: Too long"),
+    (("apiVersion: sre.stratus.dev/v1alpha1\nkind: Incident\nmetadata: {name: huge}\n"
+      f"spec: {{service: payment, symptom: latency, summary: {HUGE}}}\n"), "spec.summary: Too long"),
 ])
 def test_huge_strings_are_rejected_by_the_schema(crds: Cluster, namespace: str, doc: str, message: str) -> None:
     out = crds.kubectl("apply", "-n", namespace, "-f", "-", input=doc, check=False)

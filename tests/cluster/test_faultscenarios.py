@@ -94,8 +94,13 @@ def test_bad_gateway_config_gives_502_until_the_scenario_is_deleted(
                                "-o", "jsonpath={.data.nginx\\.conf}").stdout
     original = config()
     with operator(cluster, monkeypatch):
-        apply_fs(cluster, shop, "badgw", "  type: bad-gateway-config\n  target: {kind: ConfigMap, name: gateway-config}\n"
-                                        "  duration: 10m\n")
+        apply_fs(
+            cluster,
+            shop,
+            "badgw",
+            "  type: bad-gateway-config\n  target: {kind: ConfigMap, name: gateway-config}\n"
+            "  duration: 10m\n",
+        )
         wait_for(lambda: phase(cluster, shop, "badgw") == "Injected", 30, "Injected")
         assert config() != original and ":5999" in config()
         rolled_out(cluster, shop, "gateway")
@@ -134,8 +139,18 @@ def test_a_scenario_that_cannot_be_injected_fails_with_a_reason(
         cluster: Cluster, shop: str, monkeypatch: pytest.MonkeyPatch) -> None:
     with operator(cluster, monkeypatch):
         apply_fs(cluster, shop, "ghost", "  type: payment-crash\n  target: {name: no-such-deployment}\n")
-        apply_fs(cluster, shop, "elsewhere", "  type: payment-crash\n  target: {name: payment, namespace: kube-system}\n")
-        apply_fs(cluster, shop, "wrongkind", "  type: payment-crash\n  target: {kind: ConfigMap, name: gateway-config}\n")
+        apply_fs(
+            cluster,
+            shop,
+            "elsewhere",
+            "  type: payment-crash\n  target: {name: payment, namespace: kube-system}\n",
+        )
+        apply_fs(
+            cluster,
+            shop,
+            "wrongkind",
+            "  type: payment-crash\n  target: {kind: ConfigMap, name: gateway-config}\n",
+        )
         for name, words in (("ghost", "no object matches"), ("elsewhere", "not the scenario's"),
                             ("wrongkind", "targets a Deployment")):
             wait_for(lambda n=name: phase(cluster, shop, n) == "Failed", 30, f"{name} Failed")

@@ -101,8 +101,8 @@ spec:
     assert pod["status"]["hostIP"] == cp.NODE_IP and pod["status"]["phase"] == "Running"
     out = logs(cluster, namespace, "web")
     assert "hostname web" in out
-    assert f"resolv nameserver {cp.DNS_SERVICE_IP} search {namespace}.svc.cluster.local svc.cluster.local " \
-           "cluster.local options ndots:5" in out
+    assert (f"resolv nameserver {cp.DNS_SERVICE_IP} search {namespace}.svc.cluster.local svc.cluster.local "
+            "cluster.local options ndots:5") in out
     # MY_POD is defined after GREETING: as on a kubelet, $(MY_POD) stays unexpanded.
     assert f"env hello $(MY_POD) v1 web {ip} {cp.KUBERNETES_SERVICE_IP}" in out
     assert "uid 10001 10001 [2000]" in out
@@ -219,7 +219,8 @@ spec:
   containers:
   - name: main
     image: busybox
-    command: ["sh", "-c", "touch /tmp/alive; sleep 3; touch /tmp/ready; sleep 3; rm /tmp/ready; sleep 3; rm /tmp/alive; sleep 3600"]
+    command: ["sh", "-c",
+              "touch /tmp/alive; sleep 3; touch /tmp/ready; sleep 3; rm /tmp/ready; sleep 3; rm /tmp/alive; sleep 3600"]
     readinessProbe: {{exec: {{command: ["cat", "/tmp/ready"]}}, periodSeconds: 1, failureThreshold: 1}}
     livenessProbe: {{exec: {{command: ["cat", "/tmp/alive"]}}, periodSeconds: 1, failureThreshold: 2}}
     volumeMounts: [{{name: tmp, mountPath: /tmp}}]
@@ -302,7 +303,8 @@ kind: Pod
 metadata: {{name: keeper, namespace: {namespace}}}
 spec:
   containers:
-  - {{name: main, image: python:3.11, command: ["python3", "-u", "-c", "import time\\nwhile True: print('tick'); time.sleep(0.5)"]}}
+  - {{name: main, image: python:3.11,
+     command: ["python3", "-u", "-c", "import time\\nwhile True: print('tick'); time.sleep(0.5)"]}}
 """)
     wait_for(lambda: ready(cluster, namespace, "keeper"), 60, "Ready")
     pid = container_pid(cluster, namespace, "keeper", "main")
@@ -325,7 +327,8 @@ kind: Pod
 metadata: {{name: talker, namespace: {namespace}}}
 spec:
   containers:
-  - {{name: main, image: busybox, command: ["sh", "-c", "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.2; done"]}}
+  - {{name: main, image: busybox,
+     command: ["sh", "-c", "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.2; done"]}}
 """)
     wait_for(lambda: "line 3" in logs(cluster, namespace, "talker"), 60, "some lines")
     argv = [str(find_binary("kubectl")), f"--kubeconfig={cluster.kubeconfig}", "logs", "-f", "talker",
@@ -383,8 +386,9 @@ metadata: {{name: writer, namespace: {namespace}}}
 spec:
   securityContext: {{runAsUser: 10001, fsGroup: 10001}}
   containers:
-  - {{name: main, image: busybox, command: ["sh", "-c", "cat /data/count 2>/dev/null; echo x >> /data/count; sleep 3600"],
-      volumeMounts: [{{name: d, mountPath: /data}}]}}
+  - {{name: main, image: busybox,
+     command: ["sh", "-c", "cat /data/count 2>/dev/null; echo x >> /data/count; sleep 3600"],
+     volumeMounts: [{{name: d, mountPath: /data}}]}}
   volumes: [{{name: d, persistentVolumeClaim: {{claimName: {claim}}}}}]
 """
     cluster.apply(f"""

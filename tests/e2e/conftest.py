@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from localkube.cluster import Cluster
 from localkube.testing import shop_namespace
 

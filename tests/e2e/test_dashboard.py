@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 from kopf.testing import KopfRunner
+
 from localkube.cluster import Cluster
 from localkube.testing import Traffic, wait_for
 from shop.procs import free_port
-
 from tests.e2e.conftest import OPERATOR_ARGS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,6 +54,7 @@ def _up(url: str) -> bool:
 def test_a_person_watches_the_agents_find_and_fix_a_fault(cluster: Cluster, shop: str, dashboard: str,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from playwright.sync_api import sync_playwright
+
     from sre_operator.adapters import kube
     for k, v in {"KUBECONFIG": str(cluster.kubeconfig), "SRE_OPERATOR_WATCH_NAMESPACES": shop,
                  "SRE_OPERATOR_PROMETHEUS_URL": f"http://127.0.0.1:{cluster.host_port(30090)}",
@@ -74,8 +75,10 @@ def test_a_person_watches_the_agents_find_and_fix_a_fault(cluster: Cluster, shop
             page.wait_for_selector('g.node[data-service="product"][data-status="ok"]', timeout=90_000)
             wait_for(lambda: cluster.kubectl("get", "configmap", "sre-operator-known-good", "-n", shop,
                                              check=False).returncode == 0, 90, "a healthy reading")
-            cluster.apply(f"apiVersion: sre.stratus.dev/v1alpha1\nkind: FaultScenario\nmetadata: {{name: zero, "
-                          f"namespace: {shop}}}\nspec: {{type: scale-to-zero, target: {{name: product}}, duration: 10m}}\n")
+            cluster.apply(
+                f"apiVersion: sre.stratus.dev/v1alpha1\nkind: FaultScenario\nmetadata: {{name: zero, "
+                f"namespace: {shop}}}\nspec: {{type: scale-to-zero, target: {{name: product}}, duration: 10m}}\n"
+            )
             # Seen without reloading: product down, the scenario, an incident, then Resolved.
             page.wait_for_selector('g.node[data-service="product"][data-status="down"]', timeout=30_000)
             page.wait_for_selector('#scenarios li[data-scenario="zero"]', timeout=30_000)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+
 from localkube.cluster import Cluster
 from localkube.testing import Traffic, wait_for
 from shop.procs import free_port

@@ -11,9 +11,9 @@ from contextlib import contextmanager
 
 import pytest
 from kopf.testing import KopfRunner
+
 from localkube.cluster import Cluster
 from localkube.testing import Traffic, wait_for
-
 from tests.e2e.conftest import OPERATOR_ARGS
 from tests.fake_llm import FakeLlm, evidence_of, plan_reply
 

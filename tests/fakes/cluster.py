@@ -89,7 +89,7 @@ class MemoryCluster:
 
     def __init__(self, start: dt.datetime | None = None) -> None:
         self.objects: dict[tuple[str, str, str], Obj] = {}
-        self.now = start or dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
+        self.now = start or dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
         self.versions = itertools.count(1)
         self.writes: list[tuple[str, str, str, object]] = []
         self.pod_logs: dict[tuple[str, str], str] = {}
@@ -135,7 +135,10 @@ class MemoryCluster:
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
         if not meta.get("name") and meta.get("generateName"):
-            meta["name"] = meta["generateName"] + hashlib.sha1(str(next(self.versions)).encode()).hexdigest()[:5]
+            meta["name"] = (
+                meta["generateName"]
+                + hashlib.sha1(str(next(self.versions)).encode(), usedforsecurity=False).hexdigest()[:5]
+            )
         key = (kind, namespace, meta["name"])
         if key in self.objects:
             raise ClusterError(409, f"{kind} {namespace}/{meta['name']} already exists")
@@ -208,7 +211,7 @@ class MemoryCluster:
 
     def _reconcile(self, ns: str, name: str, dep: Obj) -> None:
         template = dep["spec"]["template"]
-        digest = hashlib.sha1(json.dumps(template, sort_keys=True).encode()).hexdigest()[:10]
+        digest = hashlib.sha1(json.dumps(template, sort_keys=True).encode(), usedforsecurity=False).hexdigest()[:10]
         mine = [o for (k, n, _), o in self.objects.items() if k == "ReplicaSet" and n == ns
                 and any(r.get("name") == name for r in o["metadata"].get("ownerReferences") or [])]
         current = next((r for r in mine if r["metadata"]["labels"].get("pod-template-hash") == digest), None)
@@ -226,8 +229,16 @@ class MemoryCluster:
         rev = current["metadata"]["annotations"][REVISION]
         self.objects[("Deployment", ns, name)]["metadata"].setdefault("annotations", {})[REVISION] = rev
         want = int(dep["spec"].get("replicas", 1))
-        pods = [o for (k, n, _), o in self.objects.items() if k == "Pod" and n == ns
-                and any(r.get("name") == current["metadata"]["name"] for r in o["metadata"].get("ownerReferences") or [])]
+        pods = [
+            o
+            for (k, n, _), o in self.objects.items()
+            if k == "Pod"
+            and n == ns
+            and any(
+                r.get("name") == current["metadata"]["name"]
+                for r in o["metadata"].get("ownerReferences") or []
+            )
+        ]
         # The old ReplicaSets' pods go; the current one's pods come, Ready unless the Deployment is broken.
         for (k, n, pname), o in list(self.objects.items()):
             if k == "Pod" and n == ns and o["metadata"]["labels"].get("app.kubernetes.io/name") == name \

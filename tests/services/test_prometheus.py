@@ -62,8 +62,8 @@ def test_error_ratio_and_p95_match_what_the_test_caused(prometheus, tmp_path: Pa
             assert httpx.get(f"{errors}/api/products").status_code == 503
         with ThreadPoolExecutor(10) as pool:
             for job in ("slow", "fast"):
-                codes = list(pool.map(lambda _: httpx.get(f"http://127.0.0.1:{ports[job]}/api/products",
-                                                          timeout=10).status_code, range(20)))
+                url = f"http://127.0.0.1:{ports[job]}/api/products"
+                codes = list(pool.map(lambda _, url=url: httpx.get(url, timeout=10).status_code, range(20)))
                 assert codes == [200] * 20
 
         api = 'route=~"/api/.*"'

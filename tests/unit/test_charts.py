@@ -17,7 +17,7 @@ CHARTS = ["shop", "observability", "sre-operator"]
 
 
 def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    out = subprocess.run([str(find_binary("helm")), *args], capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run([str(find_binary("helm")), *args], capture_output=True, text=True, cwd=ROOT, check=False)
     if check:
         assert out.returncode == 0, out.stderr
     return out
@@ -45,7 +45,10 @@ def test_shop_renders_services_with_probes_limits_storage_and_scrape_annotations
     # The load generator idles until a real-overload scenario scales it, and is not part of the shop.
     assert deployments["loadgen"]["spec"]["replicas"] == 0
     assert "app.kubernetes.io/part-of" not in deployments["loadgen"]["metadata"]["labels"]
-    product_env = {e["name"]: e["value"] for e in deployments["product"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    product_env = {
+        e["name"]: e["value"]
+        for e in deployments["product"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     assert (product_env["SHOP_DB_POOL_SIZE"], product_env["SHOP_DB_QUERY_MS"]) == ("2", "40")
     assert set(by_kind(docs, "PersistentVolumeClaim")) == {"order-data", "product-data", "payment-data"}
     for name, port in (("order", 5001), ("product", 5002), ("payment", 5003)):
@@ -59,7 +62,10 @@ def test_shop_renders_services_with_probes_limits_storage_and_scrape_annotations
         assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(port)
         assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
         assert {"name": "SHOP_DB_PATH", "value": f"/data/{name}.db"} in c["env"]
-    order_env = {e["name"]: e["value"] for e in deployments["order"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    order_env = {
+        e["name"]: e["value"]
+        for e in deployments["order"]["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     assert order_env["SHOP_PAYMENT_URL"] == "http://payment:5003"
     gw = by_kind(docs, "Service")["gateway"]["spec"]
     assert gw["type"] == "NodePort" and gw["ports"][0]["nodePort"] == 30080
@@ -80,7 +86,7 @@ def test_gateway_config_is_valid_for_nginx(tmp_path: Path) -> None:
     conf = conf.replace("/tmp/nginx", f"{tmp_path}/nginx")
     (tmp_path / "nginx.conf").write_text(conf)
     out = subprocess.run(["/usr/sbin/nginx", "-t", "-e", "/dev/stderr", "-p", str(tmp_path), "-c",
-                          str(tmp_path / "nginx.conf")], capture_output=True, text=True)
+                          str(tmp_path / "nginx.conf")], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
 
 
@@ -106,7 +112,7 @@ def test_non_default_values() -> None:
     assert "nodePort" not in by_kind(docs, "Service")["gateway"]["spec"]["ports"][0]
 
 
-@pytest.mark.parametrize("chart,value,message", [
+@pytest.mark.parametrize(("chart", "value", "message"), [
     ("shop", "services.order.replicas=-1", "minimum"),
     ("shop", "gateway.service.nodePort=80", "minimum"),
     ("shop", "persistence.size=lots", "pattern"),
@@ -127,7 +133,10 @@ def test_observability_prometheus_discovers_annotated_pods_and_kubelet_cadvisor(
     jobs = {j["job_name"]: j for j in config["scrape_configs"]}
     assert jobs["kubernetes-pods"]["kubernetes_sd_configs"] == [{"role": "pod"}]
     keep = jobs["kubernetes-pods"]["relabel_configs"][0]
-    assert keep["source_labels"] == ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"] and keep["action"] == "keep"
+    assert (
+        keep["source_labels"] == ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"]
+        and keep["action"] == "keep"
+    )
     assert jobs["kubernetes-cadvisor"]["relabel_configs"][1]["replacement"] == "/api/v1/nodes/$1/proxy/metrics/cadvisor"
     rules = by_kind(docs, "ClusterRole")["ns-prometheus"]["rules"]
     assert {"apiGroups": [""], "resources": ["nodes/proxy", "nodes/metrics"], "verbs": ["get"]} in rules
@@ -160,7 +169,9 @@ def test_the_operator_chart_notes_say_what_it_watches_and_how_to_upgrade_crds() 
 
 @pytest.mark.parametrize("dockerfile", ["services/Dockerfile", "operator/Dockerfile"])
 def test_dockerfile_is_hadolint_clean(dockerfile: str) -> None:
-    out = subprocess.run([str(ROOT / ".venv/bin/hadolint"), dockerfile], capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(
+        [str(ROOT / ".venv/bin/hadolint"), dockerfile], capture_output=True, text=True, cwd=ROOT, check=False
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     text = (ROOT / dockerfile).read_text()
     assert "USER 10001" in text and "slim" in text
@@ -222,7 +233,7 @@ def test_the_operator_chart_ships_the_project_s_crds() -> None:
 
 def test_scripts_are_shellcheck_clean() -> None:
     scripts = [str(p) for p in (ROOT / "scripts").glob("*.sh")] + [str(ROOT / ".ci/run")]
-    out = subprocess.run([str(ROOT / ".venv/bin/shellcheck"), *scripts], capture_output=True, text=True)
+    out = subprocess.run([str(ROOT / ".venv/bin/shellcheck"), *scripts], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stdout
 
 
@@ -233,15 +244,25 @@ def test_kind_config_maps_the_published_ports() -> None:
 
 
 def test_every_shop_pod_takes_the_scheduling_values() -> None:
-    docs = render("shop", "--set-json", 'nodeSelector={"type":"kwok"}', "--set-json",
-                  'tolerations=[{"key":"k","operator":"Exists","effect":"NoSchedule"}]', "--set", "traffic.enabled=true")
+    docs = render(
+        "shop",
+        "--set-json",
+        'nodeSelector={"type":"kwok"}',
+        "--set-json",
+        'tolerations=[{"key":"k","operator":"Exists","effect":"NoSchedule"}]',
+        "--set",
+        "traffic.enabled=true",
+    )
     deployments = by_kind(docs, "Deployment")
     assert set(deployments) == {"order", "product", "payment", "gateway", "loadgen", "traffic"}
     for d in deployments.values():
         spec = d["spec"]["template"]["spec"]
         assert spec["nodeSelector"] == {"type": "kwok"}
         assert spec["tolerations"] == [{"key": "k", "operator": "Exists", "effect": "NoSchedule"}]
-    assert all("nodeSelector" not in d["spec"]["template"]["spec"] for d in by_kind(render("shop"), "Deployment").values())
+    assert all(
+        "nodeSelector" not in d["spec"]["template"]["spec"]
+        for d in by_kind(render("shop"), "Deployment").values()
+    )
 
 
 def test_jaeger_receives_spans_from_other_pods() -> None:

@@ -33,7 +33,7 @@ def walk(node: dict, path: str = "$"):
         yield from walk(node["additionalProperties"], f"{path}{{}}")
 
 
-@pytest.mark.parametrize("kind,short", [("FaultScenario", "fs"), ("Incident", "inc")])
+@pytest.mark.parametrize(("kind", "short"), [("FaultScenario", "fs"), ("Incident", "inc")])
 def test_crd_metadata(kind: str, short: str) -> None:
     doc = crd(kind)
     assert doc["apiVersion"] == "apiextensions.k8s.io/v1"
@@ -76,7 +76,7 @@ def test_examples_validate(path: Path) -> None:
     jsonschema.validate(doc, schema(doc["kind"]))
 
 
-@pytest.mark.parametrize("spec,why", [
+@pytest.mark.parametrize(("spec", "why"), [
     ({"type": "disk-full", "target": {"name": "payment"}}, "unknown type"),
     ({"type": "payment-crash", "target": {"name": "payment"}, "duration": "-5m"}, "negative duration"),
     ({"type": "payment-crash", "target": {"name": "payment"}, "duration": "soon"}, "not a duration"),

@@ -9,11 +9,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
+
 from sre_operator.domain import clock
 from sre_operator.domain.ports import ClusterError, Obj, PatchType
 from sre_operator.domain.vocabulary import FaultType
 from sre_operator.faults import conditions, injector, reconcile
-
 from tests.fakes.cluster import MemoryCluster, deployment, shop
 
 NS = "shop"
@@ -330,7 +330,7 @@ def test_a_target_in_an_allowed_namespace() -> None:
     assert dep(c, "payment")["spec"]["replicas"] == 1
 
 
-@pytest.mark.parametrize("ftype, spec, words", [
+@pytest.mark.parametrize(("ftype", "spec", "words"), [
     ("payment-crash", {"target": {"name": "no-such-deployment"}}, "no object matches"),
     ("payment-crash", {"target": {"kind": "ConfigMap", "name": "gateway-config"}}, "targets a Deployment"),
     ("bad-gateway-config", {"target": {"name": "gateway"}}, "targets a ConfigMap"),

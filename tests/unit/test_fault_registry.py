@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from sre_operator import faults
 from sre_operator.domain.vocabulary import (
     FaultCondition,
@@ -86,6 +87,6 @@ def test_every_fault_type_has_a_scenario_manifest() -> None:
 
 def test_the_scenarios_cli_numbers_every_fault_type_in_order() -> None:
     from scenarios.__main__ import NUMBERS, SCENARIOS, listing, manifest
-    assert list(SCENARIOS.values()) == list(FaultType) and NUMBERS == f"1..{len(FaultType)}"
+    assert list(SCENARIOS.values()) == list(FaultType) and f"1..{len(FaultType)}" == NUMBERS
     assert all(manifest(k)["spec"]["type"] == t for k, t in SCENARIOS.items())
     assert all(f"{k:>2} {t}" in listing() for k, t in SCENARIOS.items())

@@ -3,6 +3,7 @@ the patches that inject and revert them."""
 from __future__ import annotations
 
 import pytest
+
 from sre_operator import faults
 
 CONF = "upstream order_service { server order:5001; keepalive 16; }\nupstream p { server payment:5003; }\n"
@@ -26,7 +27,7 @@ def fs(ftype: str, **params: object) -> dict:
             "spec": {"type": ftype, "target": {"name": "t"}, "parameters": params}}
 
 
-@pytest.mark.parametrize("text, seconds", [("90s", 90), ("5m", 300), ("1h30m", 5400), ("250ms", 0.25),
+@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("5m", 300), ("1h30m", 5400), ("250ms", 0.25),
                                            ("1.5s", 1.5)])
 def test_durations(text: str, seconds: float) -> None:
     assert faults.parse_duration(text) == seconds
@@ -72,7 +73,7 @@ def test_plans_snapshot_what_they_change() -> None:
     assert "strategy" not in slow.desired
 
 
-@pytest.mark.parametrize("ftype, targets, message", [
+@pytest.mark.parametrize(("ftype", "targets", "message"), [
     ("payment-crash", [], "no object matches"),
     ("payment-crash", [{"kind": "ConfigMap", "metadata": {"name": "c", "namespace": "s"}, "data": {}}],
      "targets a Deployment"),
@@ -113,7 +114,7 @@ def test_bad_rollout_bad_env_and_scale_to_zero_plan_and_revert_from_their_snapsh
     scenario = fs("bad-env", env={"SHOP_PRODUCT_URL": "http://nowhere:1"})
     [custom] = faults.plan(scenario, [deploy("order", env)], [])
     assert {"name": "SHOP_PRODUCT_URL", "value": "http://nowhere:1"} in custom.desired["env"]
-    with pytest.raises(faults.FaultError, match="needs parameters.env"):
+    with pytest.raises(faults.FaultError, match=r"needs parameters\.env"):
         faults.plan(fs("bad-env"), [deploy("product", env)], [])
     d = deploy("payment")
     d["spec"]["replicas"] = 2

@@ -8,8 +8,8 @@ from typing import Any
 
 import kopf
 import pytest
-from sre_operator.handlers import faultscenarios as handlers
 
+from sre_operator.handlers import faultscenarios as handlers
 from tests.fakes.cluster import MemoryCluster, shop
 
 LOG = logging.getLogger("test")
@@ -62,7 +62,7 @@ def test_the_timer_reverts_when_due(cluster: MemoryCluster) -> None:
     assert cluster.objects[("Deployment", "shop", "product")]["spec"]["replicas"] == 3
 
 
-@pytest.mark.parametrize("status, error", [(503, kopf.TemporaryError), (403, kopf.PermanentError)])
+@pytest.mark.parametrize(("status", "error"), [(503, kopf.TemporaryError), (403, kopf.PermanentError)])
 def test_api_errors_become_kopf_retries_or_give_ups(cluster: MemoryCluster, status: int,
                                                     error: type[Exception]) -> None:
     fs = body(cluster, {"type": "scale-to-zero", "target": {"name": "product"}})

@@ -8,7 +8,6 @@ import json
 
 from sre_operator.detection.known_good import healthy_copy, remember
 from sre_operator.domain.snapshot import Snapshot
-
 from tests.fakes.cluster import MemoryCluster, shop
 
 NS = "shop"

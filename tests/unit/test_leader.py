@@ -5,7 +5,7 @@ import datetime as dt
 
 from sre_operator.adapters.lease import _micro, decide
 
-NOW = dt.datetime(2026, 11, 25, 9, 0, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 25, 9, 0, 0, tzinfo=dt.UTC)
 
 
 def spec(holder: str, renewed_ago: float, duration: int = 15) -> dict:

@@ -6,7 +6,7 @@ import datetime as dt
 
 from sre_operator.incident.limits import Caps, check
 
-NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 
 
 def inc(name: str, phase: str = "Planning", targets: tuple[str, ...] = (), actions: list[dict] | None = None) -> dict:

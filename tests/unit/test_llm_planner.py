@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from sre_operator.actions import ActionRefused
 from sre_operator.domain.models import (
     Action,
@@ -20,7 +21,6 @@ from sre_operator.domain.models import (
 from sre_operator.domain.snapshot import Snapshot
 from sre_operator.planning import configcheck, vetting
 from sre_operator.planning.llm import LlmConfig, LlmError, LlmPlanner, add_usage
-
 from tests.fake_llm import FakeLlm, Reply, evidence_of, plan_reply
 from tests.unit.actions.harness import GOOD_CONFIG, act, healthy_shop, read
 
@@ -68,7 +68,7 @@ def test_a_good_answer_becomes_the_plan_and_the_request_is_a_strict_structured_o
     assert usage["costUSD"] == pytest.approx((usage["promptTokens"] * 1 + usage["completionTokens"] * 2) / 1e6)
 
 
-@pytest.mark.parametrize("reply, reason", [
+@pytest.mark.parametrize(("reply", "reason"), [
     (Reply("this is not json"), "not a valid plan"),
     (plan_reply([{"type": "delete-namespace", "target": {"kind": "Deployment", "name": "payment"}}]),
      "not a valid plan"),
@@ -123,7 +123,7 @@ def test_a_sound_plan_passes() -> None:
                 snap, set())
 
 
-@pytest.mark.parametrize("action, reason", [
+@pytest.mark.parametrize(("action", "reason"), [
     (act("rollout-restart", "Deployment", "payment", namespace="kube-system"), "outside the incident's"),
     (act("rollout-restart", "Deployment", "coredns"), "deployment/coredns is not an object of this application"),
     (act("delete-pod", "Pod", "kube-apiserver"), "pod/kube-apiserver is not an object of this application"),
@@ -134,7 +134,8 @@ def test_a_sound_plan_passes() -> None:
     (act("patch-configmap", "ConfigMap", "gateway-config",
          data={"nginx.conf": GOOD_CONFIG.replace("payment:5003", "payment:1")}), "serves port(s) 5003, not 1"),
     (act("patch-configmap", "ConfigMap", "gateway-config",
-         data={"nginx.conf": GOOD_CONFIG.replace("proxy_pass", "proxy_passs")}), "is not allowed in the gateway config"),
+         data={"nginx.conf": GOOD_CONFIG.replace("proxy_pass", "proxy_passs")}),
+     "is not allowed in the gateway config"),
     (act("patch-configmap", "ConfigMap", "gateway-config",
          data={"nginx.conf": GOOD_CONFIG.replace("order:5001", "attacker.example.com:80")}), "outside namespace"),
     (act("restore-service", "Service", "kubernetes"), "service/kubernetes is not an object of this application"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,13 @@ def test_env_follows_the_kubelet_order_and_expansion_rules() -> None:
     out = env.build(POD, ctr, {"PATH": "/bin"}, [], lookup, "172.30.0.2", "10.244.0.9")
     assert out["CM_A"] == "1" and out["PATH"] == "/bin"
     assert out["Y"] == "x-$(Z)-$(X)"
-    assert (out["POD"], out["IP"], out["APP"], out["MEM"], out["PW"]) == ("web-1", "10.244.0.9", "web", "128", "hunter2")
+    assert (out["POD"], out["IP"], out["APP"], out["MEM"], out["PW"]) == (
+        "web-1",
+        "10.244.0.9",
+        "web",
+        "128",
+        "hunter2",
+    )
 
 
 def test_a_missing_reference_is_a_config_error_unless_optional() -> None:
@@ -55,7 +62,7 @@ def test_service_links_are_docker_style() -> None:
     assert not any(k.startswith("H_") for k in out)
 
 
-@pytest.mark.parametrize("image, repo", [
+@pytest.mark.parametrize(("image", "repo"), [
     ("nginx", "nginx"), ("nginx:1.27", "nginx"), ("docker.io/library/nginx:1.27", "nginx"),
     ("docker.io/prom/prometheus:v3.7.0", "prom/prometheus"), ("localhost:5000/a/b:1", "localhost:5000/a/b"),
     ("registry.k8s.io/pause:3.10@sha256:abc", "registry.k8s.io/pause"), ("sre-operator/shop-order:0.1.0",
@@ -72,7 +79,7 @@ def test_images_map_to_programs_and_unknown_ones_fail_to_pull() -> None:
     assert images.argv(nginx, ["nginx", "-c", "x"], None) == ["nginx", "-c", "x"]  # command drops cmd
     assert images.argv(nginx, None, ["-t"]) == ["-t"]  # args replace cmd
     assert nginx.stop_signal == "SIGQUIT"
-    with pytest.raises(images.ImageError, match='Failed to pull image "ghcr.io/x/y:1"'):
+    with pytest.raises(images.ImageError, match=re.escape('Failed to pull image "ghcr.io/x/y:1"')):
         images.resolve("ghcr.io/x/y:1")
 
 
@@ -82,7 +89,7 @@ def test_every_mapped_image_names_a_program_that_exists_or_a_provisioned_binary(
         assert argv, repo
         first = argv[0]
         if first.startswith("{"):
-            assert first in ("{python}",) or first.startswith("{bin:"), repo
+            assert first == "{python}" or first.startswith("{bin:"), repo
         else:
             assert any(os.access(Path(d) / first, os.X_OK) for d in images.DEFAULT_PATH.split(":")), repo
 

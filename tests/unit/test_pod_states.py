@@ -6,7 +6,7 @@ from typing import Any
 
 from sre_operator.detection.pod_states import read
 
-NOW = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
 
 
 def pod(name: str, *, ready: bool = True, age: float = 100.0, waiting: str = "", restarts: int = 0,

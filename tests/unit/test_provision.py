@@ -65,13 +65,19 @@ def test_unknown_binary_is_a_clear_error() -> None:
 
 
 def test_provisioned_binaries_carry_the_pinned_versions() -> None:
-    out = subprocess.run([binaries.find_binary("kube-apiserver"), "--version"], capture_output=True, text=True)
+    out = subprocess.run(
+        [binaries.find_binary("kube-apiserver"), "--version"], capture_output=True, text=True, check=False
+    )
     assert out.stdout.strip() == f"Kubernetes {versions.KUBERNETES}"
-    out = subprocess.run([binaries.find_binary("kubectl"), "version", "--client"], capture_output=True, text=True)
+    out = subprocess.run(
+        [binaries.find_binary("kubectl"), "version", "--client"], capture_output=True, text=True, check=False
+    )
     assert f"Client Version: {versions.KUBERNETES}" in out.stdout
-    out = subprocess.run([binaries.find_binary("etcd"), "--version"], capture_output=True, text=True)
+    out = subprocess.run([binaries.find_binary("etcd"), "--version"], capture_output=True, text=True, check=False)
     assert f"etcd Version: {versions.ETCD.lstrip('v')}" in out.stdout
-    out = subprocess.run([binaries.find_binary("helm"), "version", "--short"], capture_output=True, text=True)
+    out = subprocess.run(
+        [binaries.find_binary("helm"), "version", "--short"], capture_output=True, text=True, check=False
+    )
     assert out.stdout.startswith(versions.HELM)
-    out = subprocess.run([binaries.find_binary("coredns"), "-version"], capture_output=True, text=True)
+    out = subprocess.run([binaries.find_binary("coredns"), "-version"], capture_output=True, text=True, check=False)
     assert versions.COREDNS.lstrip("v") in out.stdout

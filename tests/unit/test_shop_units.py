@@ -70,7 +70,7 @@ def test_render_refuses_unsafe_values_and_left_placeholders(tmp_path: Path) -> N
         render_config(listen="1", order="o:1", product="p:1", payment="q:1", access_log="/x", template=extra)
 
 
-@pytest.mark.parametrize("uri,route", [("/api/orders", "/api/orders"), ("/api/orders/ORD-1?x=1", "/api/orders"),
+@pytest.mark.parametrize(("uri", "route"), [("/api/orders", "/api/orders"), ("/api/orders/ORD-1?x=1", "/api/orders"),
                                        ("/api/ordersX", "other"), ("/", "other"), ("/api/payments/", "/api/payments")])
 def test_route_buckets(uri: str, route: str) -> None:
     assert route_of(uri) == route
@@ -98,7 +98,12 @@ def test_malformed_lines_are_counted_not_fatal() -> None:
     m.observe("not json")
     m.observe('{"status": 502, "uri": "/api/orders", "request_time": "0.01", "upstream_status": "502"}')
     assert reg.get_sample_value("gateway_log_malformed_lines_total") == 1
-    assert reg.get_sample_value("gateway_upstream_errors_total", {"route": "/api/orders", "upstream_status": "502"}) == 1
+    assert (
+        reg.get_sample_value(
+            "gateway_upstream_errors_total", {"route": "/api/orders", "upstream_status": "502"}
+        )
+        == 1
+    )
 
 
 def test_a_404_the_gateway_answered_itself_counts_as_unrouted() -> None:
@@ -120,5 +125,5 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (s.port, s.fault_latency_ms, s.breaker_failures) == (5002, 250, 7)
     assert str(s.resolved_db_path()) == "/data/product.db"
     monkeypatch.setenv("SHOP_FAULT_LATENCY_MS", "-1")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="fault_latency_ms"):
         ShopSettings(service="product")

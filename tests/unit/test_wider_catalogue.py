@@ -10,7 +10,8 @@ from sre_operator.planning import rules as planner
 
 
 def healthy(service: str, **kw: object) -> ServiceSignals:
-    base: dict = dict(error_ratio=0.0, p95_seconds=0.03, request_rate=5, scrape_up=True, desired=1, ready=1, restarts=0)
+    base: dict = {"error_ratio": 0.0, "p95_seconds": 0.03, "request_rate": 5, "scrape_up": True, "desired": 1,
+                  "ready": 1, "restarts": 0}
     return ServiceSignals(service, **{**base, **kw})
 
 
@@ -88,7 +89,8 @@ def test_saturation_without_a_recent_change_doubles_the_replicas() -> None:
     p = planner.plan(ev)
     assert [(a.type, a.target.name, a.replicas) for a in p.actions] == [("scale", "product", 2)]
     assert "99% busy" in p.root_cause and p.confidence > 0.6
-    assert planner.plan(Evidence(symptoms=[sym("latency")], workloads=[wl(desired=6, ready=6)])).actions[0].replicas == 10
+    busy = Evidence(symptoms=[sym("latency")], workloads=[wl(desired=6, ready=6)])
+    assert planner.plan(busy).actions[0].replicas == 10
     # The same latency right after a rollout is the rollout's fault: rolled back, not scaled.
     recent = Evidence(symptoms=[sym("latency"), sym("saturation")], workloads=[wl(rolledOutSecondsAgo=60)])
     assert planner.plan(recent).actions[0].type == "rollback"
@@ -137,7 +139,6 @@ def test_a_deleted_deployment_or_service_on_the_affected_path_is_recreated() -> 
 
 def test_a_reading_names_the_objects_on_record_that_are_gone() -> None:
     from sre_operator.domain.snapshot import Snapshot
-
     from tests.unit.actions.harness import healthy_shop, read
     cluster = healthy_shop()
     assert read(cluster).missing() == []

@@ -3,6 +3,7 @@ with the container's limits (memory limit, CFS quota, CPU shares) and the figure
 cAdvisor endpoint reports (CPU time, memory working set, OOM kills, throttling)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -27,10 +28,8 @@ def path(controller: str, grp: str) -> Path:
 
 
 def _write(p: Path, value: str) -> None:
-    try:
+    with contextlib.suppress(OSError):  # a file this kernel lacks (e.g. memsw) is not an error
         p.write_text(value)
-    except OSError:
-        pass  # a file this kernel lacks (e.g. memsw) is not an error
 
 
 def create(grp: str, memory_limit: int | None = None, cpu_limit_millis: int | None = None,
@@ -86,10 +85,8 @@ def pids_in(grp: str) -> list[int]:
 
 def kill_all(grp: str, sig: int = signal.SIGKILL) -> None:
     for pid in pids_in(grp):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 def remove(grp: str, timeout: float = 5.0) -> bool:
@@ -101,13 +98,11 @@ def remove(grp: str, timeout: float = 5.0) -> bool:
         if not base.exists():
             continue
         dirs = sorted((d for d in base.rglob("*") if d.is_dir()), key=lambda d: len(d.parts), reverse=True)
-        for d in dirs + [base]:
+        for d in [*dirs, base]:
             while True:
                 for pid in _procs(d):
-                    try:
+                    with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
                 try:
                     d.rmdir()
                     break

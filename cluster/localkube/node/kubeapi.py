@@ -68,8 +68,8 @@ class KubeApi:
         query = {"watch": "1", "resourceVersion": resource_version, "timeoutSeconds": str(timeout_seconds),
                  "allowWatchBookmarks": "true", **params}
         with httpx.Client(base_url=self.server, verify=self._ctx,
-                          timeout=httpx.Timeout(10.0, read=timeout_seconds + 15)) as http:
-            with http.stream("GET", path, params=query) as resp:
+                          timeout=httpx.Timeout(10.0, read=timeout_seconds + 15)) as http, \
+                http.stream("GET", path, params=query) as resp:
                 if resp.status_code >= 400:
                     raise ApiError(resp.status_code, f"watch {path}: {resp.read().decode(errors='replace')}")
                 for line in resp.iter_lines():

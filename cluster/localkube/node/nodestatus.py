@@ -33,7 +33,7 @@ def capacity(max_pods: int = 110) -> dict[str, str]:
             "ephemeral-storage": f"{st.f_blocks * st.f_frsize // 1024}Ki"}
 
 
-def node_object(name: str, ip: str, pod_cidr: str) -> dict:
+def node_object(name: str, pod_cidr: str) -> dict:
     return {
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": name, "labels": {
@@ -44,7 +44,7 @@ def node_object(name: str, ip: str, pod_cidr: str) -> dict:
     }
 
 
-def node_status(ip: str, name: str) -> dict:
+def node_status(ip: str) -> dict:
     t = now()
     cap = capacity()
     conds = [{"type": "Ready", "status": "True", "reason": "KubeletReady",
@@ -68,7 +68,7 @@ def node_status(ip: str, name: str) -> dict:
 def register(api: KubeApi, name: str, ip: str, pod_cidr: str) -> None:
     if api.get_or_none(f"/api/v1/nodes/{name}") is None:
         try:
-            api.create("/api/v1/nodes", node_object(name, ip, pod_cidr))
+            api.create("/api/v1/nodes", node_object(name, pod_cidr))
         except ApiError as exc:
             if exc.status != 409:
                 raise
@@ -77,7 +77,7 @@ def register(api: KubeApi, name: str, ip: str, pod_cidr: str) -> None:
 
 def post_status(api: KubeApi, name: str, ip: str) -> None:
     # Conditions are a list: a merge patch replaces it whole, which is what we want.
-    api.merge_patch(f"/api/v1/nodes/{name}/status", node_status(ip, name))
+    api.merge_patch(f"/api/v1/nodes/{name}/status", node_status(ip))
 
 
 def renew_lease(api: KubeApi, name: str) -> None:
@@ -90,8 +90,9 @@ def renew_lease(api: KubeApi, name: str) -> None:
             api.create("/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
                        {"metadata": {"name": name, "namespace": "kube-node-lease", "ownerReferences": [owner]},
                         "spec": spec})
-            return
         except ApiError as exc:
             if exc.status != 409:
                 raise
+        else:
+            return
     api.merge_patch(path, {"spec": spec})

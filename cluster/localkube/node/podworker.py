@@ -7,6 +7,7 @@ containers are adopted, finished ones are restarted per the pod's restart policy
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -106,7 +107,9 @@ class PodWorker(threading.Thread):
                 self._adopt(c)
                 self.containers[c.name] = c
         self.transitions: dict[str, tuple[str, str]] = {
-            c["type"]: (c["status"], c.get("lastTransitionTime", "")) for c in pod.get("status", {}).get("conditions") or []}
+            c["type"]: (c["status"], c.get("lastTransitionTime", ""))
+            for c in pod.get("status", {}).get("conditions") or []
+        }
 
     # -- outside API ------------------------------------------------------------------------
 
@@ -330,7 +333,8 @@ class PodWorker(threading.Thread):
         return sec
 
     def _start(self, pod: dict, c: Container) -> None:
-        assert self.sandbox is not None and self.volumes is not None
+        if self.sandbox is None or self.volumes is None:
+            raise RuntimeError("a container starts only in a pod's sandbox with its volumes")
         a = self.agent
         img = images.resolve(c.spec["image"], a.image_map)
         services = a.services_for_env(self.ns)  # env.build keeps only default/kubernetes without links
@@ -356,10 +360,12 @@ class PodWorker(threading.Thread):
         limits = c.spec.get("resources", {}).get("limits") or {}
         requests = c.spec.get("resources", {}).get("requests") or {}
         grp = cgroups.group(a.cluster, self.uid, c.name)
-        procs = cgroups.create(grp,
-                               memory_limit=int(envmod.quantity(limits["memory"])) if "memory" in limits else None,
-                               cpu_limit_millis=int(envmod.quantity(limits["cpu"]) * 1000) if "cpu" in limits else None,
-                               cpu_request_millis=int(envmod.quantity(requests["cpu"]) * 1000) if "cpu" in requests else None)
+        procs = cgroups.create(
+            grp,
+            memory_limit=int(envmod.quantity(limits["memory"])) if "memory" in limits else None,
+            cpu_limit_millis=int(envmod.quantity(limits["cpu"]) * 1000) if "cpu" in limits else None,
+            cpu_request_millis=int(envmod.quantity(requests["cpu"]) * 1000) if "cpu" in requests else None,
+        )
         attempt = 0 if c.attempt is None else c.attempt + 1
         if c.attempt is not None:
             c.last_terminated = c.terminated
@@ -368,15 +374,30 @@ class PodWorker(threading.Thread):
         files = c.files(attempt)
         files["mnt"].mkdir(exist_ok=True)
         stop = (c.spec.get("lifecycle") or {}).get("stopSignal") or img.stop_signal
-        spec = {"argv": argv, "stop_signal": stop, "env": env, "cwd": c.spec.get("workingDir") or img.working_dir or "/",
-                "uid": uid, "gid": gid, "groups": groups, "hostname": (pod["spec"].get("hostname") or self.name_)[:63],
-                "netns_path": self.sandbox.netns_path, "cgroup_procs": procs, "scratch": str(files["mnt"]),
-                "readonly_root": bool(sec.get("readOnlyRootFilesystem")),
-                "no_new_privs": sec.get("allowPrivilegeEscalation") is False,
-                "mounts": mounts, "mask": a.masks, "open_paths": a.open_paths, "program_dirs": a.program_dirs,
-                "log": str(files["log"]), "state": str(files["state.json"]), "exit": str(files["exit.json"]),
-                "oom_control": str(cgroups.path("memory", grp) / "memory.oom_control"),
-                "pids_procs": str(cgroups.path("pids", grp) / "cgroup.procs")}
+        spec = {
+            "argv": argv,
+            "stop_signal": stop,
+            "env": env,
+            "cwd": c.spec.get("workingDir") or img.working_dir or "/",
+            "uid": uid,
+            "gid": gid,
+            "groups": groups,
+            "hostname": (pod["spec"].get("hostname") or self.name_)[:63],
+            "netns_path": self.sandbox.netns_path,
+            "cgroup_procs": procs,
+            "scratch": str(files["mnt"]),
+            "readonly_root": bool(sec.get("readOnlyRootFilesystem")),
+            "no_new_privs": sec.get("allowPrivilegeEscalation") is False,
+            "mounts": mounts,
+            "mask": a.masks,
+            "open_paths": a.open_paths,
+            "program_dirs": a.program_dirs,
+            "log": str(files["log"]),
+            "state": str(files["state.json"]),
+            "exit": str(files["exit.json"]),
+            "oom_control": str(cgroups.path("memory", grp) / "memory.oom_control"),
+            "pids_procs": str(cgroups.path("pids", grp) / "cgroup.procs"),
+        }
         files["spec.json"].write_text(json.dumps(spec))
         files["spec.json"].chmod(0o600)
         c.attempt = attempt
@@ -420,7 +441,8 @@ class PodWorker(threading.Thread):
         c.ready = "readiness" not in c.probes and c.started
 
     def _probe(self, pod: dict, c: Container) -> None:
-        assert self.sandbox is not None
+        if self.sandbox is None:
+            raise RuntimeError("probes run only in a pod's sandbox")
         now = probes.now()
         order = ["startup"] if not c.started else ["liveness", "readiness"]
         for kind in order:
@@ -439,10 +461,10 @@ class PodWorker(threading.Thread):
             elif kind in ("startup", "liveness") and changed is False:
                 self.agent.event(pod, "Normal", "Killing",
                                  f"Container {c.name} failed {kind} probe, will be restarted")
-                self._kill(c, self._grace(pod, c, st.probe), reason="")
+                self._kill(c, self._grace(pod, st.probe), reason="")
                 return
 
-    def _grace(self, pod: dict, c: Container, probe: dict | None = None) -> float:
+    def _grace(self, pod: dict, probe: dict | None = None) -> float:
         if probe and probe.get("terminationGracePeriodSeconds") is not None:
             return float(probe["terminationGracePeriodSeconds"])
         return float(pod["spec"].get("terminationGracePeriodSeconds", 30))
@@ -460,10 +482,8 @@ class PodWorker(threading.Thread):
         exit_path = c.files(c.attempt)["exit.json"]
         grp = cgroups.group(self.agent.cluster, self.uid, c.name)
         spec = _read_json(c.files(c.attempt)["spec.json"]) or {}
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, getattr(signal, spec.get("stop_signal", "SIGTERM"), signal.SIGTERM))
-        except (ProcessLookupError, PermissionError):
-            pass
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline and not exit_path.exists():
             time.sleep(0.05)

@@ -20,7 +20,7 @@ class SandboxError(RuntimeError):
 
 
 def _run(*argv: str) -> None:
-    out = subprocess.run(list(argv), capture_output=True, text=True)
+    out = subprocess.run(list(argv), capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise SandboxError(f"{' '.join(argv)}: {out.stderr.strip()}")
 
@@ -93,7 +93,7 @@ def create(sb: Sandbox, gateway: str, prefix: int, namespace: str, hostname: str
     if not netns.exists(sb.netns):
         _run("ip", "netns", "add", sb.netns)
     ns = sb.netns
-    if subprocess.run(["ip", "link", "show", sb.host_veth], capture_output=True).returncode != 0:
+    if subprocess.run(["ip", "link", "show", sb.host_veth], capture_output=True, check=False).returncode != 0:
         _run("ip", "link", "add", sb.host_veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
         _run("ip", "link", "set", sb.host_veth, "master", netns.BRIDGE, "up")
         # A pod reaching itself through its Service comes back in on the same bridge port.
@@ -103,7 +103,7 @@ def create(sb: Sandbox, gateway: str, prefix: int, namespace: str, hostname: str
         _run("ip", "-n", ns, "link", "set", "eth0", "up")
         _run("ip", "-n", ns, "route", "add", "default", "via", gateway)
     pod_dns = pod_dns or {}
-    search = [f"{namespace}.svc.{domain}", f"svc.{domain}", domain] + list(pod_dns.get("searches") or [])
+    search = [f"{namespace}.svc.{domain}", f"svc.{domain}", domain, *list(pod_dns.get("searches") or [])]
     servers = list(pod_dns.get("nameservers") or []) or [dns_ip]
     ndots = next((o.get("value") for o in pod_dns.get("options") or [] if o.get("name") == "ndots"), "5")
     (sb.dir / "resolv.conf").write_text(
@@ -117,5 +117,5 @@ def create(sb: Sandbox, gateway: str, prefix: int, namespace: str, hostname: str
 
 
 def destroy(sb: Sandbox) -> None:
-    subprocess.run(["ip", "link", "del", sb.host_veth], capture_output=True)
+    subprocess.run(["ip", "link", "del", sb.host_veth], capture_output=True, check=False)
     netns.delete(sb.netns)

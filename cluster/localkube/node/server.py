@@ -179,7 +179,10 @@ def _labels(**kv: str) -> str:
 
 METRICS = {
     "container_cpu_usage_seconds_total": ("counter", "Cumulative cpu time consumed in seconds."),
-    "container_memory_usage_bytes": ("gauge", "Current memory usage in bytes, including all memory regardless of when it was accessed"),
+    "container_memory_usage_bytes": (
+        "gauge",
+        "Current memory usage in bytes, including all memory regardless of when it was accessed",
+    ),
     "container_memory_working_set_bytes": ("gauge", "Current working set in bytes."),
     "container_memory_rss": ("gauge", "Size of RSS in bytes."),
     "container_memory_cache": ("gauge", "Number of bytes of page cache memory."),
@@ -191,7 +194,10 @@ METRICS = {
     "container_spec_cpu_shares": ("gauge", "CPU share of the container."),
     "container_cpu_cfs_periods_total": ("counter", "Number of elapsed enforcement period intervals."),
     "container_cpu_cfs_throttled_periods_total": ("counter", "Number of throttled period intervals."),
-    "container_cpu_cfs_throttled_seconds_total": ("counter", "Total time duration the container has been throttled."),
+    "container_cpu_cfs_throttled_seconds_total": (
+        "counter",
+        "Total time duration the container has been throttled.",
+    ),
     "container_start_time_seconds": ("gauge", "Start time of the container since unix epoch in seconds."),
     "container_last_seen": ("gauge", "Last time a container was seen by the exporter"),
 }

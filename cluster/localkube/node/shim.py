@@ -11,6 +11,7 @@ Imports only the standard library and `linux.py`: one shim runs per container.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -111,7 +112,7 @@ def _open_ancestors(root: str, path: str) -> None:
             return
 
 
-def setup_and_exec(spec: dict, ctl_w: int) -> None:
+def setup_and_exec(spec: dict, ctl_w: int) -> None:  # noqa: C901 - one linear setup sequence, step by step
     for p in spec.get("cgroup_procs", []):
         with open(p, "w") as fh:
             fh.write(str(os.getpid()))
@@ -127,7 +128,7 @@ def setup_and_exec(spec: dict, ctl_w: int) -> None:
         os.mkdir(d)
     linux.mount("overlay", root, "overlay", 0, f"lowerdir=/,upperdir={upper},workdir={work}")
     masks = spec.get("mask", [])
-    for mnt in _other_mounts(skip=masks + [scratch]):
+    for mnt in _other_mounts(skip=[*masks, scratch]):
         target = _ensure_target(root, mnt, False)
         linux.mount(mnt, target, None, linux.MS_BIND | linux.MS_REC)
         linux.mount(None, target, None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY)
@@ -173,7 +174,7 @@ def setup_and_exec(spec: dict, ctl_w: int) -> None:
     env = spec["env"]
     argv = spec["argv"]
     try:
-        os.execvpe(argv[0], argv, env)
+        os.execvpe(argv[0], argv, env)  # noqa: S606 - the shim becomes the container's program
     except OSError as exc:
         os.write(ctl_w, f"exec {argv[0]!r}: {exc.strerror}".encode())
         os._exit(128)
@@ -252,10 +253,11 @@ def _pump_logs(spec: dict, pid: int, out_r: int, err_r: int) -> int:
             for ln in lines:
                 if final and not ln:
                     continue
-                while len(ln) > MAX_LINE:
-                    chunks.append(f"{rfc3339()} {streams[fd]} P ".encode() + ln[:MAX_LINE] + b"\n")
-                    ln = ln[MAX_LINE:]
-                chunks.append(f"{rfc3339()} {streams[fd]} F ".encode() + ln + b"\n")
+                rest = ln
+                while len(rest) > MAX_LINE:
+                    chunks.append(f"{rfc3339()} {streams[fd]} P ".encode() + rest[:MAX_LINE] + b"\n")
+                    rest = rest[MAX_LINE:]
+                chunks.append(f"{rfc3339()} {streams[fd]} F ".encode() + rest + b"\n")
             if chunks:
                 log.write(b"".join(chunks))
 
@@ -296,10 +298,8 @@ def _kill_rest(spec: dict) -> None:
     except OSError:
         return
     for p in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 if __name__ == "__main__":

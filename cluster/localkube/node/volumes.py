@@ -217,7 +217,9 @@ class VolumeManager:
                 elif "projected" in vol:
                     files = self._projected(vol)
                 elif "downwardAPI" in vol:
-                    files = self._downward(vol["downwardAPI"].get("items"), vol["downwardAPI"].get("defaultMode", 0o644))
+                    files = self._downward(
+                        vol["downwardAPI"].get("items"), vol["downwardAPI"].get("defaultMode", 0o644)
+                    )
                 else:
                     raise VolumeError(f'volume "{name}": type {sorted(set(vol) - {"name"})} is not supported here')
                 changed |= write_atomic(own, files, self.fs_group)

@@ -4,6 +4,7 @@ it works on the same camelCase dicts the API server speaks. Every API error leav
 `ClusterError`. Dispatch is one table of kinds, not a chain of ifs."""
 from __future__ import annotations
 
+import builtins
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from ..domain.ports import ClusterError, Obj, PatchType, owned_by
 
@@ -30,6 +31,13 @@ def load_config() -> None:
 
 def _data(resp: Any) -> Obj:
     return json.loads(resp.data)  # type: ignore[no-any-return]
+
+
+def _obj(answer: object) -> Obj:
+    """A custom-object call's answer (the client types it `object`): the API's JSON object."""
+    if not isinstance(answer, dict):
+        raise ClusterError(500, f"the API answered a {type(answer).__name__}, not an object")
+    return answer
 
 
 @dataclass(frozen=True)
@@ -76,9 +84,8 @@ class Kube:
     def get(self, kind: str, namespace: str, name: str) -> Obj | None:
         try:
             if kind in CUSTOM_PLURALS:
-                out: Obj = self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, CUSTOM_PLURALS[kind],
-                                                                    name)
-                return out
+                return _obj(self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace,
+                                                                     CUSTOM_PLURALS[kind], name))
             return _data(self._verbs(kind).read(name, namespace, _preload_content=False))
         except ApiException as exc:
             if exc.status == 404:
@@ -89,8 +96,8 @@ class Kube:
         selector = ",".join(f"{k}={v}" for k, v in (labels or {}).items()) or None
         try:
             if kind in CUSTOM_PLURALS:
-                items: list[Obj] = self.custom.list_namespaced_custom_object(
-                    GROUP, VERSION, namespace, CUSTOM_PLURALS[kind], label_selector=selector)["items"]
+                items: list[Obj] = _obj(self.custom.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, CUSTOM_PLURALS[kind], label_selector=selector))["items"]
             else:
                 items = _data(self._verbs(kind).list(namespace, label_selector=selector,
                                                      _preload_content=False))["items"]
@@ -103,16 +110,16 @@ class Kube:
     def create(self, kind: str, namespace: str, body: Obj) -> Obj:
         try:
             if kind in CUSTOM_PLURALS:
-                out: Obj = self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace,
-                                                                       CUSTOM_PLURALS[kind], body)
-                return out
+                return _obj(self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace,
+                                                                        CUSTOM_PLURALS[kind], body))
             return _data(self._verbs(kind).create(namespace, body, _preload_content=False))
         except ApiException as exc:
             raise ClusterError(exc.status or 0, str(exc.reason)) from exc
 
     def patch(self, kind: str, namespace: str, name: str, patch_type: PatchType, body: object) -> None:
         """`json` (a list of operations) or `merge` (a JSON merge patch)."""
-        if patch_type not in ("json", "merge") or (patch_type == "json") != isinstance(body, list):
+        if (patch_type not in ("json", "merge") or (patch_type == "json") != isinstance(body, list)
+                or not isinstance(body, dict | list)):
             raise ClusterError(400, f"a {patch_type} patch cannot be a {type(body).__name__}")
         content = "application/json-patch+json" if patch_type == "json" else "application/merge-patch+json"
         try:
@@ -149,18 +156,19 @@ class Kube:
             raise ClusterError(exc.status or 0, str(exc.reason)) from exc
 
     # -- older names, kept while the callers move to the port --------------------------------
+    # (`list` shadows the builtin in this class body, hence `builtins.list` below)
 
     def list(self, kind: str, namespace: str, labels: dict[str, str] | None = None) -> list[Obj]:  # noqa: A003
         return self.list_objects(kind, namespace, labels)
 
-    def list_pods(self, namespace: str, label_selector: str) -> list[Obj]:
+    def list_pods(self, namespace: str, label_selector: str) -> builtins.list[Obj]:
         labels = dict(part.split("=", 1) for part in label_selector.split(",") if part)
         return self.list_objects("Pod", namespace, labels)
 
-    def list_replica_sets(self, namespace: str, deployment: str) -> list[Obj]:
+    def list_replica_sets(self, namespace: str, deployment: str) -> builtins.list[Obj]:
         return owned_by(self.list_objects("ReplicaSet", namespace), "Deployment", deployment)
 
-    def recent_logs(self, namespace: str, label_selector: str, lines: int = 20) -> list[str]:
+    def recent_logs(self, namespace: str, label_selector: str, lines: int = 20) -> builtins.list[str]:
         return recent_logs(self, namespace, label_selector, lines)
 
     def upsert_config_map(self, namespace: str, name: str, data: dict[str, str], labels: dict[str, str]) -> None:
@@ -172,7 +180,7 @@ class Kube:
     def get_custom(self, plural: str, namespace: str, name: str) -> Obj | None:
         return self.get(_kind_of(plural), namespace, name)
 
-    def list_custom(self, plural: str, namespace: str) -> list[Obj]:
+    def list_custom(self, plural: str, namespace: str) -> builtins.list[Obj]:
         return self.list_objects(_kind_of(plural), namespace)
 
     def create_custom(self, plural: str, namespace: str, body: Obj) -> Obj:

@@ -18,9 +18,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 log = logging.getLogger("sre_operator.leader")
 
@@ -41,7 +42,7 @@ def _parse(text: str | None) -> dt.datetime | None:
     return dt.datetime.strptime(text, fmt).replace(tzinfo=dt.timezone.utc)
 
 
-def decide(spec: dict | None, identity: str, now: dt.datetime) -> str:
+def decide(spec: dict[str, Any] | None, identity: str, now: dt.datetime) -> str:
     """`mine` (we hold it: renew), `take` (free, released or expired) or `wait` (someone else's)."""
     if not spec or not spec.get("holderIdentity"):
         return "take"
@@ -67,15 +68,18 @@ class LeaderElector:
         self.api = client.CoordinationV1Api()
         self.lost = threading.Event()
 
-    def _read(self) -> dict | None:
+    def _read(self) -> dict[str, Any] | None:
         try:
-            return json.loads(self.api.read_namespaced_lease(self.name, self.namespace, _preload_content=False).data)
+            # _preload_content=False: the raw HTTP answer (the client's annotation names the model)
+            resp: Any = self.api.read_namespaced_lease(self.name, self.namespace, _preload_content=False)
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
+        lease: dict[str, Any] = json.loads(resp.data)
+        return lease
 
-    def _spec(self, old: dict | None, now: dt.datetime, transition: bool) -> dict:
+    def _spec(self, old: dict[str, Any] | None, now: dt.datetime, transition: bool) -> dict[str, Any]:
         spec = dict((old or {}).get("spec") or {})
         spec.update(holderIdentity=self.identity, leaseDurationSeconds=int(self.lease_seconds),
                     renewTime=_micro(now))
@@ -91,7 +95,8 @@ class LeaderElector:
         verdict = decide((lease or {}).get("spec"), self.identity, now)
         if verdict == "wait":
             return False
-        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        # The client takes the API's JSON as a dict as well as a V1Lease (its annotation names only the model).
+        body: Any = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                 "metadata": {"name": self.name, "namespace": self.namespace},
                 "spec": self._spec(lease, now, transition=verdict == "take")}
         try:
@@ -155,7 +160,8 @@ class LeaderElector:
             if lease and (lease.get("spec") or {}).get("holderIdentity") == self.identity:
                 lease["spec"]["holderIdentity"] = ""
                 lease["spec"]["renewTime"] = _micro(_now() - dt.timedelta(seconds=3600))
-                self.api.replace_namespaced_lease(self.name, self.namespace, lease)
+                released: Any = lease  # a dict, as in try_once
+                self.api.replace_namespaced_lease(self.name, self.namespace, released)
                 log.info("%s released lease %s/%s", self.identity, self.namespace, self.name)
         except Exception as exc:  # noqa: BLE001 - best effort: the Lease expires anyway
             log.warning("releasing lease %s/%s: %s", self.namespace, self.name, exc)

@@ -4,12 +4,17 @@ A Prometheus that does not answer raises `PrometheusUnavailable`: missing data, 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
 from requests.exceptions import RequestException
 from urllib3.util.retry import Retry
 
 WINDOW = "1m"
+
+# One service's reading: signal name → value (numbers; `unrouted_route` is a route).
+Signals = dict[str, Any]
 
 
 class PrometheusUnavailable(RuntimeError):
@@ -73,12 +78,12 @@ def _ratio(part: float, whole: float) -> float:
 
 
 def fetch_signals(prom: PrometheusConnect, url: str, namespaces: list[str], window: str = WINDOW,
-                  timeout: float = 5.0) -> dict[str, dict[str, dict]]:
+                  timeout: float = 5.0) -> dict[str, dict[str, Signals]]:
     """Every signal of every namespace in one set of queries: {namespace: {service: {...}}}."""
     names = "|".join(sorted(namespaces))
     sel = f'namespace=~"{names}"' if len(namespaces) > 1 else f'namespace="{namespaces[0]}"'
     raw = {k: _run(prom, url, q, timeout) for k, q in _queries(sel, window).items()}
-    out: dict[str, dict[str, dict]] = {ns: {"gateway": {"rate": 0.0, "error_ratio": 0.0}} for ns in namespaces}
+    out: dict[str, dict[str, Signals]] = {ns: {"gateway": {"rate": 0.0, "error_ratio": 0.0}} for ns in namespaces}
     for (ns, svc), rate in raw["rate"].items():
         if ns in out:
             errors = raw["errors"].get((ns, svc), 0.0)
@@ -112,7 +117,7 @@ class PromSnapshot:
     """One reading of every watched namespace, taken once per detector cycle (`error`: Prometheus
     did not answer, and every namespace's reading is missing, not healthy)."""
     window: str
-    by_namespace: dict[str, dict[str, dict]]
+    by_namespace: dict[str, dict[str, Signals]]
     error: str = ""
 
     @classmethod

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import requests
 
@@ -15,12 +16,15 @@ from ..domain.models import TraceFacts
 log = logging.getLogger("sre_operator.traces")
 MAX_TEXT = 300
 
+# A trace or a span as Jaeger's query API returns it.
+Json = dict[str, Any]
 
-def _tags(span: dict) -> dict[str, object]:
+
+def _tags(span: Json) -> dict[str, Any]:
     return {t.get("key"): t.get("value") for t in span.get("tags") or []}
 
 
-def span_failed(span: dict) -> str | None:
+def span_failed(span: Json) -> str | None:
     """Why a span counts as failed (None: it did not): an error flag, an ERROR status, a 5xx."""
     tags = _tags(span)
     code = tags.get("http.response.status_code", tags.get("http.status_code"))
@@ -36,11 +40,11 @@ def span_failed(span: dict) -> str | None:
     return None
 
 
-def _service(trace: dict, span: dict) -> str:
+def _service(trace: Json, span: Json) -> str:
     return str(((trace.get("processes") or {}).get(span.get("processID")) or {}).get("serviceName") or "?")
 
 
-def _name(trace: dict, span: dict) -> str:
+def _name(trace: Json, span: Json) -> str:
     """`service: operation`, and for a call to another service `→ host:port` (a client span's
     operation is only its method)."""
     tags = _tags(span)
@@ -56,7 +60,7 @@ def _name(trace: dict, span: dict) -> str:
     return f"{name} → {host}:{port}" if port else f"{name} → {host}"
 
 
-def _root(trace: dict) -> dict | None:
+def _root(trace: Json) -> Json | None:
     spans = trace.get("spans") or []
     ids = {s.get("spanID") for s in spans}
     roots = [s for s in spans if not any(r.get("refType") == "CHILD_OF" and r.get("spanID") in ids
@@ -65,7 +69,7 @@ def _root(trace: dict) -> dict | None:
     return min(roots or spans, key=lambda s: (s.get("startTime", 0), -s.get("duration", 0)), default=None)
 
 
-def summarize(traces: list[dict], limit: int = 5) -> list[TraceFacts]:
+def summarize(traces: list[Json], limit: int = 5) -> list[TraceFacts]:
     """The `limit` most telling traces: failing ones first (most failed spans, then longest), then
     the slowest. Each says its root, its duration, the failed spans and the slowest span."""
     facts = []
@@ -78,9 +82,9 @@ def summarize(traces: list[dict], limit: int = 5) -> list[TraceFacts]:
         children = [s for s in spans if s is not root] or spans
         slow = max(children, key=lambda s: s.get("duration", 0))
         facts.append(TraceFacts(
-            traceId=str(t.get("traceID", ""))[:64], root=_name(t, root)[:MAX_TEXT],
-            durationMs=round(root.get("duration", 0) / 1000, 1), spans=len(spans), failedSpans=failed[:5],
-            slowestSpan=f"{_name(t, slow)} {slow.get('duration', 0) / 1000:.0f} ms"[:MAX_TEXT]))
+            trace_id=str(t.get("traceID", ""))[:64], root=_name(t, root)[:MAX_TEXT],
+            duration_ms=round(root.get("duration", 0) / 1000, 1), spans=len(spans), failed_spans=failed[:5],
+            slowest_span=f"{_name(t, slow)} {slow.get('duration', 0) / 1000:.0f} ms"[:MAX_TEXT]))
     facts.sort(key=lambda f: (-len(f.failed_spans), -f.duration_ms))
     return facts[:limit]
 
@@ -90,7 +94,7 @@ class TraceReader:
     base_url: str
     timeout: float = 3.0
 
-    def recent(self, service: str, lookback: str = "5m", limit: int = 50) -> list[dict]:
+    def recent(self, service: str, lookback: str = "5m", limit: int = 50) -> list[Json]:
         resp = requests.get(f"{self.base_url.rstrip('/')}/api/traces", timeout=self.timeout,
                             params={"service": service, "lookback": lookback, "limit": str(limit)})
         resp.raise_for_status()

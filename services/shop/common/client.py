@@ -75,7 +75,8 @@ class ServiceClient:
             self.breaker.record_success()
             self._count("ok")
             return resp
-        assert last is not None
+        if last is None:  # the loop makes at least one attempt
+            raise RuntimeError(f"{method} {path}: no attempt was made")
         raise last
 
     @property

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 
@@ -29,7 +29,7 @@ class Pool:
         self.in_use = 0
         self.waiting = 0
         self._sem = asyncio.Semaphore(size) if size > 0 else None
-        self._on_change = on_change or (lambda in_use, waiting: None)
+        self._on_change = on_change or (lambda _in_use, _waiting: None)
 
     async def run(self, fn: Callable[[], T]) -> T:
         if self._sem is None:
@@ -84,9 +84,9 @@ class Database:
         try:
             with self.connect() as conn:
                 conn.execute("SELECT 1").fetchone()
-            return True
         except sqlite3.Error:
             return False
+        return True
 
     async def run(self, fn: Callable[[], T]) -> T:
         """A query through the pool (waits for a connection when all are busy)."""

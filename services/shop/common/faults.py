@@ -50,7 +50,7 @@ def burn_cpu(ms: int) -> None:
         x = (x * 31 + 7) % 1_000_003
 
 
-def gate(state: FaultState):  # noqa: ANN201 - returns a FastAPI dependency
+def gate(state: FaultState):
     """A dependency on every route: runs after routing, so refused and slowed requests are still
     measured under the route they were meant for."""
 

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import time
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Dense between 50 ms and 1 s, where a P95 SLO of a few hundred milliseconds is judged.
@@ -72,9 +79,8 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             template = getattr(scope.get("route"), "path", None) or "other"
-            if template == "/metrics":
-                return
-            method = scope.get("method", "GET")
-            self.metrics.requests.labels(self.metrics.service, template, method, str(status)).inc()
-            self.metrics.latency.labels(self.metrics.service, template, method).observe(
-                time.perf_counter() - start)
+            if template != "/metrics":
+                method = scope.get("method", "GET")
+                self.metrics.requests.labels(self.metrics.service, template, method, str(status)).inc()
+                self.metrics.latency.labels(self.metrics.service, template, method).observe(
+                    time.perf_counter() - start)

@@ -14,7 +14,7 @@ class ShopSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SHOP_", extra="ignore")
 
     service: str = "shop"
-    host: str = "0.0.0.0"
+    host: str = "0.0.0.0"  # noqa: S104 - a pod serves on its IP
     port: int = Field(0, ge=0, le=65535)
     db_path: Path | None = None
     log_level: str = "INFO"

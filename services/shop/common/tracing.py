@@ -16,7 +16,7 @@ _provider: TracerProvider | None = None
 
 
 def setup(app: FastAPI, service: str) -> TracerProvider:
-    global _provider
+    global _provider  # noqa: PLW0603 - OpenTelemetry takes one tracer provider per process
     if _provider is None:
         _provider = TracerProvider(resource=Resource.create({"service.name": service}))
         if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(

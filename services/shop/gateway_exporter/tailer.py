@@ -69,7 +69,7 @@ class Follower:
 
     def _open(self) -> bool:
         try:
-            fh = open(self.path, "r", encoding="utf-8", errors="replace")
+            fh = open(self.path, encoding="utf-8", errors="replace")  # noqa: SIM115 - held open while tailing
         except FileNotFoundError:
             return False
         st = os.fstat(fh.fileno())
@@ -81,7 +81,8 @@ class Follower:
     def read_lines(self) -> list[str]:
         if self._fh is None and not self._open():
             return []
-        assert self._fh is not None
+        if self._fh is None:  # _open() just set it
+            return []
         try:
             st = os.stat(self.path)
             if st.st_ino != self._inode or st.st_size < self._fh.tell():

@@ -32,7 +32,7 @@ def create_app(settings: cfg.ShopSettings | None = None) -> FastAPI:
     payment = client("payment", settings.payment_url)
     probe = httpx.AsyncClient(timeout=httpx.Timeout(0.5))
 
-    def dependency_check(dep: ServiceClient):  # noqa: ANN202 - a closure per dependency
+    def dependency_check(dep: ServiceClient):
         async def check() -> dict[str, Any]:
             try:
                 resp = await probe.get(f"{dep.base_url}/health")

@@ -41,14 +41,16 @@ class Saga:
         product = resp.json()
         amount = round(product["price"] * qty, 2)
 
-        order = await self.db.run(lambda: store.create(self.db, order_id, product_id, qty, customer_name))
+        await self.db.run(lambda: store.create(self.db, order_id, product_id, qty, customer_name))
         steps: list[dict[str, Any]] = []
 
         def step(name: str, outcome: str, **detail: Any) -> None:
             steps.append({"step": name, "outcome": outcome, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                           **detail})
 
-        async def finish(status: str, http: int, reason: str | None = None, **fields: Any) -> tuple[int, dict[str, Any]]:
+        async def finish(
+            status: str, http: int, reason: str | None = None, **fields: Any
+        ) -> tuple[int, dict[str, Any]]:
             rec = await self.db.run(lambda: store.update(self.db, order_id, status=status, reason=reason,
                                                          amount=amount, steps=steps, **fields))
             log(self.logger, logging.INFO if status == "confirmed" else logging.WARNING, f"order {status}",
@@ -96,16 +98,22 @@ class Saga:
             return await finish("failed", http_status, payment_error)
 
         # 3. confirm
+        confirm_error: str | None = None
         try:
             resp = await self.product.request(
                 "POST", f"/api/products/{product_id}/reservations/{order_id}/confirm", idempotent=True)
-            if resp.status_code >= 400:
-                raise UpstreamError("product", "error", f"confirm answered {resp.status_code}")
-            step("confirm", "ok")
         except UpstreamError as exc:
+            confirm_error = exc.message
+        else:
+            if resp.status_code >= 400:
+                confirm_error = f"confirm answered {resp.status_code}"
+        if confirm_error is not None:
             # Paid and reserved, only the confirmation is missing: the order stands, flagged for follow-up.
-            step("confirm", "error", error=exc.message)
-            return await finish("paid", 201, f"reservation confirmation pending: {exc.message}", payment_id=payment_id)
+            step("confirm", "error", error=confirm_error)
+            return await finish(
+                "paid", 201, f"reservation confirmation pending: {confirm_error}", payment_id=payment_id
+            )
+        step("confirm", "ok")
         return await finish("confirmed", 201, None, payment_id=payment_id)
 
     async def _compensate(self, product_id: str, order_id: str, step: Any) -> None:

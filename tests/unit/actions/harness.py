@@ -13,7 +13,6 @@ from sre_operator.detection.signals import service_problem
 from sre_operator.domain.models import Action
 from sre_operator.domain.ports import Obj
 from sre_operator.domain.snapshot import KNOWN_GOOD, Snapshot
-
 from tests.fakes.cluster import MemoryCluster, shop
 
 NS = "shop"

@@ -3,6 +3,7 @@ deleted by name, and its controller's replacement has another)."""
 from __future__ import annotations
 
 import pytest
+
 from sre_operator import actions
 from sre_operator.actions import ActionRefused
 

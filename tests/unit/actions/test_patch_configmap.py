@@ -3,9 +3,9 @@ whoever wrote a config, it passes configcheck before it is written; undo puts th
 from __future__ import annotations
 
 import pytest
+
 from sre_operator import actions
 from sre_operator.actions import ActionRefused
-
 from tests.fakes.cluster import MemoryCluster
 
 from .harness import GOOD_CONFIG, act, healthy_shop, read, round_trip
@@ -36,7 +36,7 @@ def test_a_key_removed_since_it_was_healthy_is_put_back_and_removed_again_on_und
     assert undone is not None and "nginx.conf" not in (undone.get("data") or {})
 
 
-@pytest.mark.parametrize("data, reason", [
+@pytest.mark.parametrize(("data", "reason"), [
     ({"evil.conf": "x"}, "has no key 'evil.conf'"),
     ({"nginx.conf": BROKEN}, "Service order serves port(s) 5001, not 5999"),
     ({"nginx.conf": GOOD_CONFIG.replace("proxy_pass", "proxy_passs")}, "proxy_passs"),

@@ -3,13 +3,14 @@ last healthy copy; only while it is absent and a copy is on record; undo deletes
 from __future__ import annotations
 
 import pytest
+
 from sre_operator import actions
 from sre_operator.actions import ActionRefused
 
 from .harness import act, healthy_shop, read, round_trip
 
 
-@pytest.mark.parametrize("kind, name", [("Deployment", "payment"), ("Service", "payment"),
+@pytest.mark.parametrize(("kind", "name"), [("Deployment", "payment"), ("Service", "payment"),
                                         ("ConfigMap", "gateway-config")])
 def test_a_deleted_object_is_recreated_from_its_healthy_copy_and_deleted_again_on_undo(kind: str, name: str) -> None:
     cluster = healthy_shop()

@@ -6,6 +6,7 @@ import importlib
 import pkgutil
 
 import pytest
+
 from sre_operator import actions
 from sre_operator.actions import ACTIONS, ActionRefused, ActionSpec
 from sre_operator.domain.vocabulary import ActionType, TargetKind
@@ -31,12 +32,12 @@ def test_the_planner_s_catalogue_lists_every_action_once() -> None:
     from sre_operator.planning.llm import SYSTEM_PROMPT
     lines = actions.catalogue().splitlines()
     assert len(lines) == len(ActionType)
-    for t, line in zip(ActionType, lines):
+    for t, line in zip(ActionType, lines, strict=False):
         assert line.startswith(f"  - {t.value} (") and line in SYSTEM_PROMPT
     assert "scale (Deployment; replicas 1-10)" in SYSTEM_PROMPT
 
 
-@pytest.mark.parametrize("action, reason", [
+@pytest.mark.parametrize(("action", "reason"), [
     (act("scale", "Deployment", "p", replicas=1, namespace="kube-system"), "outside the incident's"),
     (act("restore-service", "Deployment", "payment"), "acts on Service, not Deployment"),
     (act("rollback", "Deployment", "p"), "rollback needs revision"),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sre_operator import actions
 from sre_operator.actions import ActionRefused
 

@@ -3,9 +3,9 @@ puts the bad template back."""
 from __future__ import annotations
 
 import pytest
+
 from sre_operator import actions
 from sre_operator.actions import ActionRefused
-
 from tests.fakes.cluster import MemoryCluster
 
 from .harness import act, healthy_shop, read, round_trip
@@ -30,7 +30,7 @@ def test_rollback_round_trip() -> None:
     assert undone["spec"]["template"] == before["spec"]["template"]
 
 
-@pytest.mark.parametrize("revision, reason", [(9, "has no revision 9"), (2, "already runs revision 2")])
+@pytest.mark.parametrize(("revision", "reason"), [(9, "has no revision 9"), (2, "already runs revision 2")])
 def test_rollback_to_a_revision_it_lacks_or_runs_is_refused(revision: int, reason: str) -> None:
     cluster = healthy_shop()
     bad_rollout(cluster)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+
 from sre_operator import actions
 from sre_operator.actions import ActionRefused
 
@@ -16,7 +17,7 @@ def test_scale_round_trip_puts_the_count_back() -> None:
     assert len(cluster.list_objects("Pod", "shop", {"app.kubernetes.io/name": "product"})) == 1
 
 
-@pytest.mark.parametrize("action, reason", [
+@pytest.mark.parametrize(("action", "reason"), [
     (act("scale", "Deployment", "product"), "needs replicas"),
     (act("scale", "Deployment", "product", replicas=0), "allowed 1..10"),
     (act("scale", "Deployment", "product", replicas=11), "allowed 1..10"),
