@@ -109,7 +109,7 @@ class Kube:
                 done.append(f"deleted {key[0]}/{key[1]}")
         return done
 
-    def settle(self, deployments: Iterable[str], timeout: float = 150) -> list[str]:
+    def settle(self, deployments: Iterable[str], timeout: float = 90) -> list[str]:
         """Wait for every rollout; a workload whose pods stay stuck (a pod that cannot start any more
         although its spec is right again) gets its pods replaced once."""
         stuck = []
