@@ -1,0 +1,336 @@
+"""Runs the benchmark: a fresh local cluster, the shop (fault hooks on, stock fresh), Prometheus, the
+benchmark's shoppers, and for each run the operator as a separate process with its default settings.
+
+One run: quiet (healthy traffic, operator off) → operator on → baseline window → inject → read every
+`poll_seconds` (the case's effect check, the Incidents) until healed is established or the timeout →
+judge → delete the FaultScenario (the operator reverts it) → stop the operator → delete its Incidents →
+restore the namespace to the state it had before the first run (`golden`) → replace pods left with a
+runtime fault. The control run has no fault: every Incident and every change is a false positive."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from localkube import netns
+from localkube.cluster import Cluster, PortMapping
+from localkube.testing import helm_install
+
+from . import collateral as coll
+from . import oracle
+from . import slo as slomod
+from .cases import Case
+from .kube import Kube
+from .objects import Snapshot, state
+from .podnet import PodNet
+from .settings import Settings
+from .traffic import Shoppers
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKLOADS = ("gateway", "order", "product", "payment")
+OPERATOR_ENV = ("KUBECONFIG", "SRE_OPERATOR_WATCH_NAMESPACES", "SRE_OPERATOR_PROMETHEUS_URL")
+
+
+def log(msg: str) -> None:
+    print(f"bench: {msg}", flush=True)
+
+
+class RunContext:
+    """What a case's injection may use (cases.Ctx)."""
+
+    def __init__(self, kube: Kube, settings: Settings) -> None:
+        self.kube, self.settings, self.namespace = kube, settings, kube.namespace
+        self.scenario: str | None = None
+
+    def kubectl(self, *args: str, input: str | None = None) -> str:
+        return self.kube.kubectl(*args, input=input)
+
+    def fault_scenario(self, ftype: str, target: dict, parameters: dict | None = None) -> None:
+        name = f"fs-{uuid.uuid4().hex[:6]}"
+        spec: dict = {"type": ftype, "target": target, "mode": "all", "duration": self.settings.fault_duration}
+        if parameters:
+            spec["parameters"] = parameters
+        body = {"apiVersion": "sre.stratus.dev/v1alpha1", "kind": "FaultScenario",
+                "metadata": {"name": name, "namespace": self.namespace}, "spec": spec}
+        self.kube.kubectl("create", "-f", "-", input=json.dumps(body))
+        self.scenario = name
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            st = json.loads(self.kube.kubectl("get", "faultscenario", name, "-o", "json")).get("status") or {}
+            if st.get("phase") == "Injected":
+                return
+            if st.get("phase") == "Failed":
+                raise RuntimeError(f"FaultScenario {ftype} failed: {st.get('message')}")
+            time.sleep(0.5)
+        raise RuntimeError(f"FaultScenario {ftype} not injected after 60 s")
+
+    def pods(self, workload: str) -> list[dict]:
+        return self.kube.pods(workload)
+
+    def pod_post(self, ip: str, port: int, path: str, body: dict | None = None) -> int:
+        assert self.kube.podnet is not None
+        return self.kube.podnet.request("POST", f"http://{ip}:{port}{path}", body)[0]
+
+
+class Bench:
+    def __init__(self, settings: Settings, data: Path) -> None:
+        self.settings, self.data = settings, data
+        self.cluster = Cluster("b" + uuid.uuid4().hex[:5], data, mappings=[PortMapping(0, 30080),
+                                                                          PortMapping(0, 30090)])
+        self.ns = "shop"
+        self.kube: Kube
+        self.shoppers: Shoppers
+        self.podnet: PodNet
+        self.golden: Snapshot
+        self.operator: subprocess.Popen | None = None
+        self.operator_log = data / "operator.log"
+        self.resets = 0
+
+    # -- set-up ----------------------------------------------------------------------------------
+
+    def up(self) -> None:
+        self.cluster.up()
+        self.cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+        self.cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        self.cluster.kubectl("create", "namespace", self.ns)
+        helm_install(self.cluster, "observability", "observability", self.ns, "cadvisor.enabled=false",
+                     "jaeger.enabled=false")
+        self.install_shop()
+        self.podnet = PodNet(self.cluster.node_netns)
+        self.kube = Kube(self.cluster, self.ns, self.podnet)
+        s = self.settings
+        self.shoppers = Shoppers(f"http://127.0.0.1:{self.cluster.host_port(30080)}", s.read_rps, s.order_rps,
+                                 s.request_timeout_seconds)
+        self.shoppers.start()
+        self.wait_healthy(300)
+        self.golden = self.kube.read()
+
+    def install_shop(self) -> None:
+        helm_install(self.cluster, "shop", "shop", self.ns, "faultHooks=true")
+
+    def reset_shop(self) -> None:
+        """A fresh shop (fresh stock: there is no restock call), same namespace, Prometheus kept."""
+        log("stock low: reinstalling the shop")
+        self.resets += 1
+        self.shoppers.orders_on.clear()
+        self.cluster.helm("uninstall", "shop", "-n", self.ns, "--wait", check=False)
+        self.cluster.kubectl("delete", "configmap", "-n", self.ns, "-l", "app.kubernetes.io/managed-by=sre-operator",
+                             check=False)
+        for cm in self.kube.kubectl("get", "configmaps", "-o", "name").split():
+            if cm.startswith("configmap/sre-operator"):
+                self.kube.kubectl("delete", cm, check=False)
+        self.cluster.kubectl("wait", "--for=delete", "pods", "--all", "-n", self.ns, "-l",
+                             "app.kubernetes.io/instance=shop", "--timeout=120s", check=False, timeout=130)
+        self.install_shop()
+        self.shoppers.orders_on.set()
+        self.wait_healthy(300)
+        self.golden = self.kube.read()
+
+    def wait_healthy(self, timeout: float, seconds: float | None = None) -> bool:
+        """The benchmark's SLO over the last `seconds` (a full window by default)."""
+        w = seconds or self.settings.slo.window_seconds
+        end = time.time() + timeout
+        start = time.time()
+        while time.time() < end:
+            now = time.time()
+            if now - start >= w and slomod.meets(slomod.window(self.shoppers.snapshot(), now - w, now),
+                                                 self.settings.slo):
+                return True
+            time.sleep(2)
+        return False
+
+    # -- the operator ----------------------------------------------------------------------------
+
+    def operator_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SRE_OPERATOR_")}
+        env.update({"KUBECONFIG": str(self.cluster.kubeconfig), "SRE_OPERATOR_WATCH_NAMESPACES": self.ns,
+                    "SRE_OPERATOR_PROMETHEUS_URL": f"http://127.0.0.1:{self.cluster.host_port(30090)}"})
+        return env
+
+    def operator_settings(self) -> dict:
+        """The settings the operator runs with, as it reads them (a separate process: the benchmark
+        does not import the operator)."""
+        out = subprocess.run([sys.executable, "-c", ("from sre_operator.settings import Settings; "
+                                                       "print(Settings().model_dump_json())")], env=self.operator_env(),
+                             capture_output=True, text=True, check=False)
+        try:
+            got = json.loads(out.stdout)
+        except ValueError:
+            return {"error": out.stderr.strip()[-500:]}
+        return {k: ("***" if "key" in k.lower() and v else v) for k, v in got.items()}
+
+    def start_operator(self) -> None:
+        fh = open(self.operator_log, "a")  # noqa: SIM115 - closed with the process
+        self.operator = subprocess.Popen([sys.executable, "-m", "sre_operator.main", "run", f"--namespace={self.ns}"],
+                                         env=self.operator_env(), stdout=fh, stderr=subprocess.STDOUT)
+        fh.close()
+
+    def stop_operator(self) -> None:
+        if self.operator is not None:
+            self.operator.terminate()
+            try:
+                self.operator.wait(30)
+            except subprocess.TimeoutExpired:
+                self.operator.kill()
+                self.operator.wait(10)
+            self.operator = None
+
+    # -- runs ------------------------------------------------------------------------------------
+
+    def ensure_stock(self) -> None:
+        s = self.settings
+        need = s.order_rps * (s.baseline_seconds + s.timeout_seconds + s.slo.window_seconds) * 1.2
+        if self.shoppers.stock and self.shoppers.stock_left() < need:
+            self.reset_shop()
+
+    def quiet(self) -> None:
+        """Healthy traffic for longer than the operator's Prometheus windows (1 m), operator off."""
+        self.wait_healthy(300, seconds=max(75.0, self.settings.slo.window_seconds))
+
+    def run_case(self, case: Case) -> dict:
+        s = self.settings
+        self.ensure_stock()
+        self.quiet()
+        ctx = RunContext(self.kube, s)
+        self.start_operator()
+        baseline_start = time.time()
+        time.sleep(s.baseline_seconds)
+        base = self.kube.read(case.probe)
+        drift = [f"{k[0]}/{k[1]}" for k in sorted(set(base.objects) | set(self.golden.objects))
+                 if (base.objects.get(k) is None) != (self.golden.objects.get(k) is None) or (
+                     base.objects.get(k) and state(base.objects[k]) != state(self.golden.objects[k]))]
+        error = None
+        readings: list[tuple[float, bool]] = []
+        last_reason = ""
+        fault_at = time.time()
+        try:
+            case.inject(ctx)
+            fault_at = time.time()
+            after_inject = self.kube.read()
+            memory: dict = {}
+            deadline = fault_at + s.timeout_seconds + s.slo.window_seconds
+            while time.time() < deadline:
+                if case.keep is not None:
+                    case.keep(ctx, memory)
+                snap = self.kube.read(case.probe)
+                ok, why = case.check(snap, base)
+                readings.append((snap.at, ok))
+                last_reason = why
+                if slomod.first_healed(self.shoppers.snapshot(), readings, fault_at, s.slo,
+                                       until=time.time()) is not None:
+                    break
+                time.sleep(s.poll_seconds)
+        except Exception as exc:  # noqa: BLE001 - an injection that fails is reported, not fatal
+            error = f"{type(exc).__name__}: {exc}"
+            after_inject = self.kube.read()
+        end_at = time.time()
+        incidents = self.kube.incidents()
+        final = self.kube.read()
+        changes = coll.merge_actions(coll.object_changes(after_inject, final, since=fault_at),
+                                     coll.incident_actions(incidents))
+        facts = oracle.RunFacts(case=case.name, fault_at=fault_at, end_at=end_at, baseline_start=baseline_start,
+                                samples=self.shoppers.snapshot(), readings=readings, incidents=incidents,
+                                changes=changes, touchable=case.touchable, services=case.services, slo=s.slo,
+                                last_reason=last_reason)
+        result = oracle.judge(facts)
+        if error:
+            result.update(verdict=oracle.INVALID, reason=f"injection failed: {error}")
+        result.update(source=case.source, baselineDrift=drift, operatorPeakRssMiB=self.operator_rss(),
+                      incidents=[{"name": i["metadata"]["name"], "service": i["spec"].get("service"),
+                                  "symptom": i["spec"].get("symptom"), "phase": (i.get("status") or {}).get("phase"),
+                                  "created": i["metadata"].get("creationTimestamp"),
+                                  "timeToDetect": (i.get("status") or {}).get("timeToDetect"),
+                                  "timeToMitigate": (i.get("status") or {}).get("timeToMitigate")}
+                                 for i in incidents])
+        result["cleanup"] = self.cleanup(ctx)
+        return result
+
+    def operator_rss(self) -> float:
+        if self.operator is None:
+            return 0.0
+        try:
+            with open(f"/proc/{self.operator.pid}/status") as fh:
+                return round(next(int(ln.split()[1]) for ln in fh if ln.startswith("VmHWM:")) / 1024, 1)
+        except (OSError, StopIteration):
+            return 0.0
+
+    def cleanup(self, ctx: RunContext) -> dict:
+        if ctx.scenario:  # the operator reverts its own injection from its snapshot while it runs
+            self.kube.kubectl("delete", "faultscenario", ctx.scenario, "--timeout=90s", check=False, timeout=100)
+            self.kube.kubectl("patch", f"faultscenario/{ctx.scenario}", "--type=merge", "-p",
+                              '{"metadata":{"finalizers":null}}', check=False)
+        self.stop_operator()
+        self.kube.delete_incidents()
+        done = self.kube.restore(self.golden)
+        # Runtime faults live in processes: replace any pod still carrying one.
+        snap = self.kube.read(WORKLOADS)
+        for name, probe in snap.probes.items():
+            fault = probe.get("fault") or {}
+            if any(fault.get(k) for k in ("crashed", "latency_ms", "cpu_ms", "leak_kb")):
+                self.kube.kubectl("delete", "pod", name, "--wait=false", check=False)
+                done.append(f"replaced pod {name} (runtime fault)")
+        stuck = self.kube.settle([*WORKLOADS, "loadgen"])
+        return {"restored": done, "stuck": stuck}
+
+    def control(self, minutes: float) -> dict:
+        self.ensure_stock()
+        self.quiet()
+        before = self.kube.read()
+        self.start_operator()
+        start = time.time()
+        time.sleep(minutes * 60)
+        end = time.time()
+        incidents = self.kube.incidents()
+        after = self.kube.read()
+        changes = coll.merge_actions(coll.object_changes(before, after, since=start), coll.incident_actions(incidents))
+        result = oracle.judge_control(self.shoppers.snapshot(), start, end, incidents, changes, self.settings.slo)
+        self.cleanup(RunContext(self.kube, self.settings))
+        return result
+
+    def down(self) -> None:
+        self.stop_operator()
+        for attr in ("shoppers", "podnet"):
+            obj = getattr(self, attr, None)
+            if obj is not None:
+                obj.close()
+        self.cluster.down(quiet=True, purge=True)
+
+
+def run(cases: Sequence[Case], runs: int, settings: Settings, control_minutes: float) -> dict:
+    netns.require_root("the scenario benchmark")
+    data = Path(tempfile.mkdtemp(prefix="localkube-bench-"))
+    bench = Bench(settings, data)
+    results: list[dict] = []
+    control = None
+    started = time.time()
+    op_settings: dict = {}
+    try:
+        log(f"cluster {bench.cluster.name} in {data}")
+        bench.up()
+        op_settings = bench.operator_settings()
+        if control_minutes > 0:
+            log(f"control: {control_minutes:g} min without a fault")
+            control = bench.control(control_minutes)
+            log(f"control: {control['falsePositiveIncidents']} Incident(s), {control['falsePositiveChanges']} change(s)")
+        for n in range(runs):
+            for case in cases:
+                r = bench.run_case(case)
+                r["run"] = n + 1
+                results.append(r)
+                log(f"{case.name} run {n + 1}: {r['verdict']} ({r['reason']}); TTD {r['timeToDetectSeconds']}s "
+                    f"(operator {r['operatorTimeToDetectSeconds']}s), TTM {r['timeToMitigateSeconds']}s, "
+                    f"diagnosis {r['diagnosis']} {r['incidentServices']}, collateral {len(r['collateral'])}")
+    finally:
+        bench.down()
+        if os.environ.get("BENCH_KEEP_DATA") is None:
+            subprocess.run(["rm", "-rf", str(data)], check=False)
+    return {"settings": settings.as_dict(), "operatorSettings": op_settings,
+            "operatorEnvironment": dict.fromkeys(OPERATOR_ENV, "(set by the benchmark)"),
+            "startedAt": started, "minutes": round((time.time() - started) / 60, 1), "shopResets": bench.resets,
+            "control": control, "runs": results}
