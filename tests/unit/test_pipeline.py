@@ -524,3 +524,57 @@ def test_a_refused_prepare_is_the_shims_refusal() -> None:
     snap = Snapshot(NS, dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
     with pytest.raises(ActionRefused):
         pipeline._shim_prepare(Action(type="scale", target=Target(kind="Deployment", name="x"), replicas=1), snap)
+
+
+# -- conditions and the CRD ----------------------------------------------------------------------------------
+
+def test_conditions_follow_the_phase_and_keep_their_transition_time() -> None:
+    from sre_operator.domain.vocabulary import Phase
+    from sre_operator.incident.conditions import conditions
+    t0 = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
+    first = conditions(Phase.TRIAGING, 1, t0)
+    assert {c["type"]: c["status"] for c in first} == {"Resolved": "False", "Mitigated": "False",
+                                                       "AwaitingApproval": "False", "Escalated": "False",
+                                                       "Valid": "True"}
+    later = conditions(Phase.VALIDATING, 2, t0 + dt.timedelta(minutes=1), first, message="applied")
+    by = {c["type"]: c for c in later}
+    assert by["Mitigated"] == {"type": "Mitigated", "status": "True", "reason": "Validating", "message": "applied",
+                               "lastTransitionTime": "2026-01-01T12:01:00Z", "observedGeneration": 2}
+    assert by["Resolved"]["lastTransitionTime"] == "2026-01-01T12:00:00Z" and by["Resolved"]["observedGeneration"] == 2
+    failed = {c["type"]: c for c in conditions(Phase.FAILED, 2, t0, later, "UnknownService", "no such workload")}
+    assert failed["Valid"]["status"] == "False" and failed["Valid"]["reason"] == "UnknownService"
+    assert failed["Mitigated"]["status"] == "False" and failed["Mitigated"]["reason"] == "UnknownService"
+
+
+def unknown_fields(doc: Any, schema: dict[str, Any], path: str = "status") -> list[str]:
+    """Fields of `doc` its structural schema does not declare (the API server would prune them)."""
+    if schema.get("x-kubernetes-preserve-unknown-fields"):
+        return []
+    if isinstance(doc, dict):
+        props = schema.get("properties")
+        if props is None:
+            extra = schema.get("additionalProperties")
+            return [] if extra else [path]
+        return [f"{path}.{k}" for k in doc if k not in props] + [
+            x for k, v in doc.items() if k in props for x in unknown_fields(v, props[k], f"{path}.{k}")]
+    if isinstance(doc, list):
+        return [x for i, v in enumerate(doc) for x in unknown_fields(v, schema.get("items") or {}, f"{path}[{i}]")]
+    return []
+
+
+@pytest.mark.parametrize("case", ["resolved", "escalated", "failed"])
+def test_what_the_pipeline_writes_is_what_the_crd_declares(cluster: MemoryCluster, case: str) -> None:
+    import jsonschema
+    import yaml
+
+    from tests.unit.test_crds import CRDS
+    schema = yaml.safe_load((CRDS / "incidents.sre.stratus.dev.yaml").read_text())[
+        "spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+    scale_to_zero(cluster)
+    incident(cluster, **({"service": "warehouse"} if case == "failed" else {}))
+    metrics = Figures(product=dict(HEALTHY))
+    metrics.down = case == "escalated"
+    st = run(cluster, ports(cluster, metrics, llm=Model(None, "no model")), settings())
+    assert st["phase"] == case.capitalize()
+    jsonschema.validate(st, schema)
+    assert unknown_fields(st, schema) == []
