@@ -578,3 +578,62 @@ def test_what_the_pipeline_writes_is_what_the_crd_declares(cluster: MemoryCluste
     assert st["phase"] == case.capitalize()
     jsonschema.validate(st, schema)
     assert unknown_fields(st, schema) == []
+
+
+class Cycles:
+    """A stop event for the detector loop: lets `n` cycles run, moving the fake's clock on."""
+
+    def __init__(self, cluster: MemoryCluster, n: int) -> None:
+        self.cluster, self.n = cluster, n
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.n -= 1
+        self.cluster.tick(5)
+        return self.n < 0
+
+
+def test_the_detector_loop_opens_one_incident_per_breach_over_cycles(cluster: MemoryCluster) -> None:
+    from sre_operator.detection.loop import detector_loop
+    scale_to_zero(cluster)
+    metrics = Figures()
+    metrics.down = True  # Kubernetes facts alone still show a workload scaled to 0
+    detector_loop(Cycles(cluster, 3), cluster, metrics, settings(breach_cycles=2),  # type: ignore[arg-type]
+                  now=cluster.clock)
+    [inc] = cluster.list_objects("Incident", NS)
+    assert inc["spec"]["service"] == "product" and inc["spec"]["symptom"] == "unavailable"
+    assert metrics.windows == ["1m"] * 3
+
+
+def test_triage_reads_the_traces_of_the_service_and_its_callers(cluster: MemoryCluster) -> None:
+    from sre_operator.domain.models import TraceFacts
+
+    class Traces:
+        def __init__(self) -> None:
+            self.asked: list[str] = []
+
+        def evidence(self, service: str, limit: int = 5) -> list[TraceFacts]:
+            self.asked.append(service)
+            return [TraceFacts(trace_id=f"{service}-trace-1", root=f"{service}: GET", duration_ms=1200.0, spans=3,
+                               failed_spans=["payment: HTTP 503"] if service == "order" else [])]
+
+    traces = Traces()
+    scale_to_zero(cluster, "payment")
+    incident(cluster, service="payment", mode="dry-run")
+    st = run(cluster, ports(cluster, Figures(), traces=traces), settings())
+    assert traces.asked[:2] == ["payment", "order"]
+    assert "trace order-tr (order: GET, 1200 ms): payment: HTTP 503" in st["triageSummary"]
+
+
+def test_a_pod_already_gone_when_its_deletion_is_applied_counts_as_deleted(cluster: MemoryCluster) -> None:
+    [pod] = [p["metadata"]["name"] for p in cluster.list_objects("Pod", NS, {"app.kubernetes.io/name": "payment"})]
+    model = Model(MitigationPlan(rootCause="a stuck pod", confidence=0.6, planner="llm", actions=[
+        Action(type="delete-pod", target=Target(kind="Pod", name=pod))]))
+    incident(cluster, service="payment", symptom="not-ready")
+    p, s = ports(cluster, Figures(), llm=model), settings()
+    while not status(cluster).get("actions"):
+        runner.tick(p, NS, "inc", s)
+    assert status(cluster)["actions"][0]["intent"] == {"verb": "delete", "patchType": "merge", "patch": None}
+    cluster.delete("Pod", NS, pod)  # its controller's doing, or an operator killed after deleting it
+    runner.tick(p, NS, "inc", s)
+    assert status(cluster)["actions"][0]["outcome"] == "applied"
+    assert [w for w in cluster.writes if w[0] == "delete"] == [("delete", "Pod", pod, None)]
