@@ -52,11 +52,6 @@ class Step:
     again: bool = False  # more to do in this phase at once: tick again without pausing
     on_refused: Callable[[str], Step] | None = None  # the step instead, when a Write is refused
 
-    @property
-    def phase(self) -> Phase | None:
-        """The phase this step moves to, if it moves."""
-        return next((op.phase for op in reversed(self.ops) if isinstance(op, Status) and op.phase), None)
-
 
 NOTHING = Step()
 
