@@ -1,4 +1,6 @@
-"""The operator's settings, from the environment (`SRE_OPERATOR_*`)."""
+"""The operator's settings, from the environment (`SRE_OPERATOR_*`): read once when the operator
+starts (`handlers/incidents.py` keeps them in kopf's memo) and handed to whatever needs them; no
+other module reads the environment for them."""
 from __future__ import annotations
 
 import os
@@ -9,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .detection.detector import Thresholds
 from .incident.limits import Caps
+from .incident.validation import Slo
 from .planning.llm import LlmConfig
 
 if TYPE_CHECKING:
@@ -32,9 +35,14 @@ class Settings(BaseSettings):
     p95_threshold_seconds: float = Field(0.5, gt=0)
     breach_cycles: int = Field(2, ge=1, le=100)
     cooldown_seconds: float = Field(120.0, ge=0)
-    # Pipeline: default mode for incidents that name none, settle window before validation.
+    # Validation's SLO: the P95 objective is the detector's threshold; errors have their own.
+    slo_error_ratio: float = Field(0.05, gt=0, le=1)
+    # Pipeline: default mode for incidents that name none, settle window before validation, how
+    # long after it to wait for missing signals, when to judge a rollout that never completes.
     mode: str = Field("auto", pattern="^(auto|approve|dry-run)$")
     settle_seconds: float = Field(30.0, ge=0, le=3600)
+    signal_wait_seconds: float = Field(120.0, ge=0, le=3600)
+    rollout_timeout_seconds: float = Field(300.0, ge=0, le=3600)
     max_attempts: int = Field(3, ge=1, le=10)
     # Blast radius: Incidents acting at once per namespace, actions per workload per hour.
     max_concurrent_incidents: int = Field(3, ge=1, le=100)
@@ -54,6 +62,9 @@ class Settings(BaseSettings):
         return Thresholds(error_ratio=self.error_ratio_threshold, p95_seconds=self.p95_threshold_seconds,
                           for_cycles=self.breach_cycles, cooldown_seconds=self.cooldown_seconds)
 
+    def slo(self) -> Slo:
+        return Slo(max_error_ratio=self.slo_error_ratio, max_p95_seconds=self.p95_threshold_seconds)
+
     def caps(self) -> Caps:
         return Caps(max_concurrent=self.max_concurrent_incidents,
                     max_actions_per_hour=self.max_actions_per_workload_per_hour)
@@ -69,6 +80,11 @@ class Settings(BaseSettings):
 
     def watched(self) -> list[str]:
         return [n.strip() for n in self.watch_namespaces.split(",") if n.strip()]
+
+    def acts_in(self, namespace: str) -> bool:
+        """Whether the operator may act in `namespace`: a watched one (anywhere when none is named)."""
+        watched = self.watched()
+        return not watched or namespace in watched
 
     def allowed_target_namespaces(self) -> set[str]:
         return {n.strip() for n in self.fault_target_namespaces.split(",") if n.strip()}

@@ -4,7 +4,8 @@ rollout (the restore-service action itself: tests/unit/actions/test_restore_serv
 from __future__ import annotations
 
 from sre_operator.detection.detector import Detector, ServiceSignals, breaches
-from sre_operator.detection.signals import service_problem, service_spec
+from sre_operator.detection.known_good import service_spec
+from sre_operator.detection.signals import service_problem
 from sre_operator.domain.models import Evidence, ServiceFacts, Symptom, WorkloadFacts
 from sre_operator.planning import rules as planner
 

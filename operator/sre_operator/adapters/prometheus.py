@@ -3,6 +3,7 @@ read through prometheus-api-client and boiled down to {namespace: {service: {sig
 A Prometheus that does not answer raises `PrometheusUnavailable`: missing data, never a healthy shop."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,10 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from requests.exceptions import RequestException
 from urllib3.util.retry import Retry
 
-WINDOW = "1m"
+from ..domain.metrics import WINDOW, MetricsReading
+
+__all__ = ["WINDOW", "PromSnapshot", "PrometheusMetrics", "PrometheusUnavailable", "fetch_signals",
+           "prometheus_client"]
 
 # One service's reading: signal name → value (numbers; `unrouted_route` is a route).
 Signals = dict[str, Any]
@@ -112,13 +116,9 @@ def fetch_signals(prom: PrometheusConnect, url: str, namespaces: list[str], wind
     return out
 
 
-@dataclass
-class PromSnapshot:
+class PromSnapshot(MetricsReading):
     """One reading of every watched namespace, taken once per detector cycle (`error`: Prometheus
     did not answer, and every namespace's reading is missing, not healthy)."""
-    window: str
-    by_namespace: dict[str, dict[str, Signals]]
-    error: str = ""
 
     @classmethod
     def take(cls, prom: PrometheusConnect, url: str, namespaces: list[str], window: str = WINDOW,
@@ -127,3 +127,18 @@ class PromSnapshot:
             return cls(window, fetch_signals(prom, url, namespaces, window, timeout))
         except PrometheusUnavailable as exc:
             return cls(window, {}, str(exc))
+
+
+@dataclass
+class PrometheusMetrics:
+    """`domain.metrics.Metrics` over a Prometheus HTTP API."""
+    url: str
+    timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        self.client = prometheus_client(self.url, self.timeout)
+
+    def read(self, namespaces: Sequence[str], window: str = WINDOW) -> MetricsReading:
+        if not namespaces:
+            return MetricsReading(window, {})
+        return PromSnapshot.take(self.client, self.url, list(namespaces), window, self.timeout)

@@ -7,6 +7,7 @@ its evidence), and none again for that service within the cooldown after it clos
 breaches are folded into the one about the root: the gateway's 5xx while a service it routes to is down is that service's incident."""
 from __future__ import annotations
 
+import datetime as dt
 import time
 from dataclasses import dataclass, field
 
@@ -135,9 +136,13 @@ class Detector:
     streaks: dict[str, int] = field(default_factory=dict)
     open_keys: set[str] = field(default_factory=set)
     closed_at: dict[str, float] = field(default_factory=dict)
+    # When each current breach was first seen (wall clock): the symptom's onset, which an
+    # Incident records as `spec.detectedAt` so its time to detect is measured from it.
+    onsets: dict[str, dt.datetime] = field(default_factory=dict)
 
-    def observe(self, signals: list[ServiceSignals], now: float | None = None) -> list[Breach]:
-        """New incidents to open for this reading."""
+    def observe(self, signals: list[ServiceSignals], now: float | None = None,
+                at: dt.datetime | None = None) -> list[Breach]:
+        """New incidents to open for this reading (`at`: its wall-clock time, for the onsets)."""
         now = time.monotonic() if now is None else now
         # Services with an open incident, or one closed within the cooldown, explain their callers'
         # errors and latency (a 1-minute error ratio still shows the outage after the fix).
@@ -147,6 +152,8 @@ class Detector:
                    if not (b.symptom in ("error-rate", "latency")
                            and any(d in busy and d != b.service for d in ROUTES_TO.get(b.service, ())))}
         self.streaks = {k: self.streaks.get(k, 0) + 1 for k in current}
+        if at is not None:
+            self.onsets = {k: self.onsets.get(k, at) for k in current}
         # One incident per service: a second symptom of a service that already has an open
         # incident (a 502 storm is also slow) is evidence for that incident, not a new one; of
         # several new symptoms of one service, the most severe opens it.

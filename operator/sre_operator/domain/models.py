@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .vocabulary import ActionType, PlannerKind, Source, SymptomKind, TargetKind
+from .vocabulary import ActionType, Mode, PlannerKind, Source, SymptomKind, TargetKind
 
 __all__ = ["ActionType", "SymptomKind", "TargetKind"]
 
@@ -130,3 +130,17 @@ class Verdict(Model):
     verdict: Literal["better", "same", "worse"]
     passed: bool
     message: str
+
+
+class IncidentSpec(BaseModel):
+    """An Incident's spec as the pipeline reads it (the CRD's schema checked it on the way in; what
+    it does not know is ignored here, as the API server would have pruned it)."""
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, use_enum_values=True)
+
+    service: str = Field(min_length=1, max_length=63)
+    symptom: SymptomKind
+    source: Source = Source.MANUAL
+    summary: str = ""
+    detected_at: str | None = Field(None, alias="detectedAt")  # the symptom's onset (its first breaching reading)
+    mode: Mode | None = None
+    max_attempts: int = Field(3, ge=1, le=10, alias="maxAttempts")

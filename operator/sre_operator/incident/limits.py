@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
-ACTING = ("Mitigating", "Validating", "Undoing")
+from ..domain.clock import parse
+from ..domain.vocabulary import ACTING
 
 
 @dataclass(frozen=True)
@@ -27,19 +29,13 @@ class Decision:
     message: str = ""
 
 
-def _at(value: str | None) -> dt.datetime | None:
-    if not value:
-        return None
-    return dt.datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.timezone.utc)
-
-
-def _targets(inc: dict) -> set[str]:
+def _targets(inc: dict[str, Any]) -> set[str]:
     st = inc.get("status") or {}
     acts = (st.get("plan") or {}).get("actions") or []
     return {f"{a['target']['kind']}/{a['target']['name']}" for a in acts}
 
 
-def check(me: dict, others: list[dict], targets: set[str], now: dt.datetime, caps: Caps = Caps()) -> Decision:
+def check(me: dict[str, Any], others: list[dict[str, Any]], targets: set[str], now: dt.datetime, caps: Caps = Caps()) -> Decision:
     """May `me` start acting on `targets` (kind/name) now?"""
     name = me["metadata"]["name"]
     acting = [o for o in others if o["metadata"]["name"] != name and (o.get("status") or {}).get("phase") in ACTING]
@@ -55,7 +51,7 @@ def check(me: dict, others: list[dict], targets: set[str], now: dt.datetime, cap
         everyone = {o["metadata"]["name"]: o for o in [*others, me]}.values()  # me once, as I am now
         recent = [a for o in everyone for a in (o.get("status") or {}).get("actions") or []
                   if a.get("target", {}).get("kind") == kind and a.get("target", {}).get("name") == tname
-                  and (_at(a.get("startedAt")) or hour_ago) > hour_ago and a.get("outcome") != "failed"]
+                  and (parse(a.get("startedAt")) or hour_ago) > hour_ago and a.get("outcome") != "failed"]
         if len(recent) >= caps.max_actions_per_hour:
             return Decision("escalate", f"{target} had {len(recent)} actions in the last hour (limit "
                                         f"{caps.max_actions_per_hour}): acting again would be flapping")

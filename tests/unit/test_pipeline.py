@@ -1,0 +1,633 @@
+"""The Incident pipeline in the unit tier: the real stages and the real runner against the in-memory
+cluster (`tests/fakes/cluster.py`), a metrics reading handed in as plain figures, and the fake's
+clock. Each test drives an Incident through the daemon loop itself (`runner.run_incident`) or one
+tick at a time (`runner.tick`); nothing here repeats what the runner does."""
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+from sre_operator.actions import ActionRefused
+from sre_operator.domain.metrics import MetricsReading
+from sre_operator.domain.models import Action, Evidence, MitigationPlan, Target
+from sre_operator.domain.ports import ClusterError, Obj, PatchType
+from sre_operator.domain.snapshot import KNOWN_GOOD
+from sre_operator.incident import pipeline, runner
+from sre_operator.incident.step import Event
+from sre_operator.planning.llm import LlmError
+from sre_operator.settings import Settings
+
+from tests.fakes.cluster import MemoryCluster, shop
+
+NS = "shop"
+HEALTHY = {"rate": 5.0, "error_ratio": 0.0, "p95": 0.05, "up": 1.0}
+
+
+class Figures:
+    """The metrics port with figures set by the test (`down`: the source does not answer)."""
+
+    def __init__(self, **services: dict[str, float]) -> None:
+        self.services = {"gateway": dict(HEALTHY), **services}
+        self.down = False
+        self.windows: list[str] = []
+
+    def read(self, namespaces: Sequence[str], window: str) -> MetricsReading:
+        self.windows.append(window)
+        if self.down:
+            return MetricsReading(window, {}, "Prometheus at http://nowhere: refused")
+        return MetricsReading(window, {ns: copy.deepcopy(self.services) for ns in namespaces})
+
+
+class Clock:
+    """kopf's `DaemonStopped` for the daemon loop: each pause moves the fake's clock on and lets
+    its controllers act; stops after `limit` pauses or when `until` holds."""
+
+    def __init__(self, cluster: MemoryCluster, limit: int = 200, until: Any = None) -> None:
+        self.cluster, self.limit, self.until, self.pauses = cluster, limit, until, 0
+
+    def __bool__(self) -> bool:
+        return self.pauses >= self.limit or bool(self.until and self.until())
+
+    def wait(self, timeout: float) -> bool:
+        self.pauses += 1
+        self.cluster.tick(timeout)
+        self.cluster.controllers()
+        return bool(self)
+
+
+def settings(**overrides: Any) -> Settings:
+    base: dict[str, Any] = {"watch_namespaces": NS, "settle_seconds": 30, "signal_wait_seconds": 20,
+                            "rollout_timeout_seconds": 120}
+    return Settings(**{**base, **overrides})
+
+
+@pytest.fixture
+def cluster() -> MemoryCluster:
+    return shop(MemoryCluster())
+
+
+def ports(cluster: Any, metrics: Any, events: list[Event] | None = None, **more: Any) -> runner.Ports:
+    sink = events if events is not None else []
+    return runner.Ports(cluster=cluster, metrics=metrics, emit=sink.append, clock=cluster.clock, **more)
+
+
+def incident(cluster: MemoryCluster, name: str = "inc", **spec: Any) -> str:
+    cluster.create("Incident", NS, {"apiVersion": "sre.stratus.dev/v1alpha1", "kind": "Incident",
+                                    "metadata": {"name": name},
+                                    "spec": {"service": "product", "symptom": "unavailable", "source": "kubernetes",
+                                             "maxAttempts": 2, **spec}})
+    return name
+
+
+def status(cluster: MemoryCluster, name: str = "inc") -> dict[str, Any]:
+    inc = cluster.get("Incident", NS, name)
+    assert inc is not None
+    return dict(inc.get("status") or {})
+
+
+def scale_to_zero(cluster: MemoryCluster, name: str = "product", known_good: int | None = 1) -> None:
+    if known_good is not None:
+        cluster.create("ConfigMap", NS, {"metadata": {"name": KNOWN_GOOD}, "data": {f"_replicas.{name}": str(known_good)}})
+    cluster.patch("Deployment", NS, name, "merge", {"spec": {"replicas": 0}})
+    cluster.controllers()
+    cluster.tick(60)
+
+
+def run(cluster: MemoryCluster, p: runner.Ports, s: Settings, name: str = "inc", limit: int = 200,
+        until: set[str] | None = None) -> dict[str, Any]:
+    stop = Clock(cluster, limit, (lambda: status(cluster, name).get("phase") in until) if until else None)
+    runner.run_incident(p, NS, name, s, stop)
+    return status(cluster, name)
+
+
+def deployment_patches(cluster: MemoryCluster, name: str) -> list[object]:
+    return [body for verb, kind, n, body in cluster.writes if verb == "patch" and kind == "Deployment" and n == name]
+
+
+# -- whole runs ------------------------------------------------------------------------------------------
+
+def test_a_workload_scaled_to_zero_is_scaled_back_validated_and_resolved(cluster: MemoryCluster) -> None:
+    scale_to_zero(cluster, known_good=2)
+    incident(cluster)
+    events: list[Event] = []
+    metrics = Figures(product=dict(HEALTHY))
+    st = run(cluster, ports(cluster, metrics, events), settings())
+    assert st["phase"] == "Resolved", st.get("message")
+    assert [t["phase"] for t in st["timeline"]] == ["Triaging", "Planning", "Mitigating", "Validating", "Resolved"]
+    assert [(a["type"], a["outcome"]) for a in st["actions"]] == [("scale", "applied")]
+    assert st["actions"][0]["undo"] == {"replicas": 0}
+    assert deployment_patches(cluster, "product")[-1] == {"spec": {"replicas": 2}}
+    assert st["attempts"] == 1 and st["timeToMitigate"].endswith("s") and st["resolvedAt"]
+    [v] = st["validation"]
+    assert v["passed"] and v["verdict"] == "better" and v["before"]["readyReplicas"] == 0
+    assert v["after"]["readyReplicas"] == 2
+    assert "15s" not in metrics.windows[:2] and any(w.endswith("s") and w != "1m" for w in metrics.windows)
+    conds = {c["type"]: c for c in st["conditions"]}
+    assert conds["Resolved"]["status"] == "True" and conds["Mitigated"]["status"] == "True"
+    assert conds["Valid"]["status"] == "True" and conds["Escalated"]["status"] == "False"
+    assert all(c["observedGeneration"] == 1 for c in conds.values())
+    assert [e.reason for e in events] == ["Triaging", "Planning", "Mitigating", "Validating", "Resolved"]
+    assert st["triageSummary"].startswith("gateway: 1/1 ready")
+    assert st["symptoms"][0]["kind"] == "unavailable" and st["symptoms"][0]["observedAt"]
+
+
+def test_attempts_that_do_not_help_are_undone_then_escalated(cluster: MemoryCluster) -> None:
+    """Without figures the result cannot be shown to be good: each attempt is undone (the scale
+    goes back to 0), the next one planned without repeating it, and after maxAttempts a person is
+    called."""
+    scale_to_zero(cluster)
+    incident(cluster)
+    metrics = Figures()
+    metrics.down = True
+    events: list[Event] = []
+    st = run(cluster, ports(cluster, metrics, events), settings())
+    assert st["phase"] == "Escalated" and st["attempts"] == 2 and "a person is needed" in st["message"]
+    phases = [t["phase"] for t in st["timeline"]]
+    assert phases == ["Triaging", "Planning", "Mitigating", "Validating", "Undoing", "Planning", "Mitigating",
+                      "Validating", "Undoing", "Escalated"]
+    assert [(a["attempt"], a["type"], a["outcome"]) for a in st["actions"]] == [
+        (1, "scale", "undone"), (2, "rollout-restart", "applied")]
+    assert [(u["attempt"], u["action"], u["outcome"]) for u in st["undoLog"]] == [
+        (1, "scale", "undone"), (2, "rollout-restart", "skipped")]
+    assert [v["passed"] for v in st["validation"]] == [False, False]
+    assert all("incomplete" in v["message"] for v in st["validation"])
+    assert [e.reason for e in events].count("SignalsMissing") == 2
+    dep = cluster.get("Deployment", NS, "product")
+    assert dep is not None and dep["spec"]["replicas"] == 0  # the scale was undone
+    conds = {c["type"]: c["status"] for c in st["conditions"]}
+    assert conds == {"Resolved": "False", "Mitigated": "False", "AwaitingApproval": "False", "Escalated": "True",
+                     "Valid": "True"}
+
+
+def test_approve_waits_for_the_annotation_then_acts(cluster: MemoryCluster) -> None:
+    scale_to_zero(cluster)
+    incident(cluster, mode="approve")
+    p, s = ports(cluster, Figures(product=dict(HEALTHY))), settings()
+    st = run(cluster, p, s, limit=10)
+    assert st["phase"] == "AwaitingApproval" and "sre.stratus.dev/approve=true" in st["message"]
+    assert not st.get("actions") and deployment_patches(cluster, "product") == [{"spec": {"replicas": 0}}]
+    assert {c["type"]: c["status"] for c in st["conditions"]}["AwaitingApproval"] == "True"
+    cluster.patch("Incident", NS, "inc", "merge", {"metadata": {"annotations": {pipeline.APPROVE_ANNOTATION: "true"}}})
+    st = run(cluster, p, s, until={"Validating"})
+    assert st["phase"] == "Validating" and [a["outcome"] for a in st["actions"]] == ["applied"]
+    assert {c["type"]: c["status"] for c in st["conditions"]}["AwaitingApproval"] == "False"
+    assert run(cluster, p, s)["phase"] == "Resolved"
+
+
+def test_dry_run_plans_and_touches_nothing(cluster: MemoryCluster) -> None:
+    scale_to_zero(cluster)
+    incident(cluster, mode="dry-run")
+    before = len(cluster.writes)
+    st = run(cluster, ports(cluster, Figures()), settings())
+    assert st["phase"] == "DryRun" and st["message"] == "dry run: would scale deployment/product"
+    assert {verb for verb, kind, *_ in cluster.writes[before:]} == {"patch_status"}
+    assert not st.get("actions") and st["plan"]["actions"][0]["replicas"] == 1
+
+
+def test_the_operator_default_mode_applies_when_the_incident_names_none(cluster: MemoryCluster) -> None:
+    scale_to_zero(cluster)
+    incident(cluster)
+    assert run(cluster, ports(cluster, Figures()), settings(mode="dry-run"))["phase"] == "DryRun"
+
+
+@pytest.mark.parametrize("spec,reason,text", [
+    ({"service": "warehouse"}, "UnknownService", "'warehouse' is not a workload"),
+    ({"symptom": "melted"}, "InvalidIncident", "ValidationError"),
+    ({"maxAttempts": "many"}, "InvalidIncident", "ValidationError"),
+])
+def test_an_incident_that_cannot_be_handled_fails_with_a_condition(cluster: MemoryCluster, spec: dict[str, Any],
+                                                                   reason: str, text: str) -> None:
+    incident(cluster, **spec)
+    before = len(cluster.writes)
+    st = run(cluster, ports(cluster, Figures()), settings())
+    assert st["phase"] == "Failed"
+    [cond] = [c for c in st["conditions"] if c["type"] == "Valid"]
+    assert cond["status"] == "False" and cond["reason"] == reason and text in cond["message"]
+    assert {verb for verb, *_ in cluster.writes[before:]} == {"patch_status"}
+
+
+def test_an_incident_outside_the_watched_namespaces_is_refused(cluster: MemoryCluster) -> None:
+    scale_to_zero(cluster)
+    incident(cluster)
+    st = run(cluster, ports(cluster, Figures()), settings(watch_namespaces="elsewhere,other"))
+    [cond] = [c for c in st["conditions"] if c["type"] == "Valid"]
+    assert st["phase"] == "Failed" and cond["reason"] == "NamespaceNotWatched" and "elsewhere, other" in cond["message"]
+    assert not st.get("plan") and deployment_patches(cluster, "product") == [{"spec": {"replicas": 0}}]
+
+
+def test_an_unknown_phase_fails_and_a_finished_incident_is_left_alone(cluster: MemoryCluster) -> None:
+    incident(cluster)
+    cluster.patch_status("Incident", NS, "inc", {"phase": "Dancing"})
+    assert run(cluster, ports(cluster, Figures()), settings())["phase"] == "Failed"
+    before = len(cluster.writes)
+    assert runner.tick(ports(cluster, Figures()), NS, "inc", settings()) == runner.Ticked("Failed")
+    assert len(cluster.writes) == before
+    assert runner.tick(ports(cluster, Figures()), NS, "gone", settings()) is None
+
+
+# -- time to detect ---------------------------------------------------------------------------------------
+
+def test_time_to_detect_runs_from_the_symptoms_onset_to_the_incident(cluster: MemoryCluster) -> None:
+    from sre_operator.detection.detector import Detector, Thresholds
+    from sre_operator.detection.loop import detect_once
+
+    scale_to_zero(cluster)
+    det, s = Detector(Thresholds(for_cycles=3)), settings()
+    remembered: list[str] = []
+    reading = Figures().read([NS], "1m")
+    for _ in range(3):
+        opened = detect_once(cluster, NS, det, s, reading, cluster.clock(), lambda ns, objs: remembered.append(ns))
+        cluster.tick(5)
+    [name] = opened
+    inc = cluster.get("Incident", NS, name)
+    assert inc is not None and inc["spec"]["detectedAt"] == "2026-01-01T12:01:00Z"  # the first breaching reading
+    assert inc["spec"]["severity"] == "critical" and inc["spec"]["dedupKey"] == "product/unavailable"
+    runner.tick(ports(cluster, Figures()), NS, name, s)
+    st = status(cluster, name)
+    assert st["timeToDetect"] == "10.0s" and st["detectedAt"] == "2026-01-01T12:01:10Z"
+    assert remembered == []  # never while something is broken
+    # Healthy, with no incident open: its objects are recorded as known-good.
+    cluster.patch_status("Incident", NS, name, {"phase": "Resolved"})
+    cluster.patch("Deployment", NS, "product", "merge", {"spec": {"replicas": 1}})
+    cluster.controllers()
+    cluster.tick(120)
+    detect_once(cluster, NS, det, s, Figures(product=dict(HEALTHY)).read([NS], "1m"), cluster.clock(),
+                lambda ns, objs: remembered.append(ns))
+    assert remembered == [NS]
+
+
+# -- kill anywhere ------------------------------------------------------------------------------------
+
+class Killed(BaseException):
+    """The operator's process dies (not an error the daemon handles)."""
+
+
+class DiesAfter:
+    """The cluster as the operator sees it until the process dies: right after its `n`th write."""
+
+    def __init__(self, cluster: MemoryCluster, n: int) -> None:
+        self.cluster, self.n = cluster, n
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.cluster, name)
+
+    def _wrote(self) -> None:
+        self.n -= 1
+        if self.n == 0:
+            raise Killed()
+
+    def patch(self, kind: str, namespace: str, name: str, patch_type: PatchType, body: object) -> None:
+        self.cluster.patch(kind, namespace, name, patch_type, body)
+        self._wrote()
+
+    def patch_status(self, kind: str, namespace: str, name: str, status: Obj) -> None:
+        self.cluster.patch_status(kind, namespace, name, status)
+        self._wrote()
+
+    def delete(self, kind: str, namespace: str, name: str) -> None:
+        self.cluster.delete(kind, namespace, name)
+        self._wrote()
+
+
+def killed_runs() -> Iterator[int]:
+    yield from range(1, 40)
+
+
+@pytest.mark.parametrize("plan", ["scale", "config"])
+def test_killed_after_any_write_the_next_operator_finishes_without_repeating_an_action(plan: str) -> None:
+    """The operator dies right after its 1st, 2nd, … write; a new one takes over from what was
+    persisted. Every run ends Resolved with each action applied exactly once."""
+    total = None
+    for n in killed_runs():
+        cluster = shop(MemoryCluster())
+        if plan == "scale":
+            scale_to_zero(cluster)
+        else:
+            break_gateway_config(cluster)
+        incident(cluster, service="product" if plan == "scale" else "gateway",
+                 symptom="unavailable" if plan == "scale" else "error-rate")
+        s = settings()
+        metrics = Figures(product=dict(HEALTHY))
+        start = len(cluster.writes)
+        try:
+            run(cluster, ports(DiesAfter(cluster, n), metrics), s)
+        except Killed:
+            pass
+        else:
+            total = n
+        st = run(cluster, ports(cluster, metrics), s)
+        assert st["phase"] == "Resolved", (n, st.get("message"))
+        assert all(a["outcome"] == "applied" for a in st["actions"])
+        object_writes = [(v, k, name, b) for v, k, name, b in cluster.writes[start:] if v in ("patch", "delete")]
+        expected = [("patch", "Deployment", "product", {"spec": {"replicas": 1}})] if plan == "scale" else [
+            ("patch", "ConfigMap", "gateway-config"), ("patch", "Deployment", "gateway")]
+        assert [w[:len(e)] for w, e in zip(object_writes, expected)] == expected and \
+            len(object_writes) == len(expected), (n, object_writes)
+        if total is not None:
+            break
+    assert total is not None and total > 8  # the run was killed at each of its writes before this one
+
+
+def break_gateway_config(cluster: MemoryCluster) -> None:
+    cm = cluster.get("ConfigMap", NS, "gateway-config")
+    assert cm is not None
+    good = "events {}\nhttp {\n" + cm["data"]["nginx.conf"] + "}\n"  # as `nginx -t` takes it
+    cluster.patch("ConfigMap", NS, "gateway-config", "merge", {"data": {"nginx.conf": good}})
+    cluster.create("ConfigMap", NS, {"metadata": {"name": KNOWN_GOOD}, "data": {"gateway-config.nginx.conf": good}})
+    cluster.tick(30)
+    cluster.patch("ConfigMap", NS, "gateway-config", "merge",
+                  {"data": {"nginx.conf": good.replace("server product:5002", "server product:5999")}})
+    cluster.tick(30)
+
+
+def test_a_pending_action_that_already_took_effect_is_marked_applied_not_repeated(cluster: MemoryCluster) -> None:
+    scale_to_zero(cluster)
+    incident(cluster)
+    p, s = ports(cluster, Figures(product=dict(HEALTHY))), settings()
+    while not status(cluster).get("actions"):
+        runner.tick(p, NS, "inc", s)
+    [rec] = status(cluster)["actions"]
+    assert rec["outcome"] == "pending" and rec["intent"] == {"action": "scale", "verb": "patch", "patchType": "merge",
+                                                             "body": {"spec": {"replicas": 1}}}
+    cluster.patch("Deployment", NS, "product", "merge", rec["intent"]["body"])  # applied, then the process died
+    runner.tick(p, NS, "inc", s)
+    [rec] = status(cluster)["actions"]
+    assert rec["outcome"] == "applied" and "had taken effect before a restart" in rec["message"]
+    assert len(deployment_patches(cluster, "product")) == 2  # the test's two, none of the operator's
+
+
+# -- API errors --------------------------------------------------------------------------------------------
+
+def test_a_transient_error_while_applying_is_retried_and_the_action_applied_once(cluster: MemoryCluster) -> None:
+    scale_to_zero(cluster)
+    incident(cluster)
+    p, s = ports(cluster, Figures(product=dict(HEALTHY))), settings()
+    while not status(cluster).get("actions"):
+        runner.tick(p, NS, "inc", s)
+
+    class FailsOnPatch(DiesAfter):
+        def patch(self, kind: str, namespace: str, name: str, patch_type: PatchType, body: object) -> None:
+            if kind == "Deployment":
+                raise ClusterError(503, "unavailable")
+            self.cluster.patch(kind, namespace, name, patch_type, body)
+
+    stop = Clock(cluster, limit=3)
+    runner.run_incident(ports(FailsOnPatch(cluster, 0), Figures()), NS, "inc", s, stop)
+    st = status(cluster)
+    assert st["actions"][0]["outcome"] == "pending" and st["message"].startswith("retrying in")
+    assert stop.cluster.now > dt.datetime(2026, 1, 1, 12, 1, 10, tzinfo=dt.UTC)  # backed off
+    st = run(cluster, p, s)
+    assert st["phase"] == "Resolved" and len(deployment_patches(cluster, "product")) == 2
+
+
+def test_an_action_the_api_server_refuses_fails_the_attempt_which_is_undone(cluster: MemoryCluster) -> None:
+    scale_to_zero(cluster)
+    incident(cluster, maxAttempts=1)
+    p, s = ports(cluster, Figures(product=dict(HEALTHY))), settings()
+    while not status(cluster).get("actions"):
+        runner.tick(p, NS, "inc", s)
+    cluster.fail_next(1, 0)  # the Incident's read
+    with pytest.raises(ClusterError):
+        runner.tick(p, NS, "inc", s)
+    original = cluster.patch
+
+    def refuse(kind: str, namespace: str, name: str, patch_type: PatchType, body: object) -> None:
+        if kind == "Deployment":
+            raise ClusterError(422, "spec.replicas: Invalid value")
+        original(kind, namespace, name, patch_type, body)
+    cluster.patch = refuse  # type: ignore[method-assign]
+    st = run(cluster, p, s, until={"Undoing", "Escalated"})
+    assert [(a["outcome"], a["message"]) for a in st["actions"]] == [("failed", "422 spec.replicas: Invalid value")]
+    assert "action scale failed" in st["timeline"][-1]["message"] or st["phase"] == "Escalated"
+    st = run(cluster, p, s)
+    assert st["phase"] == "Escalated" and not st.get("undoLog")
+
+
+def test_an_action_that_cannot_be_prepared_fails_the_attempt(cluster: MemoryCluster) -> None:
+    scale_to_zero(cluster)
+    incident(cluster, mode="approve", maxAttempts=1)
+    p, s = ports(cluster, Figures()), settings()
+    run(cluster, p, s, until={"AwaitingApproval"})
+    cluster.delete("Deployment", NS, "product")  # gone between the plan and the approval
+    cluster.patch("Incident", NS, "inc", "merge", {"metadata": {"annotations": {pipeline.APPROVE_ANNOTATION: "true"}}})
+    st = run(cluster, p, s)
+    assert st["phase"] == "Escalated" and [t["phase"] for t in st["timeline"]][-3:] == [
+        "Mitigating", "Undoing", "Escalated"]
+    assert st["actions"][0]["outcome"] == "failed" and "is not an object of this application" in st["actions"][0]["message"]
+
+
+def test_undo_that_the_api_server_refuses_is_logged_and_the_incident_escalated(cluster: MemoryCluster) -> None:
+    scale_to_zero(cluster)
+    incident(cluster, maxAttempts=1)
+    metrics = Figures()
+    metrics.down = True
+    p, s = ports(cluster, metrics), settings()
+    run(cluster, p, s, until={"Undoing"})
+    cluster.delete("Deployment", NS, "product")  # gone: nothing to restore into
+    st = run(cluster, p, s)
+    assert st["phase"] == "Escalated"
+    assert [(u["action"], u["outcome"]) for u in st["undoLog"]] == [("scale", "failed")]
+    assert "not found" in st["undoLog"][0]["message"] and st["actions"][0]["outcome"] == "applied"
+
+
+# -- the planner ---------------------------------------------------------------------------------------
+
+class Model:
+    """The LLM planner's port: a fixed answer, or an error with the tokens it cost."""
+
+    def __init__(self, answer: MitigationPlan | None, error: str = "") -> None:
+        self.answer, self.error, self.asked = answer, error, 0
+
+    def plan(self, ev: Evidence, namespace: str, tried: set[str]) -> tuple[MitigationPlan, dict[str, Any]]:
+        self.asked += 1
+        usage = {"model": "m", "calls": 1, "promptTokens": 100, "completionTokens": 10}
+        if self.answer is None:
+            raise LlmError(self.error, usage)
+        return self.answer, usage
+
+
+def scale(name: str, replicas: int, namespace: str | None = None) -> MitigationPlan:
+    return MitigationPlan(rootCause="too few", confidence=0.9, planner="llm", actions=[
+        Action(type="scale", target=Target(kind="Deployment", name=name, namespace=namespace), replicas=replicas)])
+
+
+@pytest.mark.parametrize("answer,reason", [
+    (Model(None, "the model did not answer within 1s"), "did not answer within"),
+    (Model(scale("coredns", 0, "kube-system")), "outside the incident's"),
+    (Model(scale("warehouse", 2)), "is not an object of this application"),
+    (Model(MitigationPlan(rootCause="none", confidence=0.1, actions=[])), "proposed no action"),
+])
+def test_a_bad_or_absent_model_plan_falls_back_to_the_rules(cluster: MemoryCluster, answer: Model,
+                                                            reason: str) -> None:
+    scale_to_zero(cluster)
+    incident(cluster, mode="dry-run")
+    events: list[Event] = []
+    st = run(cluster, ports(cluster, Figures(), events, llm=answer), settings())
+    assert st["phase"] == "DryRun" and st["diagnosis"]["planner"] == "rules"
+    assert reason in st["diagnosis"]["fallbackReason"]
+    assert st["llm"] == {"model": "m", "calls": 1, "promptTokens": 100, "completionTokens": 10}
+    assert any(e.reason == "PlannerFallback" and e.type == "Warning" for e in events)
+
+
+def test_a_good_model_plan_is_used(cluster: MemoryCluster) -> None:
+    scale_to_zero(cluster)
+    incident(cluster, mode="dry-run")
+    model = Model(scale("product", 3))
+    st = run(cluster, ports(cluster, Figures(), llm=model), settings())
+    assert st["diagnosis"]["planner"] == "llm" and "fallbackReason" not in st["diagnosis"]
+    assert st["plan"]["actions"][0]["replicas"] == 3 and model.asked == 1
+
+
+def test_with_nothing_left_to_try_the_incident_is_escalated(cluster: MemoryCluster) -> None:
+    incident(cluster, service="order", symptom="latency")  # healthy, nothing changed: no rule matches
+    st = run(cluster, ports(cluster, Figures()), settings())
+    assert st["phase"] == "Escalated" and st["message"].startswith("no mitigation left to try")
+
+
+# -- limits ---------------------------------------------------------------------------------------------
+
+def test_an_incident_waits_while_another_acts_on_the_same_workload(cluster: MemoryCluster) -> None:
+    scale_to_zero(cluster)
+    incident(cluster, "first")
+    incident(cluster, "second")
+    p, s = ports(cluster, Figures(product=dict(HEALTHY))), settings()
+    run(cluster, p, s, "first", until={"Validating"})
+    st = run(cluster, p, s, "second", limit=6)
+    assert st["phase"] == "Mitigating" and st["message"] == "waiting: incident first is acting on Deployment/product"
+    assert not st.get("actions")
+
+
+def test_too_many_actions_on_one_workload_within_an_hour_escalate(cluster: MemoryCluster) -> None:
+    scale_to_zero(cluster)
+    incident(cluster)
+    recent = [{"attempt": 1, "index": 0, "type": "scale", "target": {"kind": "Deployment", "name": "product"},
+               "outcome": "undone", "startedAt": cluster.stamp()}] * 6
+    incident(cluster, "old")
+    cluster.patch_status("Incident", NS, "old", {"phase": "Escalated", "actions": recent})
+    st = run(cluster, ports(cluster, Figures()), settings())
+    assert st["phase"] == "Escalated" and "would be flapping" in st["message"]
+
+
+# -- pure pieces -------------------------------------------------------------------------------------------
+
+def test_the_validation_slo_follows_the_p95_threshold() -> None:
+    s = settings(p95_threshold_seconds=1.5, slo_error_ratio=0.02)
+    assert s.slo().max_p95_seconds == 1.5 == s.thresholds().p95_seconds and s.slo().max_error_ratio == 0.02
+    assert s.acts_in(NS) and not s.acts_in("other") and settings(watch_namespaces="").acts_in("anywhere")
+
+
+# -- conditions and the CRD ----------------------------------------------------------------------------------
+
+def test_conditions_follow_the_phase_and_keep_their_transition_time() -> None:
+    from sre_operator.domain.vocabulary import Phase
+    from sre_operator.incident.conditions import conditions
+    t0 = dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC)
+    first = conditions(Phase.TRIAGING, 1, t0)
+    assert {c["type"]: c["status"] for c in first} == {"Resolved": "False", "Mitigated": "False",
+                                                       "AwaitingApproval": "False", "Escalated": "False",
+                                                       "Valid": "True"}
+    later = conditions(Phase.VALIDATING, 2, t0 + dt.timedelta(minutes=1), first, message="applied")
+    by = {c["type"]: c for c in later}
+    assert by["Mitigated"] == {"type": "Mitigated", "status": "True", "reason": "Validating", "message": "applied",
+                               "lastTransitionTime": "2026-01-01T12:01:00Z", "observedGeneration": 2}
+    assert by["Resolved"]["lastTransitionTime"] == "2026-01-01T12:00:00Z" and by["Resolved"]["observedGeneration"] == 2
+    failed = {c["type"]: c for c in conditions(Phase.FAILED, 2, t0, later, "UnknownService", "no such workload")}
+    assert failed["Valid"]["status"] == "False" and failed["Valid"]["reason"] == "UnknownService"
+    assert failed["Mitigated"]["status"] == "False" and failed["Mitigated"]["reason"] == "UnknownService"
+
+
+def unknown_fields(doc: Any, schema: dict[str, Any], path: str = "status") -> list[str]:
+    """Fields of `doc` its structural schema does not declare (the API server would prune them)."""
+    if schema.get("x-kubernetes-preserve-unknown-fields"):
+        return []
+    if isinstance(doc, dict):
+        props = schema.get("properties")
+        if props is None:
+            extra = schema.get("additionalProperties")
+            return [] if extra else [path]
+        return [f"{path}.{k}" for k in doc if k not in props] + [
+            x for k, v in doc.items() if k in props for x in unknown_fields(v, props[k], f"{path}.{k}")]
+    if isinstance(doc, list):
+        return [x for i, v in enumerate(doc) for x in unknown_fields(v, schema.get("items") or {}, f"{path}[{i}]")]
+    return []
+
+
+@pytest.mark.parametrize("case", ["resolved", "escalated", "failed"])
+def test_what_the_pipeline_writes_is_what_the_crd_declares(cluster: MemoryCluster, case: str) -> None:
+    import jsonschema
+    import yaml
+
+    from tests.unit.test_crds import CRDS
+    schema = yaml.safe_load((CRDS / "incidents.sre.stratus.dev.yaml").read_text())[
+        "spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+    scale_to_zero(cluster)
+    incident(cluster, **({"service": "warehouse"} if case == "failed" else {}))
+    metrics = Figures(product=dict(HEALTHY))
+    metrics.down = case == "escalated"
+    st = run(cluster, ports(cluster, metrics, llm=Model(None, "no model")), settings())
+    assert st["phase"] == case.capitalize()
+    jsonschema.validate(st, schema)
+    assert unknown_fields(st, schema) == []
+
+
+class Cycles:
+    """A stop event for the detector loop: lets `n` cycles run, moving the fake's clock on."""
+
+    def __init__(self, cluster: MemoryCluster, n: int) -> None:
+        self.cluster, self.n = cluster, n
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.n -= 1
+        self.cluster.tick(5)
+        return self.n < 0
+
+
+def test_the_detector_loop_opens_one_incident_per_breach_over_cycles(cluster: MemoryCluster) -> None:
+    from sre_operator.detection.loop import detector_loop
+    scale_to_zero(cluster)
+    metrics = Figures()
+    metrics.down = True  # Kubernetes facts alone still show a workload scaled to 0
+    detector_loop(Cycles(cluster, 3), cluster, metrics, settings(breach_cycles=2),  # type: ignore[arg-type]
+                  now=cluster.clock)
+    [inc] = cluster.list_objects("Incident", NS)
+    assert inc["spec"]["service"] == "product" and inc["spec"]["symptom"] == "unavailable"
+    assert metrics.windows == ["1m"] * 3
+
+
+def test_triage_reads_the_traces_of_the_service_and_its_callers(cluster: MemoryCluster) -> None:
+    from sre_operator.domain.models import TraceFacts
+
+    class Traces:
+        def __init__(self) -> None:
+            self.asked: list[str] = []
+
+        def evidence(self, service: str, limit: int = 5) -> list[TraceFacts]:
+            self.asked.append(service)
+            return [TraceFacts(trace_id=f"{service}-trace-1", root=f"{service}: GET", duration_ms=1200.0, spans=3,
+                               failed_spans=["payment: HTTP 503"] if service == "order" else [])]
+
+    traces = Traces()
+    scale_to_zero(cluster, "payment")
+    incident(cluster, service="payment", mode="dry-run")
+    st = run(cluster, ports(cluster, Figures(), traces=traces), settings())
+    assert traces.asked[:2] == ["payment", "order"]
+    assert "trace order-tr (order: GET, 1200 ms): payment: HTTP 503" in st["triageSummary"]
+
+
+def test_a_pod_already_gone_when_its_deletion_is_applied_counts_as_deleted(cluster: MemoryCluster) -> None:
+    [pod] = [p["metadata"]["name"] for p in cluster.list_objects("Pod", NS, {"app.kubernetes.io/name": "payment"})]
+    model = Model(MitigationPlan(rootCause="a stuck pod", confidence=0.6, planner="llm", actions=[
+        Action(type="delete-pod", target=Target(kind="Pod", name=pod))]))
+    incident(cluster, service="payment", symptom="not-ready")
+    p, s = ports(cluster, Figures(), llm=model), settings()
+    while not status(cluster).get("actions"):
+        runner.tick(p, NS, "inc", s)
+    assert status(cluster)["actions"][0]["intent"] == {"action": "delete-pod", "verb": "delete", "patchType": None,
+                                                        "body": None}
+    cluster.delete("Pod", NS, pod)  # its controller's doing, or an operator killed after deleting it
+    runner.tick(p, NS, "inc", s)
+    assert status(cluster)["actions"][0]["outcome"] == "applied"
+    assert [w for w in cluster.writes if w[0] == "delete"] == [("delete", "Pod", pod, None)]
