@@ -77,7 +77,7 @@ class Sources:
         self.settings = settings
         self.kube = kube or Kube()
         self.prom = prometheus_client(settings.prometheus_url, timeout=3)
-        self.reader = Reader(self.kube, settings.namespace, settings.prometheus_url, timeout=3)
+        self.reader = Reader(self.kube, settings.namespace)
 
     def health(self) -> Obj:
         snap = PromSnapshot.take(self.prom, self.settings.prometheus_url, [self.settings.namespace], timeout=3)
@@ -87,10 +87,10 @@ class Sources:
         return out
 
     def incidents(self) -> list[Obj]:
-        return self.kube.list_custom("incidents", self.settings.namespace)
+        return self.kube.list_objects("Incident", self.settings.namespace)
 
     def scenarios(self) -> list[Obj]:
-        return self.kube.list_custom("faultscenarios", self.settings.namespace)
+        return self.kube.list_objects("FaultScenario", self.settings.namespace)
 
     def series(self, minutes: int) -> Obj:
         """Error ratio and P95 per service over the last minutes (10 s steps) from Prometheus."""
@@ -245,7 +245,7 @@ def create_app(settings: DashboardSettings | None = None, sources: Sources | Non
     @app.get("/api/incidents/{name}")
     async def api_incident(name: str) -> JSONResponse:
         src: Sources = state["sources"]
-        inc = await asyncio.to_thread(src.kube.get_custom, "incidents", settings.namespace, name)
+        inc = await asyncio.to_thread(src.kube.get, "Incident", settings.namespace, name)
         if inc is None:
             raise HTTPException(404, f"no incident {name!r} in {settings.namespace}")
         return JSONResponse(views.incident_detail(inc))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sre_operator.detection.detector import Thresholds
+from sre_operator.domain.policy import Thresholds
 
 # A Kubernetes object or a Prometheus reading, as JSON.
 Obj = dict[str, Any]

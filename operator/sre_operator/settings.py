@@ -4,18 +4,11 @@ other module reads the environment for them."""
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .detection.detector import Thresholds
-from .incident.limits import Caps
-from .incident.validation import Slo
-from .planning.llm import LlmConfig
-
-if TYPE_CHECKING:
-    from .adapters.traces import TraceReader
+from .domain.policy import Caps, LlmConfig, Slo, Thresholds
 
 
 class Settings(BaseSettings):
@@ -88,7 +81,3 @@ class Settings(BaseSettings):
 
     def allowed_target_namespaces(self) -> set[str]:
         return {n.strip() for n in self.fault_target_namespaces.split(",") if n.strip()}
-
-    def trace_reader(self) -> "TraceReader | None":
-        from .adapters.traces import TraceReader
-        return TraceReader(self.jaeger_url) if self.jaeger_url else None

@@ -21,12 +21,14 @@ from localkube.cluster import Cluster
 from localkube.testing import shop_namespace
 from sre_operator.adapters import kube as kube_mod
 from sre_operator.adapters.kube import Kube
+from sre_operator.adapters.llm_client import chat_client
 from sre_operator.adapters.prometheus import PrometheusMetrics
+from sre_operator.domain.policy import LlmConfig
 from sre_operator.faults import broken_gateway_config
 from sre_operator.incident import runner as pipeline_runner
 from sre_operator.incident.pipeline import APPROVE_ANNOTATION
 from sre_operator.incident.step import Event
-from sre_operator.planning.llm import LlmConfig, LlmPlanner
+from sre_operator.planning.llm import LlmPlanner
 from sre_operator.settings import Settings
 from tests.fake_llm import FakeLlm, Reply, evidence_of, plan_reply
 
@@ -92,7 +94,7 @@ class Runner:
                                      emit=self.events.append, llm=llm)
 
     def incident(self) -> dict:
-        inc = self.kube.get_custom("incidents", self.ns, self.name)
+        inc = self.kube.get("Incident", self.ns, self.name)
         assert inc is not None
         return inc
 
@@ -120,8 +122,9 @@ def gateway_config(cluster: Cluster, ns: str) -> str:
 
 
 def llm(fake: FakeLlm, timeout: float = 5.0) -> LlmPlanner:
-    return LlmPlanner(LlmConfig(base_url=fake.base_url, api_key="k", model="fake-model", timeout_seconds=timeout,
-                                max_retries=0))
+    config = LlmConfig(base_url=fake.base_url, api_key="k", model="fake-model", timeout_seconds=timeout,
+                       max_retries=0)
+    return LlmPlanner(config, chat_client(config))
 
 
 def test_a_good_model_plan_is_used_and_its_tokens_recorded(cluster: Cluster, shop: str, kube: Kube) -> None:

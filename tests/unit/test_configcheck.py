@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from shop.gateway import render_config
-from sre_operator.planning import configcheck
+from sre_operator.actions import configcheck
 
 GOOD = render_config(listen="8080", order="order:5001", product="product:5002", payment="payment:5003",
                      access_log="/var/log/gateway/access.json")

@@ -2,7 +2,8 @@
 quiet services or a rollout in progress."""
 from __future__ import annotations
 
-from sre_operator.detection.detector import Detector, ServiceSignals, Thresholds, breaches
+from sre_operator.detection.detector import Detector, ServiceSignals, breaches
+from sre_operator.domain.policy import Thresholds
 
 
 def healthy(service: str) -> ServiceSignals:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sre_operator.incident.limits import Caps, check
+from sre_operator.domain.policy import Caps
+from sre_operator.incident.limits import check
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 

@@ -10,6 +10,7 @@ import json
 import pytest
 
 from sre_operator.actions import ActionRefused
+from sre_operator.adapters.llm_client import chat_client
 from sre_operator.domain.models import (
     Action,
     ConfigFacts,
@@ -18,9 +19,11 @@ from sre_operator.domain.models import (
     Symptom,
     WorkloadFacts,
 )
+from sre_operator.domain.policy import LlmConfig
 from sre_operator.domain.snapshot import Snapshot
-from sre_operator.planning import configcheck, vetting
-from sre_operator.planning.llm import LlmConfig, LlmError, LlmPlanner, add_usage
+from sre_operator.actions import configcheck
+from sre_operator.planning import vetting
+from sre_operator.planning.llm import LlmError, LlmPlanner, add_usage
 from tests.fake_llm import FakeLlm, Reply, evidence_of, plan_reply
 from tests.unit.actions.harness import GOOD_CONFIG, act, healthy_shop, read
 
@@ -37,8 +40,9 @@ def evidence() -> Evidence:
 
 
 def planner(fake: FakeLlm, timeout: float = 5.0, **kw: object) -> LlmPlanner:
-    return LlmPlanner(LlmConfig(base_url=fake.base_url, api_key="test-key", model="test-model",
-                                timeout_seconds=timeout, max_retries=0, **kw))  # type: ignore[arg-type]
+    config = LlmConfig(base_url=fake.base_url, api_key="test-key", model="test-model",
+                       timeout_seconds=timeout, max_retries=0, **kw)  # type: ignore[arg-type]
+    return LlmPlanner(config, chat_client(config))
 
 
 ROLLBACK = [{"type": "rollback", "target": {"kind": "Deployment", "name": "payment"}, "revision": 2}]

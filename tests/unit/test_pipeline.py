@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
-from sre_operator.actions import ActionRefused
+
 from sre_operator.domain.metrics import MetricsReading
 from sre_operator.domain.models import Action, Evidence, MitigationPlan, Target
 from sre_operator.domain.ports import ClusterError, Obj, PatchType
@@ -19,7 +19,6 @@ from sre_operator.incident import pipeline, runner
 from sre_operator.incident.step import Event
 from sre_operator.planning.llm import LlmError
 from sre_operator.settings import Settings
-
 from tests.fakes.cluster import MemoryCluster, shop
 
 NS = "shop"
@@ -231,8 +230,9 @@ def test_an_unknown_phase_fails_and_a_finished_incident_is_left_alone(cluster: M
 # -- time to detect ---------------------------------------------------------------------------------------
 
 def test_time_to_detect_runs_from_the_symptoms_onset_to_the_incident(cluster: MemoryCluster) -> None:
-    from sre_operator.detection.detector import Detector, Thresholds
+    from sre_operator.detection.detector import Detector
     from sre_operator.detection.loop import detect_once
+    from sre_operator.domain.policy import Thresholds
 
     scale_to_zero(cluster)
     det, s = Detector(Thresholds(for_cycles=3)), settings()

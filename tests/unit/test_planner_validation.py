@@ -3,7 +3,8 @@ missing or worse signals a success."""
 from __future__ import annotations
 
 from sre_operator.domain.models import ConfigFacts, Evidence, Health, Symptom, WorkloadFacts
-from sre_operator.incident.validation import Slo, judge
+from sre_operator.domain.policy import Slo
+from sre_operator.incident.validation import judge
 from sre_operator.planning import rules as planner
 
 

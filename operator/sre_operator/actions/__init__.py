@@ -36,7 +36,7 @@ __all__ = [
     "vet",
 ]
 
-HELPERS = frozenset({"base"})  # modules of this package that are not action types
+HELPERS = frozenset({"base", "configcheck"})  # modules of this package that are not action types
 
 
 def discover() -> dict[ActionType, ActionSpec]:

@@ -9,7 +9,7 @@ from typing import Any
 from ..domain.models import Action
 from ..domain.snapshot import Snapshot
 from ..domain.vocabulary import ActionType, TargetKind
-from ..planning import configcheck
+from . import configcheck
 from .base import ActionRefused, ActionSpec, Prepared, Ref, existing
 
 

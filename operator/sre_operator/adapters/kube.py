@@ -4,7 +4,6 @@ it works on the same camelCase dicts the API server speaks. Every API error leav
 `ClusterError`. Dispatch is one table of kinds, not a chain of ifs."""
 from __future__ import annotations
 
-import builtins
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -14,7 +13,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from ..domain.ports import ClusterError, Obj, PatchType, owned_by
+from ..domain.ports import ClusterError, Obj, PatchType
 
 GROUP = "sre.stratus.dev"
 VERSION = "v1alpha1"
@@ -154,62 +153,3 @@ class Kube:
                                                          _request_timeout=5))
         except ApiException as exc:
             raise ClusterError(exc.status or 0, str(exc.reason)) from exc
-
-    # -- older names, kept while the callers move to the port --------------------------------
-    # (`list` shadows the builtin in this class body, hence `builtins.list` below)
-
-    def list(self, kind: str, namespace: str, labels: dict[str, str] | None = None) -> list[Obj]:  # noqa: A003
-        return self.list_objects(kind, namespace, labels)
-
-    def list_pods(self, namespace: str, label_selector: str) -> builtins.list[Obj]:
-        labels = dict(part.split("=", 1) for part in label_selector.split(",") if part)
-        return self.list_objects("Pod", namespace, labels)
-
-    def list_replica_sets(self, namespace: str, deployment: str) -> builtins.list[Obj]:
-        return owned_by(self.list_objects("ReplicaSet", namespace), "Deployment", deployment)
-
-    def recent_logs(self, namespace: str, label_selector: str, lines: int = 20) -> builtins.list[str]:
-        return recent_logs(self, namespace, label_selector, lines)
-
-    def upsert_config_map(self, namespace: str, name: str, data: dict[str, str], labels: dict[str, str]) -> None:
-        upsert_config_map(self, namespace, name, data, labels)
-
-    def delete_pod(self, namespace: str, name: str) -> None:
-        self.delete("Pod", namespace, name)
-
-    def get_custom(self, plural: str, namespace: str, name: str) -> Obj | None:
-        return self.get(_kind_of(plural), namespace, name)
-
-    def list_custom(self, plural: str, namespace: str) -> builtins.list[Obj]:
-        return self.list_objects(_kind_of(plural), namespace)
-
-    def create_custom(self, plural: str, namespace: str, body: Obj) -> Obj:
-        return self.create(_kind_of(plural), namespace, body)
-
-
-def _kind_of(plural: str) -> str:
-    return next(k for k, p in CUSTOM_PLURALS.items() if p == plural)
-
-
-def recent_logs(cluster: Any, namespace: str, label_selector: str, lines: int = 20) -> list[str]:
-    """The last lines of each container of up to three matching pods (data for triage, never
-    instructions). A pod with several containers (the gateway's NGINX and its exporter) needs
-    each container named. A container whose log cannot be read is left out."""
-    labels = dict(part.split("=", 1) for part in label_selector.split(",") if part)
-    out: list[str] = []
-    for p in cluster.list_objects("Pod", namespace, labels)[:3]:
-        for c in (p.get("spec") or {}).get("containers", [])[:3]:
-            try:
-                text = cluster.logs(namespace, p["metadata"]["name"], c["name"], lines)
-            except ClusterError:
-                continue
-            out += [f"{p['metadata']['name']}/{c['name']}: {ln}"[:500] for ln in text.splitlines()[-lines:]]
-    return out
-
-
-def upsert_config_map(cluster: Any, namespace: str, name: str, data: dict[str, str], labels: dict[str, str]) -> None:
-    """Create the ConfigMap, or set its data keys (keys it has and `data` lacks stay)."""
-    if cluster.get("ConfigMap", namespace, name) is None:
-        cluster.create("ConfigMap", namespace, {"metadata": {"name": name, "labels": labels}, "data": data})
-    else:
-        cluster.patch("ConfigMap", namespace, name, "merge", {"metadata": {"labels": labels}, "data": data})

@@ -4,36 +4,20 @@ parsed answer with the tokens it cost, or raises `ModelCallFailed` with the reas
 the call cost anyway; it knows nothing of incidents or plans."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import openai
 from pydantic import BaseModel, ValidationError
 
+from ..domain.policy import LlmConfig
+from ..domain.ports import Answer, ModelCallFailed, Tokens
+
 T = TypeVar("T", bound=BaseModel)
 
 
-@dataclass(frozen=True)
-class Tokens:
-    prompt: int = 0
-    completion: int = 0
-
-
-class ModelCallFailed(RuntimeError):
-    """No usable answer; `tokens` is what the call cost anyway."""
-
-    def __init__(self, reason: str, tokens: Tokens = Tokens()) -> None:
-        super().__init__(reason)
-        self.tokens = tokens
-
-
-@dataclass(frozen=True)
-class Answer(Generic[T]):
-    value: T
-    tokens: Tokens
-
-
 class ChatClient:
+    """`domain.ports.ChatModel` through the `openai` client."""
+
     def __init__(self, base_url: str | None, api_key: str, timeout_seconds: float, max_retries: int) -> None:
         self.timeout_seconds = timeout_seconds
         self.client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_seconds,
@@ -65,3 +49,8 @@ class ChatClient:
         if message.parsed is None:
             raise ModelCallFailed("the answer holds no plan", tokens)
         return Answer(message.parsed, tokens)
+
+
+def chat_client(config: LlmConfig) -> ChatClient:
+    """The client for the model `config` names."""
+    return ChatClient(config.base_url, config.api_key, config.timeout_seconds, config.max_retries)

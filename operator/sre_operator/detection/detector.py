@@ -12,22 +12,9 @@ import time
 from dataclasses import dataclass, field
 
 from ..domain.models import Symptom
+from ..domain.policy import Thresholds
 from ..domain.topology import ROUTES_TO
 from ..domain.vocabulary import SEVERITY_ORDER
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    error_ratio: float = 0.10
-    p95_seconds: float = 0.5
-    min_request_rate: float = 0.05  # req/s below which ratios and quantiles are noise
-    unrouted_ratio: float = 0.5  # of one API route's requests answered 404 by the gateway itself
-    saturation: float = 0.9  # share of the connection pool busy, with queries waiting
-    restarts: int = 3  # in the lookback window
-    stuck_seconds: float = 45.0  # a pod not Ready for longer is stuck (a rollout that will not finish)
-    fresh_pod_seconds: float = 30.0  # a pod younger than this has too few scrapes to be judged
-    for_cycles: int = 2
-    cooldown_seconds: float = 120.0
 
 
 @dataclass

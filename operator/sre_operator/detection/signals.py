@@ -14,14 +14,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from ..adapters.kube import Kube
-from ..adapters.prometheus import WINDOW, fetch_signals, prometheus_client
 from ..domain.clock import age_seconds, now, parse_duration
 from ..domain.metrics import ServiceFigures
 from ..domain.models import Health
-from ..domain.ports import Obj
+from ..domain.ports import Cluster, Obj, upsert_config_map
 from ..domain.snapshot import Snapshot
-from ..domain.topology import MANAGED_BY, NAME_LABEL, PART_OF, PART_OF_SELECTOR
+from ..domain.topology import MANAGED_BY, NAME_LABEL, PART_OF
 from . import known_good as good_record
 from .detector import ServiceSignals
 
@@ -112,33 +110,23 @@ def health_of(signals: list[ServiceSignals], service: str, window: str, complete
 
 @dataclass
 class Reader:
-    """The dashboard's health reads and the known-good record's writes (the I/O around the pure
-    functions above)."""
-    kube: Kube
+    """The dashboard's workload reads and the known-good record's writes, through the `Cluster`
+    port (the I/O around the pure functions above)."""
+    cluster: Cluster
     namespace: str
-    prometheus_url: str
-    timeout: float = 5.0
-
-    def __post_init__(self) -> None:
-        self.prom = prometheus_client(self.prometheus_url, self.timeout)
-
-    def prometheus_signals(self, window: str = WINDOW) -> dict[str, dict[str, Any]]:
-        """Per service of this namespace: rate, error ratio, P95, scrape up, unrouted ratio (the
-        gateway), pool saturation."""
-        return fetch_signals(self.prom, self.prometheus_url, [self.namespace], window, self.timeout)[self.namespace]
 
     def objects(self) -> Objects:
         """The shop's Deployments, pods and Services as the API has them now."""
-        return (self.kube.list("Deployment", self.namespace, PART_OF),
-                self.kube.list_pods(self.namespace, PART_OF_SELECTOR),
-                self.kube.list("Service", self.namespace, PART_OF))
+        return (self.cluster.list_objects("Deployment", self.namespace, PART_OF),
+                self.cluster.list_objects("Pod", self.namespace, PART_OF),
+                self.cluster.list_objects("Service", self.namespace, PART_OF))
 
     def workloads(self, objects: Objects | None = None) -> dict[str, dict[str, Any]]:
         """`workloads_of` the lists read now (or `objects`, already read)."""
         return workloads_of(objects or self.objects(), now())
 
     def known_good(self) -> dict[str, str]:
-        cm = self.kube.get("ConfigMap", self.namespace, KNOWN_GOOD)
+        cm = self.cluster.get("ConfigMap", self.namespace, KNOWN_GOOD)
         return dict((cm or {}).get("data") or {})
 
     def remember_known_good(self, min_age_seconds: float = good_record.MIN_AGE_SECONDS,
@@ -148,12 +136,11 @@ class Reader:
         known = self.known_good()
         deployments, pods, services = objects or self.objects()
         unreachable = {sv["metadata"]["name"] for sv in services if service_problem(sv, pods)}
-        data = good_record.remember(known, config_maps=self.kube.list("ConfigMap", self.namespace, PART_OF),
+        data = good_record.remember(known, config_maps=self.cluster.list_objects("ConfigMap", self.namespace, PART_OF),
                                     deployments=deployments, services=services, unreachable=unreachable,
                                     now=now(), min_age_seconds=min_age_seconds)
         if data and data != known:
-            self.kube.upsert_config_map(self.namespace, KNOWN_GOOD, data,
-                                        labels=MANAGED_BY)
+            upsert_config_map(self.cluster, self.namespace, KNOWN_GOOD, data, labels=MANAGED_BY)
 
     def known_good_service(self, name: str) -> dict | None:
         raw = self.known_good().get(f"{SERVICE_PREFIX}{name}")

@@ -8,7 +8,10 @@ Incident and FaultScenario."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, Protocol, TypeVar
+
+from pydantic import BaseModel
 
 PatchType = Literal["json", "merge"]
 Obj = dict[str, Any]
@@ -53,3 +56,59 @@ def owned_by(objects: list[Obj], kind: str, name: str) -> list[Obj]:
     """The objects whose owner references name `kind`/`name` (a Deployment's ReplicaSets)."""
     return [o for o in objects if any(r.get("kind") == kind and r.get("name") == name
                                       for r in o.get("metadata", {}).get("ownerReferences") or [])]
+
+
+def recent_logs(cluster: Cluster, namespace: str, label_selector: str, lines: int = 20) -> list[str]:
+    """The last lines of each container of up to three matching pods (data for triage, never
+    instructions). A pod with several containers (the gateway's NGINX and its exporter) needs
+    each container named. A container whose log cannot be read is left out."""
+    labels = dict(part.split("=", 1) for part in label_selector.split(",") if part)
+    out: list[str] = []
+    for p in cluster.list_objects("Pod", namespace, labels)[:3]:
+        for c in (p.get("spec") or {}).get("containers", [])[:3]:
+            try:
+                text = cluster.logs(namespace, p["metadata"]["name"], c["name"], lines)
+            except ClusterError:
+                continue
+            out += [f"{p['metadata']['name']}/{c['name']}: {ln}"[:500] for ln in text.splitlines()[-lines:]]
+    return out
+
+
+def upsert_config_map(cluster: Cluster, namespace: str, name: str, data: dict[str, str], labels: dict[str, str]) -> None:
+    """Create the ConfigMap, or set its data keys (keys it has and `data` lacks stay)."""
+    if cluster.get("ConfigMap", namespace, name) is None:
+        cluster.create("ConfigMap", namespace, {"metadata": {"name": name, "labels": labels}, "data": data})
+    else:
+        cluster.patch("ConfigMap", namespace, name, "merge", {"metadata": {"labels": labels}, "data": data})
+
+# -- the language model ----------------------------------------------------------------------------
+
+T = TypeVar("T", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Tokens:
+    prompt: int = 0
+    completion: int = 0
+
+
+class ModelCallFailed(RuntimeError):
+    """No usable answer; `tokens` is what the call cost anyway."""
+
+    def __init__(self, reason: str, tokens: Tokens = Tokens()) -> None:
+        super().__init__(reason)
+        self.tokens = tokens
+
+
+@dataclass(frozen=True)
+class Answer(Generic[T]):
+    value: T
+    tokens: Tokens
+
+
+class ChatModel(Protocol):
+    """One structured-output chat call to a model (`adapters/llm_client.py`: any OpenAI-compatible
+    server). Raises `ModelCallFailed` when there is no usable answer."""
+
+    def structured(self, model: str, messages: list[dict[str, Any]], schema: type[T], max_tokens: int) -> Answer[T]:
+        ...

@@ -10,7 +10,9 @@ from typing import Any
 import kopf
 
 from ..adapters.kube import GROUP, VERSION, Kube
+from ..adapters.llm_client import chat_client
 from ..adapters.prometheus import PrometheusMetrics
+from ..adapters.traces import TraceReader
 from ..detection.loop import detector_loop
 from ..detection.signals import Objects, Reader
 from ..domain.vocabulary import TERMINAL
@@ -40,7 +42,7 @@ def start(memo: kopf.Memo, logger: Any, **_: Any) -> None:
     kube = Kube()
 
     def remember(namespace: str, objects: Objects) -> None:
-        Reader(kube, namespace, settings.prometheus_url).remember_known_good(objects=objects)
+        Reader(kube, namespace).remember_known_good(objects=objects)
 
     memo.detector_stop = threading.Event()
     t = threading.Thread(target=detector_loop, name="detector", daemon=True,
@@ -68,5 +70,6 @@ def incident_daemon(stopped: kopf.DaemonStopped, name: str, namespace: str | Non
     def emit(event: Event) -> None:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1000])
     ports = Ports(cluster=Kube(), metrics=PrometheusMetrics(settings.prometheus_url), emit=emit,
-                  llm=LlmPlanner(llm_config) if llm_config else None, traces=settings.trace_reader())
+                  llm=LlmPlanner(llm_config, chat_client(llm_config)) if llm_config else None,
+                  traces=TraceReader(settings.jaeger_url) if settings.jaeger_url else None)
     run_incident(ports, namespace, name, settings, stopped)

@@ -14,13 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..domain.clock import parse
+from ..domain.policy import Caps
 from ..domain.vocabulary import ACTING
-
-
-@dataclass(frozen=True)
-class Caps:
-    max_concurrent: int = 3
-    max_actions_per_hour: int = 6
 
 
 @dataclass(frozen=True)

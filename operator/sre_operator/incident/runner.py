@@ -18,13 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from ..adapters.kube import recent_logs
 from ..detection.evidence import trace_sources
 from ..detection.signals import service_signals
 from ..domain import clock
 from ..domain.metrics import Metrics
 from ..domain.models import Evidence, MitigationPlan, TraceFacts
-from ..domain.ports import Cluster, ClusterError, Obj
+from ..domain.ports import Cluster, ClusterError, Obj, recent_logs
 from ..domain.snapshot import Snapshot
 from ..domain.topology import NAME_LABEL
 from ..domain.vocabulary import TERMINAL, Phase

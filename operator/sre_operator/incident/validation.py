@@ -4,18 +4,8 @@
 are never read as healthy (transactional no-regression: when in doubt, it did not pass)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..domain.models import Health, Verdict
-
-
-@dataclass(frozen=True)
-class Slo:
-    max_error_ratio: float = 0.05
-    max_p95_seconds: float = 0.5
-    # Noise allowed before a change counts as better or worse.
-    error_ratio_margin: float = 0.02
-    p95_margin: float = 0.2  # relative
+from ..domain.policy import Slo
 
 
 def meets_slo(h: Health, slo: Slo) -> tuple[bool, list[str]]:

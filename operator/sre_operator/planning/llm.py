@@ -10,13 +10,13 @@ back is checked afterwards anyway (`vetting.py`): this module only turns an answ
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..actions import catalogue
-from ..adapters.llm_client import ChatClient, ModelCallFailed, Tokens
 from ..domain.models import Action, Evidence, MitigationPlan, Target
+from ..domain.policy import LlmConfig
+from ..domain.ports import ChatModel, ModelCallFailed, Tokens
 from ..domain.vocabulary import ActionType, TargetKind
 from . import redact
 
@@ -70,18 +70,6 @@ class LlmPlan(_Answer):
     actions: list[LlmAction]
 
 
-@dataclass(frozen=True)
-class LlmConfig:
-    base_url: str | None
-    api_key: str
-    model: str
-    timeout_seconds: float = 30.0
-    max_retries: int = 1
-    max_tokens: int = 2000
-    prompt_usd_per_million: float = 0.0  # 0: cost unknown, not reported
-    completion_usd_per_million: float = 0.0
-
-
 class LlmError(RuntimeError):
     """The model did not give a usable plan; `usage` is what the call(s) cost anyway."""
 
@@ -120,9 +108,9 @@ def to_plan(answer: LlmPlan) -> MitigationPlan:
 
 
 class LlmPlanner:
-    def __init__(self, config: LlmConfig) -> None:
+    def __init__(self, config: LlmConfig, client: ChatModel) -> None:
         self.config = config
-        self.client = ChatClient(config.base_url, config.api_key, config.timeout_seconds, config.max_retries)
+        self.client = client
 
     def usage(self, tokens: Tokens) -> dict:
         out: dict = {"model": self.config.model, "calls": 1, "promptTokens": tokens.prompt,

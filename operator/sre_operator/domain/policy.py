@@ -1,0 +1,47 @@
+"""The operator's policies as plain values: detection thresholds, blast-radius caps, the validation
+SLO and how to reach a model. `settings.py` builds them from the environment once; the decisions take
+them as arguments. No behaviour here."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    error_ratio: float = 0.10
+    p95_seconds: float = 0.5
+    min_request_rate: float = 0.05  # req/s below which ratios and quantiles are noise
+    unrouted_ratio: float = 0.5  # of one API route's requests answered 404 by the gateway itself
+    saturation: float = 0.9  # share of the connection pool busy, with queries waiting
+    restarts: int = 3  # in the lookback window
+    stuck_seconds: float = 45.0  # a pod not Ready for longer is stuck (a rollout that will not finish)
+    fresh_pod_seconds: float = 30.0  # a pod younger than this has too few scrapes to be judged
+    for_cycles: int = 2
+    cooldown_seconds: float = 120.0
+
+
+@dataclass(frozen=True)
+class Caps:
+    max_concurrent: int = 3
+    max_actions_per_hour: int = 6
+
+
+@dataclass(frozen=True)
+class Slo:
+    max_error_ratio: float = 0.05
+    max_p95_seconds: float = 0.5
+    # Noise allowed before a change counts as better or worse.
+    error_ratio_margin: float = 0.02
+    p95_margin: float = 0.2  # relative
+
+
+@dataclass(frozen=True)
+class LlmConfig:
+    base_url: str | None
+    api_key: str
+    model: str
+    timeout_seconds: float = 30.0
+    max_retries: int = 1
+    max_tokens: int = 2000
+    prompt_usd_per_million: float = 0.0  # 0: cost unknown, not reported
+    completion_usd_per_million: float = 0.0
