@@ -1,4 +1,6 @@
-"""`sre-operator run [kopf options]`: the operator (the same as `kopf run -m sre_operator.handlers...`).
+"""`sre-operator run [-n NS ... | -A] [--liveness URL] [--verbose] [--leader-election]`: the operator
+(the same as `kopf run -m sre_operator.handlers...`); `sre-operator incidents | describe | approve |
+reject` for people (`cli.py`); `sre-operator dashboard | version`.
 
 With `--leader-election` (the chart turns it on), the process first takes the Lease
 `sre-operator-leader` in its own namespace ($POD_NAMESPACE) and only then starts the operator;
@@ -6,6 +8,7 @@ a standby answers its liveness probe meanwhile. Losing the Lease ends the proces
 standby); a clean stop releases it so a standby takes over at once."""
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 import sys
@@ -16,7 +19,9 @@ from urllib.parse import urlparse
 
 import kopf
 
+from . import cli
 from .adapters import kube
+from .domain.ports import ClusterError
 
 if TYPE_CHECKING:
     from kopf._core.engines.peering import Identity  # kopf.run's type for `identity`, not re-exported
@@ -24,34 +29,80 @@ if TYPE_CHECKING:
 HANDLER_MODULES = ("sre_operator.handlers.faultscenarios", "sre_operator.handlers.incidents")
 
 
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="sre-operator", description="An autonomous SRE for Kubernetes.")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = sub.add_parser("run", help="run the operator")
+    where = run.add_mutually_exclusive_group()
+    where.add_argument("-n", "--namespace", action="append", default=[], metavar="NS",
+                       help="a namespace to serve (repeat for several)")
+    where.add_argument("-A", "--all-namespaces", action="store_true", help="serve every namespace (the default)")
+    run.add_argument("--liveness", metavar="URL", help="serve a liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
+    run.add_argument("--verbose", action="store_true")
+    run.add_argument("--leader-election", action="store_true",
+                     help="take the Lease sre-operator-leader in $POD_NAMESPACE before acting")
+    sub.add_parser("dashboard", help="serve the dashboard (sre_dashboard)")
+    sub.add_parser("version", help="print the version")
+    ls = sub.add_parser("incidents", help="list Incidents")
+    scope = ls.add_mutually_exclusive_group()
+    scope.add_argument("-n", "--namespace", metavar="NS")
+    scope.add_argument("-A", "--all-namespaces", action="store_true")
+    desc = sub.add_parser("describe", help="one Incident as a timeline")
+    desc.add_argument("name")
+    desc.add_argument("-n", "--namespace", metavar="NS")
+    for verb in ("approve", "reject"):
+        cmd = sub.add_parser(verb, help=f"{verb} the attempt an Incident waits for approval of")
+        cmd.add_argument("name")
+        cmd.add_argument("-n", "--namespace", metavar="NS")
+        cmd.add_argument("--attempt", type=int, help="the attempt meant (refused if another one is waiting)")
+    return top
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["version"]:
+    args = parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command == "version":
         from . import __version__
         print(f"sre-operator {__version__}")
         return 0
-    if argv[:1] == ["dashboard"]:  # the same image serves the dashboard (sre_dashboard)
+    if args.command == "dashboard":  # the same image serves the dashboard (sre_dashboard)
         from sre_dashboard.__main__ import main as dashboard
         dashboard()
         return 0
-    if not argv or argv[0] != "run":
-        print("usage: sre-operator run [--namespace=NS ... | --all-namespaces] [--liveness=URL] [--verbose]"
-              " [--leader-election] | sre-operator dashboard | sre-operator version",
-              file=sys.stderr)
-        return 2
+    kube.load_config()
+    if args.command == "run":
+        return run(args.namespace, args.liveness, args.verbose, args.leader_election)
+    return people(args)
+
+
+def people(args: argparse.Namespace) -> int:
+    """The commands for people (`cli.py`), through the Kubernetes adapter."""
+    cluster = kube.Kube()
+    namespace = args.namespace or kube.current_namespace()
+    try:
+        if args.command == "incidents":
+            names = kube.namespaces(cluster) if args.all_namespaces else [namespace]
+            print(cli.table([i for ns in names for i in cluster.list_objects("Incident", ns)]))
+        elif args.command == "describe":
+            print(cli.describe(cluster, namespace, args.name))
+        else:
+            print(cli.decide(cluster, namespace, args.name, approve=args.command == "approve", attempt=args.attempt))
+    except (cli.CommandError, ClusterError) as exc:
+        print(f"sre-operator {args.command}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run(namespaces: list[str], liveness: str | None, verbose: bool, leader_election: bool) -> int:
     import importlib
 
-    kube.load_config()
     for mod in HANDLER_MODULES:
         importlib.import_module(mod)
-    namespaces = [a.split("=", 1)[1] for a in argv[1:] if a.startswith("--namespace=")]
-    liveness = next((a.split("=", 1)[1] for a in argv[1:] if a.startswith("--liveness=")), None)
-    kopf.configure(verbose="--verbose" in argv)
+    kopf.configure(verbose=verbose)
     # The identity is the pod's name: kopf's default asks the password database for the user,
     # which an arbitrary runAsUser does not have.
     identity = cast("Identity", f"sre-operator@{socket.gethostname()}/{os.getpid()}")
     elector = None
-    if "--leader-election" in argv:
+    if leader_election:
         from .adapters.lease import LeaderElector
         lease_seconds = float(os.environ.get("SRE_OPERATOR_LEASE_SECONDS", "15"))
         elector = LeaderElector(os.environ.get("POD_NAMESPACE", "default"), "sre-operator-leader", identity,
@@ -82,13 +133,14 @@ class standby_health:  # noqa: N801 - a context manager used like a function
                 def log_message(self, *args: object) -> None:
                     pass
 
-                def do_GET(self) -> None:  # noqa: N802
+                def do_GET(self) -> None:
                     self.send_response(200 if self.path == u.path else 404)
                     self.end_headers()
                     self.wfile.write(b"standby\n")
-            self.server = ThreadingHTTPServer((u.hostname or "0.0.0.0", u.port or 80), Handler)
+            # The probe's address as given (the chart's: 0.0.0.0, so the kubelet reaches it).
+            self.server = ThreadingHTTPServer((u.hostname or "0.0.0.0", u.port or 80), Handler)  # noqa: S104
 
-    def __enter__(self) -> "standby_health":
+    def __enter__(self) -> standby_health:
         if self.server is not None:
             threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self

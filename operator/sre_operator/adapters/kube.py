@@ -28,6 +28,29 @@ def load_config() -> None:
         config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
 
 
+def current_namespace() -> str:
+    """The namespace a person's kubeconfig context names (in a pod: its own), else `default`."""
+    try:
+        with open("/var/run/secrets/kubernetes.io/serviceaccount/namespace", encoding="utf-8") as fh:
+            return fh.read().strip() or "default"
+    except OSError:
+        pass
+    try:
+        _, active = config.list_kube_config_contexts(config_file=os.environ.get("KUBECONFIG"))
+    except (config.ConfigException, OSError):
+        return "default"
+    return str((active or {}).get("context", {}).get("namespace") or "default")
+
+
+def namespaces(kube: Kube) -> list[str]:
+    """Every namespace's name (for `--all-namespaces`)."""
+    try:
+        items = _data(kube.core.list_namespace(_preload_content=False))["items"]
+    except ApiException as exc:
+        raise ClusterError(exc.status or 0, str(exc.reason)) from exc
+    return sorted(str(n["metadata"]["name"]) for n in items)
+
+
 def _data(resp: Any) -> Obj:
     return json.loads(resp.data)  # type: ignore[no-any-return]
 
