@@ -4,6 +4,8 @@
 are never read as healthy (transactional no-regression: when in doubt, it did not pass)."""
 from __future__ import annotations
 
+from typing import Literal
+
 from ..domain.models import Health, Verdict
 from ..domain.policy import Slo
 
@@ -49,7 +51,7 @@ def judge(before: Health, after: Health, slo: Slo = Slo()) -> Verdict:
     ok, why = meets_slo(after, slo)
     if worse:
         return Verdict(verdict="worse", passed=False, message="worse: " + "; ".join(worse))
-    verdict = "better" if better else "same"
+    verdict: Literal["better", "same"] = "better" if better else "same"
     if ok:
         return Verdict(verdict=verdict, passed=True,
                        message="within SLO" + (": " + "; ".join(better) if better else ""))
