@@ -4,7 +4,8 @@ states; never FaultScenarios) to breaches, and from breaches to the Incidents to
 A breach must hold for `for_cycles` consecutive readings before it counts (no flapping on one bad
 scrape); one open Incident per service (dedup key `service/symptom`; the service's other symptoms are
 its evidence), and none again for that service within the cooldown after it closed. Correlated
-breaches are folded into the one about the root: the gateway's 5xx while a service it routes to is down is that service's incident."""
+breaches are folded into the one about the root: the gateway's 5xx while a service it routes to is
+down is that service's incident."""
 from __future__ import annotations
 
 import datetime as dt

@@ -16,7 +16,8 @@ def meets_slo(h: Health, slo: Slo) -> tuple[bool, list[str]]:
         why.append(f"error ratio {h.error_ratio:.1%} > {slo.max_error_ratio:.0%}")
     if h.p95_seconds is not None and h.p95_seconds > slo.max_p95_seconds:
         why.append(f"P95 {h.p95_seconds * 1000:.0f} ms > {slo.max_p95_seconds * 1000:.0f} ms")
-    if h.ready_replicas is not None and h.desired_replicas is not None and h.ready_replicas < max(1, h.desired_replicas):
+    if h.ready_replicas is not None and h.desired_replicas is not None \
+            and h.ready_replicas < max(1, h.desired_replicas):
         why.append(f"{h.ready_replicas}/{h.desired_replicas} replicas ready")
     if h.scrape_up is False:
         why.append("metrics scrape down")
