@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from ..domain.models import Symptom
 from ..domain.policy import Thresholds
 from ..domain.topology import ROUTES_TO
-from ..domain.vocabulary import SEVERITY_ORDER
+from ..domain.vocabulary import SEVERITY_ORDER, Source, SymptomKind
 
 
 @dataclass
@@ -54,11 +54,15 @@ class Breach:
         return f"{self.service}/{self.symptom}"
 
     def as_symptom(self) -> Symptom:
-        return Symptom(kind=self.symptom, service=self.service, signal=self.signal, value=self.value,  # type: ignore[arg-type]
-                       threshold=self.threshold, source=self.source, evidence=self.signal)  # type: ignore[arg-type]
+        return Symptom(kind=SymptomKind(self.symptom), service=self.service, signal=self.signal,
+                       value=self.value, threshold=self.threshold, source=Source(self.source),
+                       evidence=self.signal)
 
 
-def breaches(signals: list[ServiceSignals], t: Thresholds = Thresholds()) -> list[Breach]:
+DEFAULT_THRESHOLDS = Thresholds()
+
+
+def breaches(signals: list[ServiceSignals], t: Thresholds = DEFAULT_THRESHOLDS) -> list[Breach]:
     out: list[Breach] = []
     for s in signals:
         if s.crash_looping or s.oom_killed:

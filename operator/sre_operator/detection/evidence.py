@@ -11,10 +11,11 @@ from typing import Any
 from ..actions import revision_of
 from ..domain.clock import age_seconds
 from ..domain.models import ConfigFacts, Evidence, ServiceFacts, Symptom, Target, TraceFacts, WorkloadFacts
+from ..domain.policy import Thresholds
 from ..domain.snapshot import SERVICE_PREFIX, Snapshot
 from ..domain.topology import GATEWAY, callers_of
 from ..domain.vocabulary import TargetKind
-from .detector import ServiceSignals, Thresholds, breaches
+from .detector import ServiceSignals, breaches
 from .known_good import last_change as _last_change
 from .known_good import service_spec
 from .signals import _same_service, objects_of, service_problem, workloads_of

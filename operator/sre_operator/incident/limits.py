@@ -30,8 +30,11 @@ def _targets(inc: dict[str, Any]) -> set[str]:
     return {f"{a['target']['kind']}/{a['target']['name']}" for a in acts}
 
 
+DEFAULT_CAPS = Caps()
+
+
 def check(me: dict[str, Any], others: list[dict[str, Any]], targets: set[str], now: dt.datetime,
-          caps: Caps = Caps()) -> Decision:
+          caps: Caps = DEFAULT_CAPS) -> Decision:
     """May `me` start acting on `targets` (kind/name) now?"""
     name = me["metadata"]["name"]
     acting = [o for o in others if o["metadata"]["name"] != name and (o.get("status") or {}).get("phase") in ACTING]

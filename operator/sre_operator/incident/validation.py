@@ -24,7 +24,10 @@ def meets_slo(h: Health, slo: Slo) -> tuple[bool, list[str]]:
     return not why, why
 
 
-def judge(before: Health, after: Health, slo: Slo = Slo()) -> Verdict:
+DEFAULT_SLO = Slo()
+
+
+def judge(before: Health, after: Health, slo: Slo = DEFAULT_SLO) -> Verdict:
     if not after.complete:
         return Verdict(verdict="same", passed=False, message="signals after mitigation are incomplete: not judged")
     worse, better = [], []
