@@ -111,7 +111,7 @@ def intent_of(p: Prepared) -> dict[str, Any]:
             "body": p.body}
 
 
-def took_effect(kind: str, intent: dict[str, Any], current: Obj | None) -> bool:
+def took_effect(intent: dict[str, Any], current: Obj | None) -> bool:
     """Whether `current` (the target as it is now; None: absent) already shows the recorded intent,
     as the intent's action type judges it (records without one: by verb and patch)."""
     action = intent.get("action")

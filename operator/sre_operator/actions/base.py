@@ -82,7 +82,7 @@ def shows(intent: dict[str, Any], current: Obj | None) -> bool:
     return contains(current, body)
 
 
-def never(intent: dict[str, Any], current: Obj | None) -> bool:
+def never(_intent: dict[str, Any], _current: Obj | None) -> bool:
     """For actions that cannot be recognised once done (a deletion): they are not done twice."""
     return False
 
@@ -100,7 +100,7 @@ def _replaced(current: Obj, path: str, value: object) -> bool:
         return obj == value  # a selector with one key more selects other pods
     if path == "/spec/ports" and isinstance(obj, list) and isinstance(value, list) and len(obj) == len(value):
         # The API server fills in defaults (protocol, nodePort): the recorded ports are a part of each.
-        return all(contains(o, v) for o, v in zip(obj, value))
+        return all(contains(o, v) for o, v in zip(obj, value, strict=True))
     return contains(obj, value)
 
 
@@ -150,5 +150,5 @@ class ActionSpec:
         return f"{self.type.value} ({what}): {self.description}"
 
 
-def nothing_to_undo(target: Ref, record: dict[str, Any]) -> Prepared | None:
+def nothing_to_undo(_target: Ref, _record: dict[str, Any]) -> Prepared | None:
     return None

@@ -50,7 +50,7 @@ def undo(target: Ref, record: dict[str, Any]) -> Prepared | None:
                     summary=f"delete the recreated {target.kind.lower()}/{target.name}", action=ActionType.RECREATE)
 
 
-def exists(intent: dict[str, Any], current: Obj | None) -> bool:
+def exists(_intent: dict[str, Any], current: Obj | None) -> bool:
     return current is not None and MARK in ((current.get("metadata") or {}).get("annotations") or {})
 
 

@@ -57,7 +57,7 @@ def _compact(value: Any) -> str:
 def _env_key(env: Any) -> Any:
     """Env lists compare as sets of entries: the order a person re-applies them in is no change."""
     if isinstance(env, list):
-        return sorted((_compact(e) for e in env))
+        return sorted(_compact(e) for e in env)
     return env
 
 

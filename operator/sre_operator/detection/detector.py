@@ -4,7 +4,8 @@ states; never FaultScenarios) to breaches, and from breaches to the Incidents to
 A breach must hold for `for_cycles` consecutive readings before it counts (no flapping on one bad
 scrape); one open Incident per service (dedup key `service/symptom`; the service's other symptoms are
 its evidence), and none again for that service within the cooldown after it closed. Correlated
-breaches are folded into the one about the root: the gateway's 5xx while a service it routes to is down is that service's incident."""
+breaches are folded into the one about the root: the gateway's 5xx while a service it routes to is
+down is that service's incident."""
 from __future__ import annotations
 
 import datetime as dt
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from ..domain.models import Symptom
 from ..domain.policy import Thresholds
 from ..domain.topology import ROUTES_TO
-from ..domain.vocabulary import SEVERITY_ORDER
+from ..domain.vocabulary import SEVERITY_ORDER, Source, SymptomKind
 
 
 @dataclass
@@ -53,11 +54,15 @@ class Breach:
         return f"{self.service}/{self.symptom}"
 
     def as_symptom(self) -> Symptom:
-        return Symptom(kind=self.symptom, service=self.service, signal=self.signal, value=self.value,  # type: ignore[arg-type]
-                       threshold=self.threshold, source=self.source, evidence=self.signal)  # type: ignore[arg-type]
+        return Symptom(kind=SymptomKind(self.symptom), service=self.service, signal=self.signal,
+                       value=self.value, threshold=self.threshold, source=Source(self.source),
+                       evidence=self.signal)
 
 
-def breaches(signals: list[ServiceSignals], t: Thresholds = Thresholds()) -> list[Breach]:
+DEFAULT_THRESHOLDS = Thresholds()
+
+
+def breaches(signals: list[ServiceSignals], t: Thresholds = DEFAULT_THRESHOLDS) -> list[Breach]:
     out: list[Breach] = []
     for s in signals:
         if s.crash_looping or s.oom_killed:

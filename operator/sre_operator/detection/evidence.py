@@ -11,9 +11,11 @@ from typing import Any
 from ..actions import revision_of
 from ..domain.clock import age_seconds
 from ..domain.models import ConfigFacts, Evidence, ServiceFacts, Symptom, Target, TraceFacts, WorkloadFacts
+from ..domain.policy import Thresholds
 from ..domain.snapshot import SERVICE_PREFIX, Snapshot
 from ..domain.topology import GATEWAY, callers_of
-from .detector import ServiceSignals, Thresholds, breaches
+from ..domain.vocabulary import TargetKind
+from .detector import ServiceSignals, breaches
 from .known_good import last_change as _last_change
 from .known_good import service_spec
 from .signals import _same_service, objects_of, service_problem, workloads_of
@@ -102,4 +104,4 @@ def evidence(snap: Snapshot, symptoms: list[Symptom], logs: list[str], traces: l
     return Evidence(symptoms=symptoms, workloads=facts,
                     configs=config_facts(snap, (c for f in facts for c in f.config_maps)),
                     services=service_facts(snap), traces=rank_traces(traces), log_lines=logs[-2 * LOG_LINES:],
-                    missing=[Target(kind=kind, name=name) for kind, name in snap.missing()])
+                    missing=[Target(kind=TargetKind(kind), name=name) for kind, name in snap.missing()])

@@ -57,10 +57,10 @@ def read(pods: list[dict[str, Any]], now: dt.datetime) -> PodStates:
     for p in live:
         name = p["metadata"]["name"]
         status = p.get("status") or {}
-        for cond in status.get("conditions") or []:
-            if cond.get("type") == "PodScheduled" and cond.get("status") == "False" \
-                    and cond.get("reason") == "Unschedulable":
-                unschedulable.append(f"{name}: {str(cond.get('message', 'no node fits'))[:200]}")
+        unschedulable.extend(f"{name}: {str(cond.get('message', 'no node fits'))[:200]}"
+                             for cond in status.get("conditions") or []
+                             if cond.get("type") == "PodScheduled" and cond.get("status") == "False"
+                             and cond.get("reason") == "Unschedulable")
         for c in [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]:
             restarts += int(c.get("restartCount") or 0)
             waiting = (c.get("state") or {}).get("waiting") or {}

@@ -13,7 +13,7 @@ from .changes import DEAD_PORT, env_change
 BAD_ENV_DEFAULTS = {"order": {"SHOP_PAYMENT_URL": f"http://payment:{DEAD_PORT}"}}
 
 
-def plan(obj: Obj, params: Params, deployments: Sequence[Obj]) -> Change:
+def plan(obj: Obj, params: Params, _deployments: Sequence[Obj]) -> Change:
     values = {str(k): str(v) for k, v in (params.get("env") or {}).items()} or \
         BAD_ENV_DEFAULTS.get(obj["metadata"]["name"], {})
     if not values:

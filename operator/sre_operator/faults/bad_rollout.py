@@ -10,7 +10,7 @@ from .base import Change, FaultSpec, Params
 from .changes import env_change
 
 
-def plan(obj: Obj, params: Params, deployments: Sequence[Obj]) -> Change:
+def plan(obj: Obj, _params: Params, _deployments: Sequence[Obj]) -> Change:
     return env_change(obj, {"SHOP_FAULT_CRASHED": "true"}, "a new revision that crashes")
 
 

@@ -23,7 +23,7 @@ def pick(objects: Sequence[Obj], mode: str, value: str | None, seed: str = "") -
     objs = sorted(objects, key=lambda o: str(o["metadata"]["name"]))
     if not objs:
         return []
-    rnd = random.Random(seed)
+    rnd = random.Random(seed)  # noqa: S311 - a reproducible choice of fault targets, not a secret
     if mode == SelectorMode.ALL:
         return objs
     if mode == SelectorMode.ONE:
@@ -94,11 +94,11 @@ def config_change(obj: Obj, deployments: Sequence[Obj], edit: Callable[[str], tu
 Patch = tuple[PatchType, object]
 
 
-def _configmap_patch(current: Obj, fields: Fields) -> Patch:
+def _configmap_patch(_current: Obj, fields: Fields) -> Patch:
     return "merge", {"data": {fields["key"]: fields["value"]}}
 
 
-def _service_patch(current: Obj, fields: Fields) -> Patch:
+def _service_patch(_current: Obj, fields: Fields) -> Patch:
     # Replaced whole: a merge would keep a selector key the other side lacks.
     return "json", [{"op": "replace", "path": "/spec/selector", "value": fields["selector"]},
                     {"op": "replace", "path": "/spec/ports", "value": fields["ports"]}]

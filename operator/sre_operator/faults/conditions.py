@@ -45,7 +45,7 @@ def _injected(phase: str, records: Sequence[Obj], reason: str, message: str) -> 
     return False, "NotInjected", f"{len(done)} of {len(records)} injected"
 
 
-def _recovered(phase: str, records: Sequence[Obj], reason: str, message: str) -> tuple[bool, str, str]:
+def _recovered(phase: str, records: Sequence[Obj], _reason: str, _message: str) -> tuple[bool, str, str]:
     in_place = [r for r in records if r.get("phase") in (FaultPhase.INJECTED, FaultPhase.PENDING)]
     finished = phase in (FaultPhase.REVERTED, FaultPhase.FAILED)
     if finished and not any(r.get("phase") == FaultPhase.INJECTED for r in records):

@@ -113,6 +113,13 @@ def _write(cluster: Cluster, record: Obj, fields: Fields, restart: list[str], at
     return True
 
 
+def _inject_record(cluster: Cluster, record: Obj, fields: Fields, at: dt.datetime) -> None:
+    """Write one record's change and mark it Injected; FaultError when its object is gone."""
+    if not _write(cluster, record, fields, _fields(record)[1], at):
+        raise FaultError(f"{record['kind']} {record['namespace']}/{record['name']} disappeared")
+    record.update(phase=str(FaultPhase.INJECTED), injectedAt=clock.stamp(at))
+
+
 def inject(cluster: Cluster, scenario: Obj, allowed_namespaces: Collection[str] = frozenset(),
            now: Clock = clock.now) -> Obj:
     """Inject the scenario; the status patch to write ({} when it is past injecting). Raises
@@ -136,10 +143,7 @@ def inject(cluster: Cluster, scenario: Obj, allowed_namespaces: Collection[str] 
     at = now()
     try:
         for i, r in enumerate(records):  # all Pending: status holds records as snapshotted or as finished
-            fields = desired.get(i) or _desired_again(cluster, scenario, r)
-            if not _write(cluster, r, fields, _fields(r)[1], at):
-                raise FaultError(f"{r['kind']} {r['namespace']}/{r['name']} disappeared")
-            r.update(phase=str(FaultPhase.INJECTED), injectedAt=clock.stamp(at))
+            _inject_record(cluster, r, desired.get(i) or _desired_again(cluster, scenario, r), at)
     except (FaultError, ClusterError) as exc:
         if isinstance(exc, ClusterError) and exc.transient:
             raise

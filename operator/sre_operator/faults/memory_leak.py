@@ -12,7 +12,7 @@ from .changes import env_change
 DEFAULT_LEAK_KB = 4096
 
 
-def plan(obj: Obj, params: Params, deployments: Sequence[Obj]) -> Change:
+def plan(obj: Obj, params: Params, _deployments: Sequence[Obj]) -> Change:
     kb = int(params.get("leakKbPerRequest") or DEFAULT_LEAK_KB)
     return env_change(obj, {"SHOP_FAULT_LEAK_KB": str(kb)}, "a new revision that leaks memory")
 

@@ -12,7 +12,7 @@ from .changes import env_change
 HOOKS = {"latencyMs": "SHOP_FAULT_LATENCY_MS", "cpuMs": "SHOP_FAULT_CPU_MS"}
 
 
-def plan(obj: Obj, params: Params, deployments: Sequence[Obj]) -> Change:
+def plan(obj: Obj, params: Params, _deployments: Sequence[Obj]) -> Change:
     values = {env: str(params[p]) for p, env in HOOKS.items() if params.get(p)}
     if not values:
         raise FaultError("product-overload needs parameters.latencyMs or parameters.cpuMs")

@@ -13,7 +13,7 @@ from .changes import container, with_env
 DEFAULT_OVERLOAD_RPS = 80
 
 
-def plan(obj: Obj, params: Params, deployments: Sequence[Obj]) -> Change:
+def plan(obj: Obj, params: Params, _deployments: Sequence[Obj]) -> Change:
     meta, ctr = obj["metadata"], container(obj)
     rps = str(params.get("rps") or DEFAULT_OVERLOAD_RPS)
     replicas = int(params.get("replicas") or 1)

@@ -8,7 +8,7 @@ from ..domain.vocabulary import FaultType, TargetKind
 from .base import Change, FaultSpec, Params
 
 
-def plan(obj: Obj, params: Params, deployments: Sequence[Obj]) -> Change:
+def plan(obj: Obj, _params: Params, _deployments: Sequence[Obj]) -> Change:
     meta, replicas = obj["metadata"], int(obj["spec"].get("replicas", 1))
     return Change("Deployment", meta["namespace"], meta["name"], desired={"replicas": 0},
                   snapshot={"replicas": replicas}, change=f"replicas {replicas} → 0")

@@ -12,7 +12,7 @@ from .base import Change, FaultError, FaultSpec, Fields, Params
 NAME_LABEL = "app.kubernetes.io/name"
 
 
-def plan(obj: Obj, params: Params, deployments: Sequence[Obj]) -> Change:
+def plan(obj: Obj, params: Params, _deployments: Sequence[Obj]) -> Change:
     spec, meta = obj["spec"], obj["metadata"]
     selector = dict(spec.get("selector") or {})
     ports = [dict(p) for p in spec.get("ports") or []]

@@ -30,14 +30,19 @@ def _targets(inc: dict[str, Any]) -> set[str]:
     return {f"{a['target']['kind']}/{a['target']['name']}" for a in acts}
 
 
-def check(me: dict[str, Any], others: list[dict[str, Any]], targets: set[str], now: dt.datetime, caps: Caps = Caps()) -> Decision:
+DEFAULT_CAPS = Caps()
+
+
+def check(me: dict[str, Any], others: list[dict[str, Any]], targets: set[str], now: dt.datetime,
+          caps: Caps = DEFAULT_CAPS) -> Decision:
     """May `me` start acting on `targets` (kind/name) now?"""
     name = me["metadata"]["name"]
     acting = [o for o in others if o["metadata"]["name"] != name and (o.get("status") or {}).get("phase") in ACTING]
     for o in acting:
         shared = _targets(o) & targets
         if shared:
-            return Decision("wait", f"waiting: incident {o['metadata']['name']} is acting on {', '.join(sorted(shared))}")
+            return Decision("wait", f"waiting: incident {o['metadata']['name']} is acting on "
+                                    f"{', '.join(sorted(shared))}")
     if len(acting) >= caps.max_concurrent:
         return Decision("wait", f"waiting: {len(acting)} incidents are acting (at most {caps.max_concurrent} at once)")
     hour_ago = now - dt.timedelta(hours=1)

@@ -294,7 +294,7 @@ def mitigate(t: Tick) -> Step:
             return Step((note(actions=records),), again=True)  # recorded before it takes effect
         target_now = None if rec["target"]["kind"] == "Pod" else t.snapshot.get(rec["target"]["kind"],
                                                                                 rec["target"]["name"])
-        if acts.took_effect(rec["target"]["kind"], rec["intent"], target_now):
+        if acts.took_effect(rec["intent"], target_now):
             rec.update(outcome=Outcome.APPLIED.value, finishedAt=stamp(t.now),
                        message=f"{rec.get('message', '')} (had taken effect before a restart)")
             return Step((note(actions=records),), again=True)

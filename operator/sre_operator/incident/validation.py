@@ -4,6 +4,8 @@
 are never read as healthy (transactional no-regression: when in doubt, it did not pass)."""
 from __future__ import annotations
 
+from typing import Literal
+
 from ..domain.models import Health, Verdict
 from ..domain.policy import Slo
 
@@ -14,14 +16,18 @@ def meets_slo(h: Health, slo: Slo) -> tuple[bool, list[str]]:
         why.append(f"error ratio {h.error_ratio:.1%} > {slo.max_error_ratio:.0%}")
     if h.p95_seconds is not None and h.p95_seconds > slo.max_p95_seconds:
         why.append(f"P95 {h.p95_seconds * 1000:.0f} ms > {slo.max_p95_seconds * 1000:.0f} ms")
-    if h.ready_replicas is not None and h.desired_replicas is not None and h.ready_replicas < max(1, h.desired_replicas):
+    if h.ready_replicas is not None and h.desired_replicas is not None \
+            and h.ready_replicas < max(1, h.desired_replicas):
         why.append(f"{h.ready_replicas}/{h.desired_replicas} replicas ready")
     if h.scrape_up is False:
         why.append("metrics scrape down")
     return not why, why
 
 
-def judge(before: Health, after: Health, slo: Slo = Slo()) -> Verdict:
+DEFAULT_SLO = Slo()
+
+
+def judge(before: Health, after: Health, slo: Slo = DEFAULT_SLO) -> Verdict:
     if not after.complete:
         return Verdict(verdict="same", passed=False, message="signals after mitigation are incomplete: not judged")
     worse, better = [], []
@@ -49,7 +55,7 @@ def judge(before: Health, after: Health, slo: Slo = Slo()) -> Verdict:
     ok, why = meets_slo(after, slo)
     if worse:
         return Verdict(verdict="worse", passed=False, message="worse: " + "; ".join(worse))
-    verdict = "better" if better else "same"
+    verdict: Literal["better", "same"] = "better" if better else "same"
     if ok:
         return Verdict(verdict=verdict, passed=True,
                        message="within SLO" + (": " + "; ".join(better) if better else ""))

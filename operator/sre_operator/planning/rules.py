@@ -28,6 +28,10 @@ def _recent(seconds: float | None) -> bool:
     return seconds is not None and seconds <= RECENT_SECONDS
 
 
+def _deployment(name: str) -> Target:
+    return Target(kind=TargetKind.DEPLOYMENT, name=name)
+
+
 def _workload(ev: Evidence, service: str) -> WorkloadFacts | None:
     return next((w for w in ev.workloads if w.service == service), None)
 
@@ -51,9 +55,9 @@ def _recreate(ev: Evidence, service: str) -> list[MitigationPlan]:
         if t.kind in (TargetKind.DEPLOYMENT, TargetKind.SERVICE) and t.name in _involved(service):
             gone.setdefault(t.name, []).append(TargetKind(t.kind))
     return [MitigationPlan(
-        rootCause=f"the {' and '.join(kinds)} of {name} {'was' if len(kinds) == 1 else 'were'} deleted"
-                  + (f"; {service} depends on {name}" if name != service else ""),
-        confidence=0.9, expectedEffect=f"{name} is back as it was last seen healthy",
+        root_cause=f"the {' and '.join(kinds)} of {name} {'was' if len(kinds) == 1 else 'were'} deleted"
+                   + (f"; {service} depends on {name}" if name != service else ""),
+        confidence=0.9, expected_effect=f"{name} is back as it was last seen healthy",
         actions=[Action(type=ActionType.RECREATE, target=Target(kind=kind, name=name),
                         reason="deleted; recreated from its last healthy copy") for kind in kinds])
         for name, kinds in sorted(gone.items())]
@@ -62,7 +66,7 @@ def _recreate(ev: Evidence, service: str) -> list[MitigationPlan]:
 def plan(ev: Evidence, tried: set[str] | None = None) -> MitigationPlan:
     tried = tried or set()
     if not ev.symptoms:
-        return MitigationPlan(rootCause="no symptom to act on", confidence=0.0, actions=[])
+        return MitigationPlan(root_cause="no symptom to act on", confidence=0.0, actions=[])
     primary = ev.symptoms[0]
     kinds = {s.kind for s in ev.symptoms}
     candidates: list[MitigationPlan] = []
@@ -73,30 +77,32 @@ def plan(ev: Evidence, tried: set[str] | None = None) -> MitigationPlan:
     for sv in ev.services:
         if sv.problem and sv.differs_from_known_good:
             candidates.append(MitigationPlan(
-                rootCause=f"{sv.problem}; its selector or ports changed since it was last seen healthy",
-                confidence=0.9, expectedEffect=f"service/{sv.name} reaches its pods again",
-                actions=[Action(type="restore-service", target=Target(kind="Service", name=sv.name),
+                root_cause=f"{sv.problem}; its selector or ports changed since it was last seen healthy",
+                confidence=0.9, expected_effect=f"service/{sv.name} reaches its pods again",
+                actions=[Action(type=ActionType.RESTORE_SERVICE,
+                                target=Target(kind=TargetKind.SERVICE, name=sv.name),
                                 reason="put back the selector and ports last seen healthy")]))
     # 1. A recently changed config that differs from the last known-good one.
     for cfg in ev.configs:
         if cfg.differs_from_known_good and cfg.known_good_key and _recent(cfg.changed_seconds_ago):
             users = [x for x in ev.workloads if cfg.name in x.config_maps]
-            acts = [Action(type="patch-configmap", target=Target(kind="ConfigMap", name=cfg.name),
+            acts = [Action(type=ActionType.PATCH_CONFIGMAP,
+                           target=Target(kind=TargetKind.CONFIG_MAP, name=cfg.name),
                            reason=f"{cfg.name} changed {cfg.changed_seconds_ago:.0f}s ago and differs from the "
                                   "version last seen healthy")]
-            acts += [Action(type="rollout-restart", target=Target(kind="Deployment", name=u.deployment),
+            acts += [Action(type=ActionType.ROLLOUT_RESTART, target=_deployment(u.deployment),
                             reason=f"{u.deployment} reads {cfg.name} at start") for u in users]
             candidates.append(MitigationPlan(
-                rootCause=f"a recent change to ConfigMap {cfg.name} broke {primary.service} ({primary.signal})",
-                confidence=0.85, expectedEffect=f"{primary.service} serves with its known-good config again",
+                root_cause=f"a recent change to ConfigMap {cfg.name} broke {primary.service} ({primary.signal})",
+                confidence=0.85, expected_effect=f"{primary.service} serves with its known-good config again",
                 actions=acts))
     if w is not None and w.desired == 0:
         # 0. Scaled to nothing while something needs it: back to the count last seen healthy.
         replicas = w.known_good_replicas or 1
         candidates.append(MitigationPlan(
-            rootCause=f"{w.deployment} is scaled to 0 replicas", confidence=0.9,
-            expectedEffect=f"{w.deployment} serves again with {replicas} replica(s)",
-            actions=[Action(type="scale", target=Target(kind="Deployment", name=w.deployment), replicas=replicas,
+            root_cause=f"{w.deployment} is scaled to 0 replicas", confidence=0.9,
+            expected_effect=f"{w.deployment} serves again with {replicas} replica(s)",
+            actions=[Action(type=ActionType.SCALE, target=_deployment(w.deployment), replicas=replicas,
                             reason="the replica count last seen healthy" if w.known_good_replicas
                             else "no healthy count on record: one replica")]))
     if w is not None:
@@ -105,43 +111,43 @@ def plan(ev: Evidence, tried: set[str] | None = None) -> MitigationPlan:
         # 2. A recent rollout followed by trouble.
         if recent and (broken or kinds & {"latency", "error-rate", "oom"}):
             candidates.append(MitigationPlan(
-                rootCause=f"revision {w.revision} of {w.deployment}, rolled out {w.rolled_out_seconds_ago:.0f}s ago, "
-                          f"brought {', '.join(sorted(kinds))}",
+                root_cause=f"revision {w.revision} of {w.deployment}, "
+                           f"rolled out {w.rolled_out_seconds_ago:.0f}s ago, brought {', '.join(sorted(kinds))}",
                 confidence=0.8 if broken else 0.7,
-                expectedEffect=f"{w.deployment} back on revision {w.previous_revision}",
-                actions=[Action(type="rollback", target=Target(kind="Deployment", name=w.deployment),
+                expected_effect=f"{w.deployment} back on revision {w.previous_revision}",
+                actions=[Action(type=ActionType.ROLLBACK, target=_deployment(w.deployment),
                                 revision=w.previous_revision,
                                 reason=f"the trouble started with revision {w.revision}")]))
         # 3. OOM kills with no recent rollout.
         if w.oom_killed and not recent:
             candidates.append(MitigationPlan(
-                rootCause=f"{w.deployment} is killed for exceeding its memory limit (a leak or a limit too low)",
-                confidence=0.5, expectedEffect="fresh processes with empty heaps; the limit may need raising",
-                actions=[Action(type="rollout-restart", target=Target(kind="Deployment", name=w.deployment),
+                root_cause=f"{w.deployment} is killed for exceeding its memory limit (a leak or a limit too low)",
+                confidence=0.5, expected_effect="fresh processes with empty heaps; the limit may need raising",
+                actions=[Action(type=ActionType.ROLLOUT_RESTART, target=_deployment(w.deployment),
                                 reason="OOM kills")]))
         # 4. Saturation: slow but not failing, nothing changed.
         if ("latency" in kinds or "saturation" in kinds) and not broken and not recent:
             replicas = min(max(w.desired * 2, w.desired + 1), MAX_SCALE_OUT)
             saturated = next((x for x in ev.symptoms if x.kind == "saturation"), None)
             candidates.append(MitigationPlan(
-                rootCause=f"{w.deployment} is saturated: " + (saturated.signal if saturated else
-                                                              "latency above its SLO without errors") +
-                          ", with no recent change",
-                confidence=0.75 if saturated else 0.6, expectedEffect=f"load spread over {replicas} replicas",
-                actions=[Action(type="scale", target=Target(kind="Deployment", name=w.deployment),
+                root_cause=f"{w.deployment} is saturated: " + (saturated.signal if saturated else
+                                                               "latency above its SLO without errors") +
+                           ", with no recent change",
+                confidence=0.75 if saturated else 0.6, expected_effect=f"load spread over {replicas} replicas",
+                actions=[Action(type=ActionType.SCALE, target=_deployment(w.deployment),
                                 replicas=replicas, reason="more capacity")]))
         # 5. Broken without a recent change.
         if broken and not recent:
             candidates.append(MitigationPlan(
-                rootCause=f"{w.deployment} is {'crash-looping' if w.crash_looping else 'not ready'} "
-                          "with no recent change",
-                confidence=0.4, expectedEffect="fresh pods", actions=[
-                    Action(type="rollout-restart", target=Target(kind="Deployment", name=w.deployment),
+                root_cause=f"{w.deployment} is {'crash-looping' if w.crash_looping else 'not ready'} "
+                           "with no recent change",
+                confidence=0.4, expected_effect="fresh pods", actions=[
+                    Action(type=ActionType.ROLLOUT_RESTART, target=_deployment(w.deployment),
                            reason="restart a stuck workload")]))
     for c in candidates:
         if not {_key(a) for a in c.actions} <= tried:
             return c
-    return MitigationPlan(rootCause="no rule matches the evidence (or every matching plan was tried)",
+    return MitigationPlan(root_cause="no rule matches the evidence (or every matching plan was tried)",
                           confidence=0.0, actions=[])
 
 

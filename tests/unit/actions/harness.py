@@ -82,10 +82,10 @@ def round_trip(cluster: MemoryCluster, action: Action) -> tuple[Obj | None, Obj 
     intent = actions.intent_of(p)
     kind, name = action.target.kind, action.target.name
     before = cluster.get(kind, NS, name)
-    assert not actions.took_effect(kind, intent, before)
+    assert not actions.took_effect(intent, before)
     apply(cluster, p)
     after = cluster.get(kind, NS, name)
-    assert actions.took_effect(kind, intent, after)
+    assert actions.took_effect(intent, after)
     reverse = actions.undo_of(record_of(action, p))
     assert reverse is not None
     apply(cluster, reverse)

@@ -19,8 +19,8 @@ def test_a_pod_of_the_application_is_deleted_and_replaced() -> None:
     assert (p.verb, p.body, p.undo) == ("delete", None, {})
     apply(cluster, p)
     assert cluster.get("Pod", "shop", name) is None
-    assert not actions.took_effect("Pod", actions.intent_of(p), None)
-    assert not actions.took_effect("Pod", actions.intent_of(p), pod)
+    assert not actions.took_effect(actions.intent_of(p), None)
+    assert not actions.took_effect(actions.intent_of(p), pod)
     assert actions.undo_of(record_of(action, p)) is None
 
 

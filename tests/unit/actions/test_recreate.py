@@ -44,7 +44,7 @@ def test_an_object_that_exists_or_has_no_copy_is_not_recreated() -> None:
         actions.prepare(act("recreate", "Deployment", "ghost"), read(cluster))
     with pytest.raises(ActionRefused, match="acts on"):
         actions.check(act("recreate", "Pod", "payment-1"), "shop")
-    assert not actions.took_effect("Service", {"action": "recreate", "verb": "create"}, None)
+    assert not actions.took_effect({"action": "recreate", "verb": "create"}, None)
 
 
 def test_an_object_of_that_name_the_operator_did_not_create_is_not_taken_as_its_own() -> None:
@@ -52,4 +52,4 @@ def test_an_object_of_that_name_the_operator_did_not_create_is_not_taken_as_its_
     cluster.delete("Service", "shop", "payment")
     intent = actions.intent_of(actions.prepare(act("recreate", "Service", "payment"), read(cluster)))
     cluster.create("Service", "shop", {"metadata": {"name": "payment"}, "spec": {"ports": []}})  # someone else's
-    assert not actions.took_effect("Service", intent, cluster.get("Service", "shop", "payment"))
+    assert not actions.took_effect(intent, cluster.get("Service", "shop", "payment"))

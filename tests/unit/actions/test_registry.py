@@ -55,8 +55,8 @@ def test_an_unknown_type_is_refused_wherever_it_comes_from() -> None:
 def test_records_written_before_the_registry_are_still_undone_and_recognised() -> None:
     # An intent without its action type, its body under `patch`: judged by verb and patch.
     legacy = {"verb": "patch", "patchType": "merge", "patch": {"spec": {"replicas": 3}}}
-    assert actions.took_effect("Deployment", legacy, {"spec": {"replicas": 3}})
-    assert not actions.took_effect("Deployment", legacy, {"spec": {"replicas": 1}})
+    assert actions.took_effect(legacy, {"spec": {"replicas": 3}})
+    assert not actions.took_effect(legacy, {"spec": {"replicas": 1}})
     undo = actions.undo_of({"type": "scale", "target": {"kind": "Deployment", "namespace": "shop", "name": "p"},
                             "undo": {"replicas": 2}})
     assert undo is not None

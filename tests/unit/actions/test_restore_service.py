@@ -27,10 +27,10 @@ def test_a_selector_with_a_key_more_is_not_the_restored_one() -> None:
     current = cluster.get("Service", "shop", "payment")
     assert current
     current["spec"]["selector"] = {"app.kubernetes.io/name": "payment", "tier": "x"}
-    assert not actions.took_effect("Service", intent, current)
+    assert not actions.took_effect(intent, current)
     current["spec"]["selector"] = {"app.kubernetes.io/name": "payment"}
     current["spec"]["ports"][0]["nodePort"] = 30001  # a default the server adds does not matter
-    assert actions.took_effect("Service", intent, current)
+    assert actions.took_effect(intent, current)
 
 
 def test_a_service_without_a_record_or_outside_the_application_is_refused() -> None:

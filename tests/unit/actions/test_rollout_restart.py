@@ -15,10 +15,10 @@ def test_a_restart_stamps_the_template_with_the_reading_s_time_and_has_no_undo()
     p = actions.prepare(action, snap)
     assert p.body == {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: "2026-01-01T12:10:00Z"}}}}}
     intent = actions.intent_of(p)
-    assert not actions.took_effect("Deployment", intent, cluster.get("Deployment", "shop", "payment"))
+    assert not actions.took_effect(intent, cluster.get("Deployment", "shop", "payment"))
     pods = {x["metadata"]["name"] for x in cluster.list_objects("Pod", "shop", {"app.kubernetes.io/name": "payment"})}
     apply(cluster, p)
-    assert actions.took_effect("Deployment", intent, cluster.get("Deployment", "shop", "payment"))
+    assert actions.took_effect(intent, cluster.get("Deployment", "shop", "payment"))
     new = {x["metadata"]["name"] for x in cluster.list_objects("Pod", "shop", {"app.kubernetes.io/name": "payment"})}
     assert new and not new & pods  # fresh pods
     assert p.undo == {} and actions.undo_of(record_of(action, p)) is None
