@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if __name__ == "__main__":  # run as a script: `bench` is this directory's package, not bench/bench.py
     sys.path[:] = [str(ROOT)] + [x for x in sys.path if Path(x or ".").resolve() != ROOT / "bench"]
 
-from bench.judge import summary
-from bench.judge.cases import BY_NAME, CASES
-from bench.judge.settings import SLO, Settings
+from bench.judge import summary  # noqa: E402 - after the path fix above
+from bench.judge.cases import BY_NAME, CASES  # noqa: E402
+from bench.judge.settings import SLO, Settings  # noqa: E402
 
 
 def catalogue_markdown() -> str:

@@ -27,7 +27,7 @@ class Ctx(Protocol):
 
     namespace: str
 
-    def kubectl(self, *args: str, input: str | None = None) -> str: ...
+    def kubectl(self, *args: str, stdin: str | None = None) -> str: ...
 
     def fault_scenario(self, ftype: str, target: dict, parameters: dict | None = None) -> None: ...
 
@@ -110,7 +110,7 @@ def runnable(d: dict) -> dict:
 
 
 def env_not(workload: str, var: str, bad: Callable[[str | None], bool]) -> Check:
-    def check(now: Snapshot, base: Snapshot) -> tuple[bool, str]:
+    def check(now: Snapshot, _base: Snapshot) -> tuple[bool, str]:
         d = now.deployment(workload)
         if d is None:
             return False, f"deployment {workload} missing"
@@ -132,7 +132,7 @@ def env_like_baseline(workload: str, var: str) -> Check:
 
 
 def replicas_at_least(workload: str, n: int) -> Check:
-    def check(now: Snapshot, base: Snapshot) -> tuple[bool, str]:
+    def check(now: Snapshot, _base: Snapshot) -> tuple[bool, str]:
         d = now.deployment(workload)
         have = 0 if d is None else d["spec"].get("replicas", 1)
         return (have >= n, "" if have >= n else f"{workload} has {have} replicas < {n} (the load was turned off)")
@@ -254,7 +254,7 @@ def _cases() -> list[Case]:
         ((CM, "gateway-config"),), ((DEP, "gateway"),), "restore the ConfigMap, restart the gateway",
         fs("route-removed", {"kind": "ConfigMap", "name": "gateway-config"}, {"route": "/api/products"}),
         all_of(gw_conf, serving("gateway")), "gateway-config data as before; gateway Ready")
-    svc_payment = same(SVC, "payment", lambda s: state(s), "selector/ports")
+    svc_payment = same(SVC, "payment", state, "selector/ports")
     add("service-selector-mismatch", "faultscenario", "AIOpsLab k8s_target_port-misconfig family",
         "payment's Service selects payment-v2", ("payment",), ((SVC, "payment"),), (),
         "restore payment's Service", fs("service-selector-mismatch", {"kind": "Service", "name": "payment"}),
@@ -295,7 +295,8 @@ def _cases() -> list[Case]:
     add("readiness-wrong-path", "kubectl", "SREArena/AIOpsLab family: readiness probe misconfigured",
         "product's readiness probe on /readyz (404) → the new pod is never Ready", ("product",),
         ((DEP, "product"),), (), "roll back product",
-        json_patch(DEP, "product", [{"op": "replace", "path": "/spec/template/spec/containers/0/readinessProbe/httpGet/path",
+        json_patch(DEP, "product", [{"op": "replace",
+                                     "path": "/spec/template/spec/containers/0/readinessProbe/httpGet/path",
                                      "value": "/readyz"}]),
         all_of(same(DEP, "product", ctr_field("readinessProbe"), "readiness probe"), serving("product")),
         "readiness probe as before; all pods Ready")
@@ -349,7 +350,7 @@ def _cases() -> list[Case]:
         "order's Service targetPort → 5999 by plain patch", ("order",), ((SVC, "order"),), (),
         "restore order's Service",
         json_patch(SVC, "order", [{"op": "replace", "path": "/spec/ports/0/targetPort", "value": 5999}]),
-        all_of(same(SVC, "order", lambda s: state(s), "selector/ports"), serving("order")),
+        all_of(same(SVC, "order", state, "selector/ports"), serving("order")),
         "Service order selector/ports as before")
 
     # Runtime: in a process, no rollout. The seed's faults 2 and 3; the right fix is a restart.

@@ -62,6 +62,28 @@ def workload_of_pod(pod_name: str) -> str:
     return pod_name.rsplit("-", 2)[0]
 
 
+def _object_change(a: dict | None, b: dict | None, key: Key,
+                   since: float) -> list[tuple[str, str, list[str]]]:
+    """How one object changed between two readings: (what, seen by, writers) entries."""
+    if a is None:
+        return [("created", "diff", writers(b, since))]
+    if b is None:
+        return [("deleted", "diff", [])]
+    out: list[tuple[str, str, list[str]]] = []
+    if a["metadata"].get("uid") != b["metadata"].get("uid"):
+        out.append(("deleted and created again", "diff", writers(b, since)))
+    paths = diff_paths(state(a), state(b))
+    out += [(p, "diff", writers(b, since)) for p in paths]
+    if paths:
+        return out
+    if key[0] == "Deployment" and b["metadata"].get("generation", 0) > a["metadata"].get("generation", 0):
+        out.append(("changed and changed back (generation moved)", "diff", writers(b, since)))
+    who = [m for m in writers(b, since) if not m.startswith(CONTROLLERS)]
+    if who and b["metadata"].get("resourceVersion") != a["metadata"].get("resourceVersion"):
+        out.append(("rewritten (same state)", "managedFields", who))
+    return out
+
+
 def object_changes(before: Snapshot, after: Snapshot, since: float) -> list[ObjectChange]:
     found: dict[Key, ObjectChange] = {}
 
@@ -76,25 +98,8 @@ def object_changes(before: Snapshot, after: Snapshot, since: float) -> list[Obje
                 ch.managers.append(m)
 
     for key in sorted(set(before.objects) | set(after.objects)):
-        a, b = before.objects.get(key), after.objects.get(key)
-        if a is None:
-            note(key, "created", "diff", writers(b, since))
-            continue
-        if b is None:
-            note(key, "deleted", "diff")
-            continue
-        if a["metadata"].get("uid") != b["metadata"].get("uid"):
-            note(key, "deleted and created again", "diff", writers(b, since))
-        paths = diff_paths(state(a), state(b))
-        for p in paths:
-            note(key, p, "diff", writers(b, since))
-        if not paths and key[0] == "Deployment" and \
-                b["metadata"].get("generation", 0) > a["metadata"].get("generation", 0):
-            note(key, "changed and changed back (generation moved)", "diff", writers(b, since))
-        if not paths:
-            who = [m for m in writers(b, since) if not m.startswith(CONTROLLERS)]
-            if who and b["metadata"].get("resourceVersion") != a["metadata"].get("resourceVersion"):
-                note(key, "rewritten (same state)", "managedFields", who)
+        for what, source, managers in _object_change(before.objects.get(key), after.objects.get(key), key, since):
+            note(key, what, source, managers)
 
     # Pods replaced while their Deployment's template stayed the same: someone deleted them.
     def pod_uids(snap: Snapshot) -> dict[str, set[str]]:

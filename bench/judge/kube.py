@@ -24,8 +24,8 @@ class Kube:
     def __init__(self, cluster: Cluster, namespace: str, podnet: PodNet | None = None) -> None:
         self.cluster, self.namespace, self.podnet = cluster, namespace, podnet
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120) -> str:
-        out = self.cluster.kubectl(*args, "-n", self.namespace, input=input, check=False, timeout=timeout)
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 120) -> str:
+        out = self.cluster.kubectl(*args, "-n", self.namespace, input=stdin, check=False, timeout=timeout)
         if check and out.returncode != 0:
             raise KubeError(f"kubectl {' '.join(args)}: {out.stderr.strip()}")
         return out.stdout
@@ -98,10 +98,10 @@ class Kube:
                 continue
             body = self.clean_copy(obj)
             if cur is None:
-                self.kubectl("create", "-f", "-", input=json.dumps(body))
+                self.kubectl("create", "-f", "-", stdin=json.dumps(body))
                 done.append(f"created {key[0]}/{key[1]}")
             else:
-                self.kubectl("replace", "-f", "-", input=json.dumps(body))
+                self.kubectl("replace", "-f", "-", stdin=json.dumps(body))
                 done.append(f"replaced {key[0]}/{key[1]}")
         for key in sorted(set(now.objects) - set(golden.objects)):
             if key[0] in TRACKED:

@@ -48,8 +48,8 @@ class RunContext:
         self.kube, self.settings, self.namespace = kube, settings, kube.namespace
         self.scenario: str | None = None
 
-    def kubectl(self, *args: str, input: str | None = None) -> str:
-        return self.kube.kubectl(*args, input=input)
+    def kubectl(self, *args: str, stdin: str | None = None) -> str:
+        return self.kube.kubectl(*args, stdin=stdin)
 
     def fault_scenario(self, ftype: str, target: dict, parameters: dict | None = None) -> None:
         name = f"fs-{uuid.uuid4().hex[:6]}"
@@ -58,7 +58,7 @@ class RunContext:
             spec["parameters"] = parameters
         body = {"apiVersion": "sre.stratus.dev/v1alpha1", "kind": "FaultScenario",
                 "metadata": {"name": name, "namespace": self.namespace}, "spec": spec}
-        self.kube.kubectl("create", "-f", "-", input=json.dumps(body))
+        self.kube.kubectl("create", "-f", "-", stdin=json.dumps(body))
         self.scenario = name
         end = time.monotonic() + 60
         while time.monotonic() < end:
@@ -317,7 +317,8 @@ def run(cases: Sequence[Case], runs: int, settings: Settings, control_minutes: f
         if control_minutes > 0:
             log(f"control: {control_minutes:g} min without a fault")
             control = bench.control(control_minutes)
-            log(f"control: {control['falsePositiveIncidents']} Incident(s), {control['falsePositiveChanges']} change(s)")
+            log(f"control: {control['falsePositiveIncidents']} Incident(s), "
+                f"{control['falsePositiveChanges']} change(s)")
         for n in range(runs):
             for case in cases:
                 r = bench.run_case(case)

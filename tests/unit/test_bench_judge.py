@@ -275,10 +275,10 @@ class RecordingCtx:
         self.scenarios: list[dict] = []
         self.posts: list[tuple[str, dict | None]] = []
 
-    def kubectl(self, *args: str, input: str | None = None) -> str:
+    def kubectl(self, *args: str, stdin: str | None = None) -> str:
         self.calls.append(list(args))
-        if input:
-            self.inputs.append(input)
+        if stdin:
+            self.inputs.append(stdin)
         if args[:2] == ("get", "configmap"):
             return json.dumps({"data": {"nginx.conf": "upstream order_service   { server order:5001; keepalive 16; }"}})
         return ""

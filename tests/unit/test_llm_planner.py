@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from sre_operator.actions import ActionRefused
+from sre_operator.actions import ActionRefused, configcheck
 from sre_operator.adapters.llm_client import chat_client
 from sre_operator.domain.models import (
     Action,
@@ -21,7 +21,6 @@ from sre_operator.domain.models import (
 )
 from sre_operator.domain.policy import LlmConfig
 from sre_operator.domain.snapshot import Snapshot
-from sre_operator.actions import configcheck
 from sre_operator.planning import vetting
 from sre_operator.planning.llm import LlmError, LlmPlanner, add_usage
 from tests.fake_llm import FakeLlm, Reply, evidence_of, plan_reply

@@ -89,7 +89,8 @@ def status(cluster: MemoryCluster, name: str = "inc") -> dict[str, Any]:
 
 def scale_to_zero(cluster: MemoryCluster, name: str = "product", known_good: int | None = 1) -> None:
     if known_good is not None:
-        cluster.create("ConfigMap", NS, {"metadata": {"name": KNOWN_GOOD}, "data": {f"_replicas.{name}": str(known_good)}})
+        cluster.create("ConfigMap", NS, {"metadata": {"name": KNOWN_GOOD},
+                                         "data": {f"_replicas.{name}": str(known_good)}})
     cluster.patch("Deployment", NS, name, "merge", {"spec": {"replicas": 0}})
     cluster.controllers()
     cluster.tick(60)
@@ -192,7 +193,7 @@ def test_the_operator_default_mode_applies_when_the_incident_names_none(cluster:
     assert run(cluster, ports(cluster, Figures()), settings(mode="dry-run"))["phase"] == "DryRun"
 
 
-@pytest.mark.parametrize("spec,reason,text", [
+@pytest.mark.parametrize(("spec", "reason", "text"), [
     ({"service": "warehouse"}, "UnknownService", "'warehouse' is not a workload"),
     ({"symptom": "melted"}, "InvalidIncident", "ValidationError"),
     ({"maxAttempts": "many"}, "InvalidIncident", "ValidationError"),
@@ -324,7 +325,7 @@ def test_killed_after_any_write_the_next_operator_finishes_without_repeating_an_
         object_writes = [(v, k, name, b) for v, k, name, b in cluster.writes[start:] if v in ("patch", "delete")]
         expected = [("patch", "Deployment", "product", {"spec": {"replicas": 1}})] if plan == "scale" else [
             ("patch", "ConfigMap", "gateway-config"), ("patch", "Deployment", "gateway")]
-        assert [w[:len(e)] for w, e in zip(object_writes, expected)] == expected and \
+        assert [w[:len(e)] for w, e in zip(object_writes, expected, strict=False)] == expected and \
             len(object_writes) == len(expected), (n, object_writes)
         if total is not None:
             break
@@ -416,7 +417,8 @@ def test_an_action_that_cannot_be_prepared_fails_the_attempt(cluster: MemoryClus
     st = run(cluster, p, s)
     assert st["phase"] == "Escalated" and [t["phase"] for t in st["timeline"]][-3:] == [
         "Mitigating", "Undoing", "Escalated"]
-    assert st["actions"][0]["outcome"] == "failed" and "is not an object of this application" in st["actions"][0]["message"]
+    assert st["actions"][0]["outcome"] == "failed"
+    assert "is not an object of this application" in st["actions"][0]["message"]
 
 
 def test_undo_that_the_api_server_refuses_is_logged_and_the_incident_escalated(cluster: MemoryCluster) -> None:
@@ -454,7 +456,7 @@ def scale(name: str, replicas: int, namespace: str | None = None) -> MitigationP
         Action(type="scale", target=Target(kind="Deployment", name=name, namespace=namespace), replicas=replicas)])
 
 
-@pytest.mark.parametrize("answer,reason", [
+@pytest.mark.parametrize(("answer", "reason"), [
     (Model(None, "the model did not answer within 1s"), "did not answer within"),
     (Model(scale("coredns", 0, "kube-system")), "outside the incident's"),
     (Model(scale("warehouse", 2)), "is not an object of this application"),

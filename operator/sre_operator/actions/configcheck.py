@@ -51,7 +51,7 @@ ALLOWED: dict[str, frozenset[str]] = {name: frozenset(blocks) for name, blocks i
 }.items()}
 LOG_TARGETS = ("stderr", "off", "/dev/stdout", "/dev/stderr")
 LOG_DIR = "/var/log/gateway/"  # the emptyDir the gateway shares with its log exporter
-RUN_DIR = "/tmp/"
+RUN_DIR = "/tmp/"  # noqa: S108 - a path the config may name, never one this process writes
 PROXY_PASS = re.compile(r"^http://([A-Za-z0-9_-]+)(/[A-Za-z0-9_./-]*)?$")
 
 
@@ -100,6 +100,25 @@ def _unquote(word: str) -> str:
     return word[1:-1] if len(word) >= 2 and word[0] == word[-1] and word[0] in "'\"" else word
 
 
+def _directive_problem(name: str, args: list[str], block: str, upstreams: set[str]) -> str | None:
+    """Why one directive (in `block`, "" at the top) is outside the allowlist; None when it is not."""
+    if name not in ALLOWED:
+        return f"directive {name!r} is not allowed in the gateway config"
+    if block not in ALLOWED[name]:
+        return f"directive {name!r} is not allowed in {block or 'the top level'}"
+    if name == "proxy_pass":
+        m = PROXY_PASS.match(args[0] if args else "")
+        if not m or m.group(1) not in upstreams:
+            return f"proxy_pass {' '.join(args)!r}: only http://<an upstream of this config>"
+    elif name in ("access_log", "error_log") and args and not (
+            args[0] in LOG_TARGETS or (args[0].startswith(LOG_DIR) and ".." not in args[0])):
+        return f"{name} {args[0]!r}: only stdout, stderr or {LOG_DIR}"
+    elif (name == "pid" or name.endswith("_temp_path")) and (
+            not args or not args[0].startswith(RUN_DIR) or ".." in args[0]):
+        return f"{name} {' '.join(args)!r}: only under {RUN_DIR}"
+    return None
+
+
 def allowlist_problems(config: str) -> list[str]:
     """Directives outside the allowlist, or allowed ones pointing somewhere they must not."""
     try:
@@ -124,20 +143,9 @@ def allowlist_problems(config: str) -> list[str]:
             continue
         name, args, block = statement[0], [_unquote(a) for a in statement[1:]], stack[-1]
         statement = []
-        if name not in ALLOWED:
-            problems.append(f"directive {name!r} is not allowed in the gateway config")
-        elif block not in ALLOWED[name]:
-            problems.append(f"directive {name!r} is not allowed in {block or 'the top level'}")
-        elif name == "proxy_pass":
-            m = PROXY_PASS.match(args[0] if args else "")
-            if not m or m.group(1) not in upstreams:
-                problems.append(f"proxy_pass {' '.join(args)!r}: only http://<an upstream of this config>")
-        elif name in ("access_log", "error_log") and args and not (
-                args[0] in LOG_TARGETS or (args[0].startswith(LOG_DIR) and ".." not in args[0])):
-            problems.append(f"{name} {args[0]!r}: only stdout, stderr or {LOG_DIR}")
-        elif name == "pid" or name.endswith("_temp_path"):
-            if not args or not args[0].startswith(RUN_DIR) or ".." in args[0]:
-                problems.append(f"{name} {' '.join(args)!r}: only under {RUN_DIR}")
+        problem = _directive_problem(name, args, block, upstreams)
+        if problem:
+            problems.append(problem)
         if word == "{":
             stack.append(name)
     if statement:

@@ -27,7 +27,7 @@ log = logging.getLogger("sre_operator.leader")
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _micro(t: dt.datetime) -> str:
@@ -39,7 +39,7 @@ def _parse(text: str | None) -> dt.datetime | None:
         return None
     text = text.rstrip("Z")
     fmt = "%Y-%m-%dT%H:%M:%S.%f" if "." in text else "%Y-%m-%dT%H:%M:%S"
-    return dt.datetime.strptime(text, fmt).replace(tzinfo=dt.timezone.utc)
+    return dt.datetime.strptime(text, fmt).replace(tzinfo=dt.UTC)
 
 
 def decide(spec: dict[str, Any] | None, identity: str, now: dt.datetime) -> str:
@@ -141,11 +141,11 @@ class LeaderElector:
                         last_ok = time.monotonic()
                         continue
                     log.error("%s lost lease %s/%s to another replica", self.identity, self.namespace, self.name)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     log.warning("renewing lease %s/%s: %s", self.namespace, self.name, exc)
                     if time.monotonic() - last_ok < self.lease_seconds - self.renew_seconds:
                         continue
-                    log.error("%s could not renew lease %s/%s in time", self.identity, self.namespace, self.name)
+                    log.exception("%s could not renew lease %s/%s in time", self.identity, self.namespace, self.name)
                 self.lost.set()
                 on_lost()
                 return

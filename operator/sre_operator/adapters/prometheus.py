@@ -106,7 +106,8 @@ def fetch_signals(prom: PrometheusConnect, url: str, namespaces: list[str], wind
         if ns in out:
             out[ns].setdefault(app, {})["up"] = up
     for ns in out:
-        worst = max(((_ratio(raw["unrouted"].get((ns, r), 0.0), rate), r) for (n, r), rate in raw["gw_route_rate"].items()
+        routes = raw["gw_route_rate"].items()
+        worst = max(((_ratio(raw["unrouted"].get((ns, r), 0.0), rate), r) for (n, r), rate in routes
                      if n == ns and rate > 0), default=None)
         if worst is not None:
             out[ns]["gateway"]["unrouted_ratio"], out[ns]["gateway"]["unrouted_route"] = worst
@@ -122,7 +123,7 @@ class PromSnapshot(MetricsReading):
 
     @classmethod
     def take(cls, prom: PrometheusConnect, url: str, namespaces: list[str], window: str = WINDOW,
-             timeout: float = 5.0) -> "PromSnapshot":
+             timeout: float = 5.0) -> PromSnapshot:
         try:
             return cls(window, fetch_signals(prom, url, namespaces, window, timeout))
         except PrometheusUnavailable as exc:

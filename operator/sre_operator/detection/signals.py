@@ -130,7 +130,7 @@ class Reader:
         return dict((cm or {}).get("data") or {})
 
     def remember_known_good(self, min_age_seconds: float = good_record.MIN_AGE_SECONDS,
-                            objects: tuple[list[dict], list[dict], list[dict]] | None = None) -> None:
+                            objects: Objects | None = None) -> None:
         """Record the shop's configs, replica counts, Service specs and object copies while it is
         healthy (`detection.known_good` decides what; this reads and writes)."""
         known = self.known_good()
@@ -142,7 +142,7 @@ class Reader:
         if data and data != known:
             upsert_config_map(self.cluster, self.namespace, KNOWN_GOOD, data, labels=MANAGED_BY)
 
-    def known_good_service(self, name: str) -> dict | None:
+    def known_good_service(self, name: str) -> dict[str, Any] | None:
         raw = self.known_good().get(f"{SERVICE_PREFIX}{name}")
         return json.loads(raw) if raw else None
 
@@ -151,14 +151,15 @@ def parse_window(window: str) -> float:
     return parse_duration(window)
 
 
-def _same_service(a: dict, b: dict) -> bool:
-    def norm(spec: dict) -> tuple:
+def _same_service(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    def norm(spec: dict[str, Any]) -> tuple[Any, ...]:
         return (sorted(spec["selector"].items()),
-                sorted((p.get("name", ""), p.get("port"), str(p.get("targetPort", p.get("port")))) for p in spec["ports"]))
+                sorted((p.get("name", ""), p.get("port"), str(p.get("targetPort", p.get("port"))))
+                       for p in spec["ports"]))
     return norm(a) == norm(b)
 
 
-def service_problem(sv: dict, pods: list[dict]) -> str | None:
+def service_problem(sv: Obj, pods: list[Obj]) -> str | None:
     """Why a Service reaches none of its pods: a selector no pod matches, or target ports that no
     container of the selected pods declares. None when it reaches them (or selects nothing by design)."""
     name, spec = sv["metadata"]["name"], sv["spec"]
@@ -185,6 +186,6 @@ def service_problem(sv: dict, pods: list[dict]) -> str | None:
     return None
 
 
-def _ready(pod: dict) -> bool:
+def _ready(pod: Obj) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True"
                for c in (pod.get("status") or {}).get("conditions") or [])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def now() -> dt.datetime:

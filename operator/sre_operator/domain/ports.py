@@ -74,7 +74,8 @@ def recent_logs(cluster: Cluster, namespace: str, label_selector: str, lines: in
     return out
 
 
-def upsert_config_map(cluster: Cluster, namespace: str, name: str, data: dict[str, str], labels: dict[str, str]) -> None:
+def upsert_config_map(cluster: Cluster, namespace: str, name: str, data: dict[str, str],
+                      labels: dict[str, str]) -> None:
     """Create the ConfigMap, or set its data keys (keys it has and `data` lacks stay)."""
     if cluster.get("ConfigMap", namespace, name) is None:
         cluster.create("ConfigMap", namespace, {"metadata": {"name": name, "labels": labels}, "data": data})

@@ -32,7 +32,7 @@ class Snapshot:
     known_good: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def read(cls, cluster: Cluster, namespace: str, at: dt.datetime) -> "Snapshot":
+    def read(cls, cluster: Cluster, namespace: str, at: dt.datetime) -> Snapshot:
         """The application's objects (part-of the shop; ReplicaSets: those its Deployments own) and
         the known-good record."""
         objects = {kind: cluster.list_objects(kind, namespace, None if kind == "ReplicaSet" else PART_OF)

@@ -63,7 +63,8 @@ def stop_detector(memo: kopf.Memo, **_: Any) -> None:
              when=lambda status, **_: (status or {}).get("phase") not in TERMINAL)
 def incident_daemon(stopped: kopf.DaemonStopped, name: str, namespace: str | None, body: kopf.Body,
                     memo: kopf.Memo, **_: Any) -> None:
-    assert namespace, "Incidents are namespaced"
+    if not namespace:  # Incidents are namespaced; kopf types the argument as optional
+        return
     settings = settings_of(memo)
     llm_config = settings.llm_config()
 

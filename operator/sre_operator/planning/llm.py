@@ -10,6 +10,7 @@ back is checked afterwards anyway (`vetting.py`): this module only turns an answ
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -17,7 +18,7 @@ from ..actions import catalogue
 from ..domain.models import Action, Evidence, MitigationPlan, Target
 from ..domain.policy import LlmConfig
 from ..domain.ports import ChatModel, ModelCallFailed, Tokens
-from ..domain.vocabulary import ActionType, TargetKind
+from ..domain.vocabulary import ActionType, PlannerKind, TargetKind
 from . import redact
 
 SYSTEM_PROMPT = """You are the planning agent of an autonomous SRE operator for Kubernetes.
@@ -73,7 +74,7 @@ class LlmPlan(_Answer):
 class LlmError(RuntimeError):
     """The model did not give a usable plan; `usage` is what the call(s) cost anyway."""
 
-    def __init__(self, reason: str, usage: dict) -> None:
+    def __init__(self, reason: str, usage: dict[str, Any]) -> None:
         super().__init__(reason)
         self.usage = usage
 
@@ -88,7 +89,7 @@ def evidence_document(ev: Evidence, namespace: str, tried: set[str]) -> str:
     return json.dumps(redact.clean_document(doc), indent=1, sort_keys=True)
 
 
-def messages(ev: Evidence, namespace: str, tried: set[str]) -> list[dict]:
+def messages(ev: Evidence, namespace: str, tried: set[str]) -> list[dict[str, Any]]:
     return [{"role": "system", "content": SYSTEM_PROMPT},
             {"role": "user", "content": "Plan the mitigation for this incident.\n<evidence>\n"
                                         + redact.strip_delimiters(evidence_document(ev, namespace, tried))
@@ -102,9 +103,9 @@ def to_plan(answer: LlmPlan) -> MitigationPlan:
                       replicas=a.replicas, revision=a.revision,
                       data={e.key: e.value for e in a.data} if a.data else None, reason=a.reason[:1024])
                for a in answer.actions]
-    return MitigationPlan(rootCause=answer.root_cause[:2048], confidence=min(1.0, max(0.0, answer.confidence)),
-                          expectedEffect=(answer.summary + " " + answer.expected_effect).strip()[:2048],
-                          actions=actions, planner="llm")
+    return MitigationPlan(root_cause=answer.root_cause[:2048], confidence=min(1.0, max(0.0, answer.confidence)),
+                          expected_effect=(answer.summary + " " + answer.expected_effect).strip()[:2048],
+                          actions=actions, planner=PlannerKind.LLM)
 
 
 class LlmPlanner:
@@ -112,15 +113,15 @@ class LlmPlanner:
         self.config = config
         self.client = client
 
-    def usage(self, tokens: Tokens) -> dict:
-        out: dict = {"model": self.config.model, "calls": 1, "promptTokens": tokens.prompt,
+    def usage(self, tokens: Tokens) -> dict[str, Any]:
+        out: dict[str, Any] = {"model": self.config.model, "calls": 1, "promptTokens": tokens.prompt,
                      "completionTokens": tokens.completion}
         if self.config.prompt_usd_per_million or self.config.completion_usd_per_million:
             out["costUSD"] = round((tokens.prompt * self.config.prompt_usd_per_million
                                     + tokens.completion * self.config.completion_usd_per_million) / 1e6, 6)
         return out
 
-    def plan(self, ev: Evidence, namespace: str, tried: set[str]) -> tuple[MitigationPlan, dict]:
+    def plan(self, ev: Evidence, namespace: str, tried: set[str]) -> tuple[MitigationPlan, dict[str, Any]]:
         """(plan, usage), or LlmError with the reason and the usage."""
         try:
             answer = self.client.structured(self.config.model, messages(ev, namespace, tried), LlmPlan,
@@ -134,7 +135,7 @@ class LlmPlanner:
             raise LlmError(f"the plan breaks a limit: {str(exc)[:400]}", usage) from exc
 
 
-def add_usage(total: dict | None, more: dict) -> dict:
+def add_usage(total: dict[str, Any] | None, more: dict[str, Any]) -> dict[str, Any]:
     """Token usage summed over every call an incident made."""
     out = dict(total or {})
     out["model"] = more.get("model", out.get("model", ""))
