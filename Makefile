@@ -8,7 +8,7 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo shop-local test test-unit test-services test-cluster lint \
+.PHONY: help setup demo shop-local test test-unit test-services test-cluster lint coverage \
         cluster-bin cluster-up cluster-down kind-up kind-down bench bench-scenarios bench-scale clean
 
 help: ## list the targets
@@ -34,6 +34,10 @@ test-services: setup ## shop services, NGINX and Prometheus as real processes
 
 test-cluster: setup cluster-bin ## tests on the local Kubernetes cluster (root)
 	$(PY) -m pytest tests/cluster $(PYTEST_ARGS)
+
+coverage: setup ## line coverage of the operator from the unit tier alone (report per package)
+	$(PY) -m coverage run --source=operator/sre_operator -m pytest tests/unit -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m coverage report --skip-empty
 
 lint: setup ## the quality gate: ruff (every package), mypy --strict (operator, dashboard), import contracts, hadolint, helm lint
 	@bash scripts/lint.sh $(PYTEST_ARGS)
