@@ -24,8 +24,9 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> MemoryCluster:
     c = shop(MemoryCluster())
     monkeypatch.setattr(handlers, "Kube", lambda: c)
     monkeypatch.setattr(handlers, "PrometheusMetrics", lambda url: Figures(product=dict(HEALTHY)))
-    monkeypatch.setattr(kopf, "event", lambda body, type, reason, message: c.writes.append(("event", type, reason,
-                                                                                              message)))
+    def event(body: Any, **kw: str) -> None:
+        c.writes.append(("event", kw["type"], kw["reason"], kw["message"]))
+    monkeypatch.setattr(kopf, "event", event)
     return c
 
 
