@@ -45,7 +45,8 @@ def test_latency_after_a_rollout_rolls_back_and_without_one_scales_out() -> None
     assert planner.plan(slow_after_rollout).actions[0].type == "rollback"
     saturated = Evidence(symptoms=[sym("latency", "product")],
                          workloads=[wl(service="product", deployment="product", desired=2, ready=2)])
-    p = planner.plan(saturated)
+    assert planner.plan(saturated).actions[0].type == "rollout-restart"  # nothing changed: restart first
+    p = planner.plan(saturated, {"rollout-restart:Deployment/product"})
     assert (p.actions[0].type, p.actions[0].replicas) == ("scale", 4)  # doubled
 
 

@@ -90,8 +90,10 @@ def test_saturation_without_a_recent_change_doubles_the_replicas() -> None:
     p = planner.plan(ev)
     assert [(a.type, a.target.name, a.replicas) for a in p.actions] == [("scale", "product", 2)]
     assert "99% busy" in p.root_cause and p.confidence > 0.6
+    # Slow with no saturation and nothing changed: a restart first (a process gone bad); then more capacity.
     busy = Evidence(symptoms=[sym("latency")], workloads=[wl(desired=6, ready=6)])
-    assert planner.plan(busy).actions[0].replicas == 10
+    assert planner.plan(busy).actions[0].type == "rollout-restart"
+    assert planner.plan(busy, {"rollout-restart:Deployment/product"}).actions[0].replicas == 10
     # The same latency right after a rollout is the rollout's fault: rolled back, not scaled.
     recent = Evidence(symptoms=[sym("latency"), sym("saturation")], workloads=[wl(rolledOutSecondsAgo=60)])
     assert planner.plan(recent).actions[0].type == "rollback"

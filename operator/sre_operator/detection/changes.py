@@ -118,6 +118,13 @@ def _config_map(name: str, now: dict[str, Any], good: dict[str, Any]) -> list[Ch
 DIFFS = {"Deployment": _deployment, "Service": _service, "ConfigMap": _config_map}
 
 
+def template_changes(name: str, now: dict[str, Any], good: dict[str, Any]) -> list[Change]:
+    """How a pod template (`spec.template` of a Deployment or a ReplicaSet) differs from a healthy
+    one: the fields that change what runs, never labels, annotations or replica counts."""
+    return [c for c in _deployment(name, {"spec": {"template": now}}, {"spec": {"template": good}})
+            if c.field != "spec.replicas"]
+
+
 def diff(kind: str, name: str, now: dict[str, Any] | None, good: dict[str, Any] | None) -> list[Change]:
     """How `now` differs from its last healthy copy `good` (None: absent). No healthy copy: nothing
     to compare with, so no change is claimed."""

@@ -10,11 +10,22 @@ from typing import Any
 
 from ..actions import revision_of
 from ..domain.clock import age_seconds
-from ..domain.models import ConfigFacts, Evidence, ServiceFacts, Symptom, Target, TraceFacts, WorkloadFacts
+from ..domain.models import (
+    ChangeFacts,
+    ConfigFacts,
+    Evidence,
+    ServiceFacts,
+    Symptom,
+    Target,
+    TraceFacts,
+    WorkloadFacts,
+)
 from ..domain.policy import Thresholds
+from ..domain.ports import Obj
 from ..domain.snapshot import SERVICE_PREFIX, Snapshot
-from ..domain.topology import GATEWAY, callers_of
+from ..domain.topology import GATEWAY, callers_of, path_from
 from ..domain.vocabulary import TargetKind
+from .changes import diff, template_changes
 from .detector import ServiceSignals, breaches
 from .known_good import last_change as _last_change
 from .known_good import service_spec
@@ -33,6 +44,11 @@ def symptoms_of(primary: Symptom, signals: list[ServiceSignals], thresholds: Thr
     return [primary, *more]
 
 
+def corroborated(primary: Symptom, signals: list[ServiceSignals], thresholds: Thresholds) -> bool:
+    """Whether the signals show the incident's service in trouble now (any of its symptoms)."""
+    return any(b.service == primary.service for b in breaches(signals, thresholds))
+
+
 def workload_facts(snap: Snapshot, service: str, w: dict[str, Any]) -> WorkloadFacts:
     d = w["deployment"]
     name = d["metadata"]["name"]
@@ -46,7 +62,39 @@ def workload_facts(snap: Snapshot, service: str, w: dict[str, Any]) -> WorkloadF
                          restarts=w["restarts"], revision=rev, previous_revision=prev, rolled_out_seconds_ago=rolled,
                          crash_looping=w["crash_looping"], oom_killed=w["oom_killed"],
                          config_maps=[v["configMap"]["name"] for v in vols if v.get("configMap")],
-                         known_good_replicas=snap.known_good_replicas(name))
+                         known_good_replicas=snap.known_good_replicas(name),
+                         healthy_revision=healthy_revision(snap, d),
+                         healthy_copy=snap.known_good_object("Deployment", name) is not None)
+
+
+def healthy_revision(snap: Snapshot, deployment: Obj) -> int | None:
+    """The newest revision whose pod template is the one last seen healthy, when the Deployment's
+    current template is not (a bad edit, whoever made it, is undone by rolling back to it)."""
+    name = deployment["metadata"]["name"]
+    good = snap.known_good_object("Deployment", name)
+    good_template = ((good or {}).get("spec") or {}).get("template")
+    if not good_template or not template_changes(name, deployment["spec"]["template"], good_template):
+        return None
+    current = revision_of(deployment)
+    fits = [revision_of(r) for r in snap.replica_sets_of(name)
+            if revision_of(r) != current and not template_changes(name, r["spec"]["template"], good_template)]
+    return max(fits, default=None)
+
+
+def changes_since_healthy(snap: Snapshot, service: str) -> list[ChangeFacts]:
+    """What differs from the last healthy copies along the service's path (its own and its
+    dependencies' Deployments and Services, and the ConfigMaps those Deployments mount)."""
+    out: list[ChangeFacts] = []
+    for name in path_from(service):
+        dep = snap.get("Deployment", name) or snap.known_good_object("Deployment", name) or {}
+        vols = ((dep.get("spec") or {}).get("template") or {}).get("spec", {}).get("volumes") or []
+        objects = [("Deployment", name), ("Service", name),
+                   *(("ConfigMap", v["configMap"]["name"]) for v in vols if (v.get("configMap") or {}).get("name"))]
+        for kind, obj in objects:
+            out.extend(ChangeFacts(kind=TargetKind(c.kind), name=c.name, field=c.field, before=c.before,
+                                   after=c.after, missing=c.missing)
+                       for c in diff(kind, obj, snap.get(kind, obj), snap.known_good_object(kind, obj)))
+    return out
 
 
 def config_facts(snap: Snapshot, names: Iterable[str]) -> list[ConfigFacts]:
@@ -98,10 +146,13 @@ def rank_traces(traces: Iterable[TraceFacts], limit: int = TRACES) -> list[Trace
     return sorted(found.values(), key=lambda f: (-len(f.failed_spans), -f.duration_ms))[:limit]
 
 
-def evidence(snap: Snapshot, symptoms: list[Symptom], logs: list[str], traces: list[TraceFacts]) -> Evidence:
+def evidence(snap: Snapshot, symptoms: list[Symptom], logs: list[str], traces: list[TraceFacts],
+             confirmed: bool = True) -> Evidence:
     work = workloads_of(objects_of(snap), snap.taken_at)
     facts = [workload_facts(snap, svc, w) for svc, w in sorted(work.items())]
     return Evidence(symptoms=symptoms, workloads=facts,
                     configs=config_facts(snap, (c for f in facts for c in f.config_maps)),
                     services=service_facts(snap), traces=rank_traces(traces), log_lines=logs[-2 * LOG_LINES:],
-                    missing=[Target(kind=TargetKind(kind), name=name) for kind, name in snap.missing()])
+                    missing=[Target(kind=TargetKind(kind), name=name) for kind, name in snap.missing()],
+                    changes=changes_since_healthy(snap, symptoms[0].service) if symptoms else [],
+                    corroborated=confirmed)

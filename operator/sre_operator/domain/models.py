@@ -42,6 +42,10 @@ class WorkloadFacts(Model):
     oom_killed: bool = Field(False, alias="oomKilled")
     config_maps: list[str] = Field(default_factory=list, alias="configMaps")
     known_good_replicas: int | None = Field(None, alias="knownGoodReplicas")
+    # The revision whose pod template is the one last seen healthy, when the current one is not
+    # (None: the current template is the healthy one, or no healthy copy or revision has it).
+    healthy_revision: int | None = Field(None, alias="healthyRevision")
+    healthy_copy: bool = Field(False, alias="healthyCopy")  # a copy of its Deployment seen healthy is on record
 
 
 class ConfigFacts(Model):
@@ -86,6 +90,16 @@ class Target(Model):
     namespace: str | None = None
 
 
+class ChangeFacts(Model):
+    """One difference between an object now and its last healthy copy (`detection/changes.py`)."""
+    kind: TargetKind
+    name: str
+    field: str
+    before: str = ""
+    after: str = ""
+    missing: bool = False
+
+
 class Evidence(Model):
     symptoms: list[Symptom]
     workloads: list[WorkloadFacts] = Field(default_factory=list)
@@ -95,6 +109,10 @@ class Evidence(Model):
     log_lines: list[str] = Field(default_factory=list, alias="logLines")
     # Objects of the application seen healthy (a copy is on record) that no longer exist.
     missing: list[Target] = Field(default_factory=list)
+    # What changed since the affected path was last seen healthy (its Deployments, Services, configs).
+    changes: list[ChangeFacts] = Field(default_factory=list)
+    # The signals show the incident's service in trouble right now (not only the Incident says so).
+    corroborated: bool = True
 
 
 class Action(Model):

@@ -23,3 +23,14 @@ def callers_of(service: str) -> list[str]:
 
 def dependencies_of(service: str) -> tuple[str, ...]:
     return ROUTES_TO.get(service, ())
+
+
+def path_from(service: str) -> list[str]:
+    """The service and every service it sends requests to, directly or not (itself first)."""
+    seen, todo = [service], [service]
+    while todo:
+        for dep in dependencies_of(todo.pop(0)):
+            if dep not in seen:
+                seen.append(dep)
+                todo.append(dep)
+    return seen

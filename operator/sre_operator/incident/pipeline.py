@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from .. import actions as acts
 from ..detection.detector import ServiceSignals
-from ..detection.evidence import evidence, symptoms_of
+from ..detection.evidence import corroborated, evidence, symptoms_of
 from ..detection.signals import health_of
 from ..domain.clock import parse, seconds_text, stamp
 from ..domain.metrics import WINDOW
@@ -152,8 +152,9 @@ def primary_symptom(t: Tick) -> Symptom:
 
 
 def evidence_of(t: Tick) -> Evidence:
-    return evidence(t.snapshot, symptoms_of(primary_symptom(t), t.signals, t.settings.thresholds()), t.logs,
-                    t.traces)
+    primary, thresholds = primary_symptom(t), t.settings.thresholds()
+    return evidence(t.snapshot, symptoms_of(primary, t.signals, thresholds), t.logs, t.traces,
+                    confirmed=corroborated(primary, t.signals, thresholds))
 
 
 def tried(t: Tick) -> set[str]:
@@ -180,7 +181,8 @@ def detected(t: Tick) -> Step:
 
 def triage(t: Tick) -> Step:
     ev = evidence_of(t)
-    if not any(w.service == t.spec.service for w in ev.workloads):
+    if not any(w.service == t.spec.service for w in ev.workloads) and \
+            t.snapshot.known_good_object("Deployment", t.spec.service) is None:
         return fail("UnknownService", f"{t.spec.service!r} is not a workload of the application in {t.namespace} "
                                       f"(known: {', '.join(w.service for w in ev.workloads)})")
     facts = [f"{w.deployment}: {w.ready}/{w.desired} ready, revision {w.revision}"

@@ -1,14 +1,21 @@
 """The deterministic, rule-based planner: from evidence (symptoms, workload and config facts) to a
 MitigationPlan. It reasons from what an SRE would see, never from a scenario's name:
 
-1. a ConfigMap the affected service mounts changed recently and differs from the last version
-   seen healthy → put the known-good version back (and the rollout that loads it);
-2. the affected Deployment rolled out recently and is now crash-looping, not ready or slow →
-   roll it back to its previous revision;
+The rule of thumb: the smallest change that returns the faulty object to its last healthy state,
+and nothing on a workload that is not the root cause.
+
+1. a ConfigMap the affected service mounts differs from the last version seen healthy → put the
+   known-good version back (and the rollout that loads it);
+2. the affected Deployment's pod template differs from the one last seen healthy (whoever changed
+   it: a deploy, `kubectl edit`, `set image`, a patch) and it is broken, failing or slow → roll
+   back to the revision that has the healthy template; with no healthy copy on record, a recent
+   rollout followed by trouble → roll back to the previous revision;
 3. OOM kills → roll back if it rolled out recently, else restart (and say a limit may be too low);
-4. saturation (latency without errors, no recent change) → scale out: double the replicas (the
+4. saturation (its database pool busy with queries waiting) → scale out: double the replicas (the
    most a step of the HorizontalPodAutoscaler adds), at most 10;
-5. crash loop or not ready with no recent change → rollout restart.
+5. nothing on the affected path changed since it was last healthy, and the service crashes, is not
+   ready, fails or is slow → a process gone bad at runtime: restart it (rollout restart); slowness
+   that a restart did not cure → scale out.
 0. (before all) the Deployment or Service of the affected service, or of a service it depends on,
    was deleted and a healthy copy is on record → recreate it; a Deployment scaled to 0 → scale it
    back to its known-good replica count; a Service that reaches none of its pods and differs from
@@ -17,7 +24,7 @@ Attempt N > 1 skips the rules that already failed (their actions are in `tried`)
 from __future__ import annotations
 
 from ..domain.models import Action, Evidence, MitigationPlan, Target, WorkloadFacts
-from ..domain.topology import dependencies_of
+from ..domain.topology import path_from
 from ..domain.vocabulary import ActionType, TargetKind
 
 RECENT_SECONDS = 900.0  # a change this recent is a suspect
@@ -36,23 +43,12 @@ def _workload(ev: Evidence, service: str) -> WorkloadFacts | None:
     return next((w for w in ev.workloads if w.service == service), None)
 
 
-def _involved(service: str) -> set[str]:
-    """The service and every service it sends requests to, directly or not."""
-    seen, todo = {service}, [service]
-    while todo:
-        for dep in dependencies_of(todo.pop()):
-            if dep not in seen:
-                seen.add(dep)
-                todo.append(dep)
-    return seen
-
-
 def _recreate(ev: Evidence, service: str) -> list[MitigationPlan]:
     """0. A Deployment or Service on the affected path, seen healthy and now gone: create it again
     from its last healthy copy (both, when both are gone)."""
     gone: dict[str, list[TargetKind]] = {}
     for t in ev.missing:
-        if t.kind in (TargetKind.DEPLOYMENT, TargetKind.SERVICE) and t.name in _involved(service):
+        if t.kind in (TargetKind.DEPLOYMENT, TargetKind.SERVICE) and t.name in path_from(service):
             gone.setdefault(t.name, []).append(TargetKind(t.kind))
     return [MitigationPlan(
         root_cause=f"the {' and '.join(kinds)} of {name} {'was' if len(kinds) == 1 else 'were'} deleted"
@@ -61,6 +57,35 @@ def _recreate(ev: Evidence, service: str) -> list[MitigationPlan]:
         actions=[Action(type=ActionType.RECREATE, target=Target(kind=kind, name=name),
                         reason="deleted; recreated from its last healthy copy") for kind in kinds])
         for name, kinds in sorted(gone.items())]
+
+
+def _restore_services(ev: Evidence) -> list[MitigationPlan]:
+    """0. A Service that no longer reaches its pods, changed since it was last seen healthy."""
+    return [MitigationPlan(
+        root_cause=f"{sv.problem}; its selector or ports changed since it was last seen healthy",
+        confidence=0.9, expected_effect=f"service/{sv.name} reaches its pods again",
+        actions=[Action(type=ActionType.RESTORE_SERVICE, target=Target(kind=TargetKind.SERVICE, name=sv.name),
+                        reason="put back the selector and ports last seen healthy")])
+        for sv in ev.services if sv.problem and sv.differs_from_known_good]
+
+
+def _restore_configs(ev: Evidence) -> list[MitigationPlan]:
+    """1. A config that differs from the last known-good one: put it back, and roll its readers."""
+    primary = ev.symptoms[0]
+    out = []
+    for cfg in ev.configs:
+        if cfg.differs_from_known_good and cfg.known_good_key:
+            users = [x for x in ev.workloads if cfg.name in x.config_maps]
+            acts = [Action(type=ActionType.PATCH_CONFIGMAP,
+                           target=Target(kind=TargetKind.CONFIG_MAP, name=cfg.name),
+                           reason=f"{cfg.name} differs from the version last seen healthy")]
+            acts += [Action(type=ActionType.ROLLOUT_RESTART, target=_deployment(u.deployment),
+                            reason=f"{u.deployment} reads {cfg.name} at start") for u in users]
+            out.append(MitigationPlan(
+                root_cause=f"a recent change to ConfigMap {cfg.name} broke {primary.service} ({primary.signal})",
+                confidence=0.85, expected_effect=f"{primary.service} serves with its known-good config again",
+                actions=acts))
+    return out
 
 
 def plan(ev: Evidence, tried: set[str] | None = None) -> MitigationPlan:
@@ -73,29 +98,8 @@ def plan(ev: Evidence, tried: set[str] | None = None) -> MitigationPlan:
     w = _workload(ev, primary.service)
 
     candidates += _recreate(ev, primary.service)
-    # 0. A Service that no longer reaches its pods, changed since it was last seen healthy.
-    for sv in ev.services:
-        if sv.problem and sv.differs_from_known_good:
-            candidates.append(MitigationPlan(
-                root_cause=f"{sv.problem}; its selector or ports changed since it was last seen healthy",
-                confidence=0.9, expected_effect=f"service/{sv.name} reaches its pods again",
-                actions=[Action(type=ActionType.RESTORE_SERVICE,
-                                target=Target(kind=TargetKind.SERVICE, name=sv.name),
-                                reason="put back the selector and ports last seen healthy")]))
-    # 1. A recently changed config that differs from the last known-good one.
-    for cfg in ev.configs:
-        if cfg.differs_from_known_good and cfg.known_good_key and _recent(cfg.changed_seconds_ago):
-            users = [x for x in ev.workloads if cfg.name in x.config_maps]
-            acts = [Action(type=ActionType.PATCH_CONFIGMAP,
-                           target=Target(kind=TargetKind.CONFIG_MAP, name=cfg.name),
-                           reason=f"{cfg.name} changed {cfg.changed_seconds_ago:.0f}s ago and differs from the "
-                                  "version last seen healthy")]
-            acts += [Action(type=ActionType.ROLLOUT_RESTART, target=_deployment(u.deployment),
-                            reason=f"{u.deployment} reads {cfg.name} at start") for u in users]
-            candidates.append(MitigationPlan(
-                root_cause=f"a recent change to ConfigMap {cfg.name} broke {primary.service} ({primary.signal})",
-                confidence=0.85, expected_effect=f"{primary.service} serves with its known-good config again",
-                actions=acts))
+    candidates += _restore_services(ev)
+    candidates += _restore_configs(ev)
     if w is not None and w.desired == 0:
         # 0. Scaled to nothing while something needs it: back to the count last seen healthy.
         replicas = w.known_good_replicas or 1
@@ -107,9 +111,26 @@ def plan(ev: Evidence, tried: set[str] | None = None) -> MitigationPlan:
                             else "no healthy count on record: one replica")]))
     if w is not None:
         recent = _recent(w.rolled_out_seconds_ago) and w.previous_revision is not None
-        broken = w.crash_looping or w.ready < max(1, w.desired) or kinds & {"unavailable", "crash-loop", "not-ready"}
-        # 2. A recent rollout followed by trouble.
-        if recent and (broken or kinds & {"latency", "error-rate", "oom"}):
+        # What the workload's own state shows, and what the symptoms claim when the signals bear them out.
+        claimed = kinds if ev.corroborated else set()
+        broken = w.crash_looping or w.ready < max(1, w.desired) or claimed & {"unavailable", "crash-loop", "not-ready"}
+        troubled = bool(broken or claimed & {"latency", "error-rate", "oom"})
+        edits = [c for c in ev.changes if c.kind == TargetKind.DEPLOYMENT and c.name == w.deployment
+                 and c.field.startswith("spec.template")]
+        unchanged = not ev.changes and not ev.missing
+        # 2. Its pod template is not the one last seen healthy, and it is in trouble.
+        if w.healthy_revision is not None and troubled:
+            what = "; ".join(f"{c.field.removeprefix('spec.template.spec.')}: {c.before or '(none)'} → "
+                             f"{c.after or '(none)'}" for c in edits[:3]) or "its pod template"
+            candidates.append(MitigationPlan(
+                root_cause=f"{w.deployment}'s pod template changed since it was last seen healthy ({what}) "
+                           f"and it brought {', '.join(sorted(kinds))}",
+                confidence=0.85, expected_effect=f"{w.deployment} back on revision {w.healthy_revision}, "
+                                                 "the template last seen healthy",
+                actions=[Action(type=ActionType.ROLLBACK, target=_deployment(w.deployment),
+                                revision=w.healthy_revision, reason="the revision with the healthy template")]))
+        # 2'. No healthy copy on record: a recent rollout followed by trouble.
+        if recent and not w.healthy_copy and troubled:
             candidates.append(MitigationPlan(
                 root_cause=f"revision {w.revision} of {w.deployment}, "
                            f"rolled out {w.rolled_out_seconds_ago:.0f}s ago, brought {', '.join(sorted(kinds))}",
@@ -125,8 +146,17 @@ def plan(ev: Evidence, tried: set[str] | None = None) -> MitigationPlan:
                 confidence=0.5, expected_effect="fresh processes with empty heaps; the limit may need raising",
                 actions=[Action(type=ActionType.ROLLOUT_RESTART, target=_deployment(w.deployment),
                                 reason="OOM kills")]))
+        # 5. Nothing changed since healthy, and it fails or crashes: a process gone bad at runtime.
+        if unchanged and ev.corroborated and (
+                broken or "error-rate" in kinds or ("latency" in kinds and "saturation" not in kinds)):
+            candidates.append(MitigationPlan(
+                root_cause=f"{w.deployment} {'crashes or is not ready' if broken else 'fails or is slow'} "
+                           "and nothing on its path changed since it was last seen healthy: its process went bad",
+                confidence=0.6, expected_effect="fresh processes", actions=[
+                    Action(type=ActionType.ROLLOUT_RESTART, target=_deployment(w.deployment),
+                           reason="restart a process gone bad at runtime")]))
         # 4. Saturation: slow but not failing, nothing changed.
-        if ("latency" in kinds or "saturation" in kinds) and not broken and not recent:
+        if ("latency" in kinds or "saturation" in kinds) and not broken and not recent and ev.corroborated:
             replicas = min(max(w.desired * 2, w.desired + 1), MAX_SCALE_OUT)
             saturated = next((x for x in ev.symptoms if x.kind == "saturation"), None)
             candidates.append(MitigationPlan(
