@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sre_operator.detection.detector import breaches
 from sre_operator.detection.evidence import changes_since_healthy, evidence
+from sre_operator.detection.signals import service_signals
 from sre_operator.domain.models import Evidence, Symptom
 from sre_operator.planning import rules
 from tests.unit.actions.harness import NS, healthy_shop, read
@@ -70,3 +72,31 @@ def test_a_deleted_deployment_is_missing_since_healthy_and_recreated() -> None:
     assert any(c.kind == "Deployment" and c.name == "product" and c.missing for c in ev.changes)
     p = rules.plan(ev)
     assert [(a.type, a.target.kind, a.target.name) for a in p.actions] == [("recreate", "Deployment", "product")]
+
+
+def test_a_deleted_object_seen_healthy_is_a_breach_of_its_own_service_and_callers_fold_into_it() -> None:
+    cluster = healthy_shop()
+    cluster.delete("Service", NS, "payment")
+    figures = {"gateway": {"rate": 5.0, "error_ratio": 0.0}, "order": {"rate": 2.0, "error_ratio": 0.6, "p95": 0.1}}
+    found = {(b.service, b.symptom): b.signal for b in breaches(service_signals(read(cluster), figures))}
+    assert found == {("payment", "endpoints-missing"): "Service payment no longer exists (it did when last seen "
+                                                          "healthy)"}
+    cluster.delete("Deployment", NS, "product")
+    found = {(b.service, b.symptom) for b in breaches(service_signals(read(cluster), figures))}
+    assert ("product", "unavailable") in found and ("order", "error-rate") not in found
+
+
+def test_a_pod_that_cannot_start_is_a_breach_at_once_even_during_a_rollout() -> None:
+    cluster = healthy_shop()
+    cluster.broken.add("order")  # the new revision's pod never becomes Ready
+    edit(cluster, "order", [{"op": "add", "path": f"{CTR0}/image", "value": "sre-operator/shop-ordr:0.1.0"}])
+    for (kind, _, _), pod in cluster.objects.items():
+        if kind == "Pod" and pod["metadata"]["labels"].get("app.kubernetes.io/name") == "order":
+            pod["status"]["containerStatuses"][0]["state"] = {"waiting": {"reason": "ImagePullBackOff",
+                                                                          "message": "no such image"}}
+    # As a rolling update with maxUnavailable 0 leaves it: the old pod still serves (the fake has no surge).
+    cluster.objects[("Deployment", NS, "order")]["status"].update(readyReplicas=1, updatedReplicas=0)
+    [b] = [b for b in breaches(service_signals(read(cluster), {})) if b.service == "order"]
+    assert b.symptom == "not-ready" and "ImagePullBackOff" in b.signal
+    p = rules.plan(ev_for(cluster, "order", "not-ready"))
+    assert [(a.type, a.revision) for a in p.actions] == [("rollback", 1)]

@@ -38,6 +38,8 @@ class ServiceSignals:
     unrouted_route: str | None = None
     saturation: float | None = None  # share of its database connections busy over the window
     waiting: float | None = None  # queries waiting for a connection, on average
+    never_starting: str | None = None  # a pod that will not start however long one waits, and why
+    missing: str | None = None  # its Deployment or Service was seen healthy and no longer exists
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,10 @@ DEFAULT_THRESHOLDS = Thresholds()
 def breaches(signals: list[ServiceSignals], t: Thresholds = DEFAULT_THRESHOLDS) -> list[Breach]:
     out: list[Breach] = []
     for s in signals:
+        if s.missing:
+            out.append(Breach(s.service, "unavailable" if s.desired is None else "endpoints-missing", s.missing,
+                              0.0, 1.0, "kubernetes"))
+            continue
         if s.crash_looping or s.oom_killed:
             out.append(Breach(s.service, "oom" if s.oom_killed else "crash-loop",
                               f"{s.service} containers {'OOM-killed' if s.oom_killed else 'crash-looping'}",
@@ -75,6 +81,9 @@ def breaches(signals: list[ServiceSignals], t: Thresholds = DEFAULT_THRESHOLDS) 
         elif s.desired and s.ready is not None and s.ready == 0 and not s.rolling_out:
             out.append(Breach(s.service, "unavailable", f"{s.service} has 0/{s.desired} ready replicas",
                               0.0, float(s.desired), "kubernetes"))
+        elif s.never_starting:  # conclusive at once: waiting will not make it start
+            out.append(Breach(s.service, "not-ready", f"{s.service} has a pod that cannot start: {s.never_starting}",
+                              0.0, 1.0, "kubernetes"))
         elif s.stuck_pod_seconds is not None and s.stuck_pod_seconds > t.stuck_seconds:
             out.append(Breach(s.service, "not-ready", f"{s.service} has a pod not ready for "
                               f"{s.stuck_pod_seconds:.0f}s" + (" during a rollout" if s.rolling_out else ""),

@@ -21,6 +21,7 @@ from ..domain.ports import Cluster, Obj, upsert_config_map
 from ..domain.snapshot import Snapshot
 from ..domain.topology import MANAGED_BY, NAME_LABEL, PART_OF
 from . import known_good as good_record
+from . import pod_states
 from .detector import ServiceSignals
 
 log = logging.getLogger("sre_operator.signals")
@@ -49,7 +50,9 @@ def workloads_of(objects: Objects, at: dt.datetime) -> dict[str, dict[str, Any]]
                    or st.get("updatedReplicas", 0) < spec.get("replicas", 1)
                    or st.get("replicas", 0) > spec.get("replicas", 1))
         live = [p for p in mine if not p["metadata"].get("deletionTimestamp")]
+        states = pod_states.read(mine, at)
         out[svc] = {
+            "never_starting": states.never_starting[0] if states.never_starting else None,
             "deployment": d, "desired": spec.get("replicas", 1), "ready": st.get("readyReplicas", 0),
             "restarts": sum(c.get("restartCount", 0) for c in statuses),
             "crash_looping": any((c.get("state", {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff"
@@ -76,6 +79,7 @@ def service_signals(snap: Snapshot, figures: ServiceFigures | None) -> list[Serv
     None: the metrics source did not answer, so only the Kubernetes facts are known)."""
     prom = figures or {}
     work = workloads_of(objects_of(snap), snap.taken_at)
+    gone = missing_objects(snap)
     out = []
     for svc in sorted(set(prom) | set(work)):
         p, w = prom.get(svc, {}), work.get(svc, {})
@@ -90,7 +94,19 @@ def service_signals(snap: Snapshot, figures: ServiceFigures | None) -> list[Serv
             stuck_pod_seconds=w.get("stuck_pod_seconds"), newest_pod_seconds=w.get("newest_pod_seconds"),
             endpoints_problem=w.get("endpoints_problem"), unrouted_ratio=p.get("unrouted_ratio"),
             unrouted_route=p.get("unrouted_route"), saturation=p.get("saturation"),
-            waiting=p.get("waiting")))
+            waiting=p.get("waiting"), never_starting=w.get("never_starting"), missing=gone.pop(svc, None)))
+    # Workloads seen healthy whose Deployment no longer exists: nothing left to read but their absence.
+    out += [ServiceSignals(service=svc, missing=why) for svc, why in sorted(gone.items())]
+    return out
+
+
+def missing_objects(snap: Snapshot) -> dict[str, str]:
+    """Per service: its Deployment or Service, seen healthy (a copy is on record), that no longer exists."""
+    out: dict[str, str] = {}
+    for kind, name in snap.missing(("Deployment", "Service")):
+        copy = snap.known_good_object(kind, name) or {}
+        svc = (copy.get("metadata", {}).get("labels") or {}).get(NAME_LABEL, name)
+        out.setdefault(svc, f"{kind} {name} no longer exists (it did when last seen healthy)")
     return out
 
 
