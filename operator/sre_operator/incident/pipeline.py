@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .. import actions as acts
-from ..detection.detector import ServiceSignals
+from ..detection.detector import ServiceSignals, breaches
 from ..detection.evidence import corroborated, evidence, symptoms_of
 from ..detection.signals import health_of
 from ..domain.clock import parse, seconds_text, stamp
@@ -31,7 +31,7 @@ from ..domain.metrics import WINDOW
 from ..domain.models import Action, Evidence, Health, IncidentSpec, MitigationPlan, Symptom, TraceFacts
 from ..domain.ports import Obj
 from ..domain.snapshot import Snapshot
-from ..domain.topology import NAME_LABEL
+from ..domain.topology import NAME_LABEL, path_from
 from ..domain.vocabulary import DONE_OUTCOMES, TERMINAL, WARNING_PHASES, Mode, Outcome, Phase
 from ..planning import rules as planner
 from ..planning import vetting as plancheck
@@ -42,6 +42,8 @@ from .conditions import conditions
 from .step import NOTHING, Event, Op, Status, Step, Write
 from .validation import judge, next_step
 
+STRUCTURAL = frozenset({"unavailable", "crash-loop", "not-ready", "endpoints-missing", "oom"})
+EARLY_SECONDS = 10.0  # the shortest window an early verdict may rest on
 APPROVE_ANNOTATION = "sre.stratus.dev/approve"
 TIMELINE = 50  # entries kept
 
@@ -123,7 +125,7 @@ def needs(status: dict[str, Any], now: dt.datetime, settings: Settings) -> Needs
     phase = status.get("phase") or Phase.DETECTED
     start = parse(status.get("validationWindowStart"))
     judging = phase == Phase.VALIDATING and start is not None and \
-        (now - start).total_seconds() >= settings.settle_seconds
+        (now - start).total_seconds() >= min(EARLY_SECONDS, settings.settle_seconds)
     triage = phase in (Phase.TRIAGING, Phase.PLANNING)
     return Needs(snapshot=phase in (Phase.TRIAGING, Phase.PLANNING, Phase.MITIGATING, Phase.VALIDATING),
                  metrics=triage or judging, evidence=triage, incidents=phase == Phase.MITIGATING,
@@ -342,30 +344,93 @@ def rolled_out(t: Tick) -> bool:
     return True
 
 
+def structurally_healthy(t: Tick) -> bool:
+    """The service's own state says the fault is gone: every replica it wants is ready, nothing
+    crashes or cannot start, and no Kubernetes-level breach is left on its path (its Service reaches
+    its pods, nothing seen healthy is missing)."""
+    mine = next((s for s in t.signals if s.service == t.spec.service), None)
+    if mine is None or mine.missing or not mine.desired or mine.ready != mine.desired:
+        return False
+    path = set(path_from(t.spec.service))
+    return not any(b.source == "kubernetes" and b.service in path
+                   for b in breaches(t.signals, t.settings.thresholds()))
+
+
 def validate(t: Tick) -> Step:
+    """Judge the mitigated system: as soon as the evidence is conclusive (within the SLO over at
+    least EARLY_SECONDS of enough requests), else after the settle window. Missing data is never
+    health and never failure: with the metrics source down the phase holds (nothing is judged or
+    undone); with too little traffic to measure, a structural symptom is judged by the service's own
+    state, and anything else keeps measuring, then goes to a person without undoing a fix."""
     cfg, now, status = t.settings, t.now, t.status
     mitigated = parse(status.get("mitigatedAt")) or now
     start = parse(status.get("validationWindowStart"))
     if start is None:
         if rolled_out(t) or (now - mitigated).total_seconds() > cfg.rollout_timeout_seconds:
-            return Step((note(f"rolled out; measuring for {cfg.settle_seconds:.0f}s",
+            return Step((note(f"rolled out; measuring for up to {cfg.settle_seconds:.0f}s",
                               validationWindowStart=stamp(now)),))
         return NOTHING
-    if (now - start).total_seconds() < cfg.settle_seconds:
+    elapsed = (now - start).total_seconds()
+    if elapsed < min(EARLY_SECONDS, cfg.settle_seconds):
         return NOTHING
-    after = health_of(t.signals, t.spec.service, t.window, t.complete)
-    waited = (now - start).total_seconds() - cfg.settle_seconds
-    if not after.complete and waited < cfg.signal_wait_seconds:
-        if (status.get("message") or "").startswith("waiting for complete signals"):
+    if not t.complete:  # the metrics source does not answer: hold, judge nothing, undo nothing
+        if (status.get("message") or "").startswith("waiting for the metrics source"):
             return NOTHING
-        return Step((Event("Warning", "SignalsMissing", "Prometheus did not answer or the window holds too few "
-                           f"requests; waiting up to {cfg.signal_wait_seconds:.0f}s before judging"),
-                     note("waiting for complete signals (Prometheus, traffic) before judging")))
-    validation = [dict(v) for v in status.get("validation") or []]
+        return Step((Event("Warning", "SignalsMissing", "the metrics source does not answer: validation holds "
+                           "(nothing is judged or undone until it does)"),
+                     note("waiting for the metrics source: nothing judged or undone meanwhile")))
+    after = health_of(t.signals, t.spec.service, t.window, t.complete)
+    if elapsed < cfg.settle_seconds:  # early: only a conclusive pass ends the window now
+        early = judge(_before(t), after, cfg.slo())
+        if after.complete and early.passed:
+            return _resolve(t, after, f"{early.message} (conclusive after {elapsed:.0f}s)", early.verdict)
+        return NOTHING
+    if not after.complete:
+        return _too_little_traffic(t, after, elapsed - cfg.settle_seconds)
+    return _verdict(t, after)
+
+
+def _before(t: Tick) -> Health:
+    entry = next((v for v in reversed(t.status.get("validation") or []) if v.get("attempt") == t.attempt), None)
+    return Health.model_validate((entry or {}).get("before") or {"complete": False})
+
+
+def _entry(t: Tick) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    validation = [dict(v) for v in t.status.get("validation") or []]
     entry = next((v for v in reversed(validation) if v.get("attempt") == t.attempt), None)
     if entry is None:
         entry = {"attempt": t.attempt, "before": {"complete": False}}
         validation.append(entry)
+    return validation, entry
+
+
+def _resolve(t: Tick, after: Health, message: str, verdict: str = "better") -> Step:
+    validation, entry = _entry(t)
+    entry.update(at=stamp(t.now), after=after.model_dump(by_alias=True, exclude_none=True), verdict=verdict,
+                 passed=True, message=message[:1000])
+    onset = parse(t.spec.detected_at) or parse(t.status.get("detectedAt")) or t.now
+    return Step((move(Phase.RESOLVED, f"validated: {message}", validation=validation, resolvedAt=stamp(t.now),
+                      attempts=t.attempt, timeToMitigate=seconds_text((t.now - onset).total_seconds())),))
+
+
+def _too_little_traffic(t: Tick, after: Health, waited: float) -> Step:
+    """The source answered, but the window holds too few requests to measure the SLO."""
+    if t.spec.symptom in STRUCTURAL and structurally_healthy(t):
+        return _resolve(t, after, "the service's own state is healthy again (every replica ready, nothing "
+                                  "missing or failing to start); too little traffic to measure its SLO")
+    if waited >= t.settings.signal_wait_seconds * 3:
+        return Step((move(Phase.ESCALATED, "too little traffic to tell whether the mitigation worked; it stays "
+                                           "in place (it restored the last healthy state) and a person is needed"),))
+    if (t.status.get("message") or "").startswith("too little traffic"):
+        return NOTHING
+    return Step((Event("Normal", "MeasuringLonger", "too few requests in the window to judge the SLO yet: "
+                       "measuring longer (not a failure)"),
+                 note("too little traffic to judge yet: measuring longer")))
+
+
+def _verdict(t: Tick, after: Health) -> Step:
+    cfg, now = t.settings, t.now
+    validation, entry = _entry(t)
     before = Health.model_validate(entry.get("before") or {"complete": False})
     verdict = judge(before, after, cfg.slo())
     measured = after.model_dump(by_alias=True, exclude_none=True)
@@ -374,13 +439,10 @@ def validate(t: Tick) -> Step:
                      message=f"better, not yet within SLO ({verdict.message}): measuring again")
         return Step((note(f"better but not yet within SLO; measuring another {cfg.settle_seconds:.0f}s",
                           validation=validation, validationWindowStart=stamp(now)),))
+    if verdict.passed:
+        return _resolve(t, after, verdict.message, verdict.verdict)
     entry.update(at=stamp(now), after=measured, verdict=verdict.verdict, passed=verdict.passed,
                  message=verdict.message[:1000])
-    if verdict.passed:
-        detected_at = parse(status.get("detectedAt")) or now
-        return Step((move(Phase.RESOLVED, f"validated: {verdict.message}", validation=validation,
-                          resolvedAt=stamp(now), attempts=t.attempt,
-                          timeToMitigate=seconds_text((now - detected_at).total_seconds())),))
     return Step((move(Phase.UNDOING, f"validation failed ({verdict.verdict}): {verdict.message}",
                       validation=validation),), again=True)
 
