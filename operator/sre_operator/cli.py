@@ -11,10 +11,7 @@ from typing import Any
 from .domain import clock
 from .domain.ports import Cluster, Obj
 from .domain.vocabulary import Phase
-
-APPROVE_ANNOTATION = "sre.stratus.dev/approve"  # value: `attempt-N` (the attempt approved)
-APPROVED_BY_ANNOTATION = "sre.stratus.dev/approved-by"
-REJECT_ANNOTATION = "sre.stratus.dev/reject"  # value: `attempt-N`
+from .incident.pipeline import APPROVE_ANNOTATION, APPROVED_BY_ANNOTATION, REJECT_ANNOTATION
 
 
 class CommandError(RuntimeError):

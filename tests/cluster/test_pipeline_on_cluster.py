@@ -182,7 +182,7 @@ def test_dry_run_touches_nothing_and_approve_waits_for_the_annotation(cluster: C
     for _ in range(3):  # asked again and again: still waiting, nothing done
         st = runner.run({"AwaitingApproval"}, steps=1)
     assert not st.get("actions") and generation(cluster, shop, "payment") == before
-    cluster.kubectl("annotate", "incident", name, "-n", shop, f"{APPROVE_ANNOTATION}=true")
+    cluster.kubectl("annotate", "incident", name, "-n", shop, f"{APPROVE_ANNOTATION}=attempt-1")
     st = runner.run({"Validating"})
     assert [a["outcome"] for a in st["actions"]] == ["applied"]
     assert generation(cluster, shop, "payment") == before + 1

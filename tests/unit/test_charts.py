@@ -163,7 +163,7 @@ def test_the_operator_chart_notes_say_what_it_watches_and_how_to_upgrade_crds() 
     out = helm("install", "rel", "charts/sre-operator", "--dry-run=client", "--namespace", "ns",
                "--set", "watchNamespaces={shop-a}", "--set", "mode=approve").stdout
     notes = out.split("NOTES:", 1)[1]
-    assert "shop-a" in notes and "sre.stratus.dev/approve=true" in notes
+    assert "shop-a" in notes and "sre-operator approve" in notes and "sre.stratus.dev/approve=attempt-" in notes
     assert "kubectl apply --server-side --force-conflicts -f charts/sre-operator/crds/" in notes
 
 

@@ -159,17 +159,50 @@ def test_attempts_that_do_not_help_are_undone_then_escalated(cluster: MemoryClus
                      "Valid": "True"}
 
 
+def approve(cluster: MemoryCluster, value: str, name: str = "inc", key: str = pipeline.APPROVE_ANNOTATION) -> None:
+    cluster.patch("Incident", NS, name, "merge", {"metadata": {"annotations": {
+        key: value, pipeline.APPROVED_BY_ANNOTATION: "alice"}}})
+
+
+def test_an_approval_names_its_attempt_and_a_rejection_calls_a_person(cluster: MemoryCluster) -> None:
+    scale_to_zero(cluster)
+    incident(cluster, mode="approve")
+    p, s = ports(cluster, Figures(product=dict(HEALTHY))), settings()
+    run(cluster, p, s, until={"AwaitingApproval"})
+    for stale in ("true", "attempt-2", "yes"):  # an old-style or another attempt's approval approves nothing
+        approve(cluster, stale)
+        assert run(cluster, p, s, limit=5)["phase"] == "AwaitingApproval"
+    approve(cluster, "attempt-1", key=pipeline.REJECT_ANNOTATION)
+    st = run(cluster, p, s)
+    assert st["phase"] == "Escalated" and "attempt 1 rejected by alice" in st["message"] and not st.get("actions")
+
+
+@pytest.mark.parametrize(("operator_mode", "incident_mode", "phase"), [
+    ("approve", "auto", "AwaitingApproval"),  # an Incident cannot loosen the operator's mode
+    ("dry-run", "auto", "DryRun"),
+    ("auto", "dry-run", "DryRun"),  # but may tighten it
+    ("auto", "approve", "AwaitingApproval"),
+])
+def test_an_incident_may_only_tighten_the_mode(cluster: MemoryCluster, operator_mode: str, incident_mode: str,
+                                               phase: str) -> None:
+    scale_to_zero(cluster)
+    incident(cluster, mode=incident_mode)
+    st = run(cluster, ports(cluster, Figures(product=dict(HEALTHY))), settings(mode=operator_mode), limit=20)
+    assert st["phase"] == phase and not st.get("actions")
+
+
 def test_approve_waits_for_the_annotation_then_acts(cluster: MemoryCluster) -> None:
     scale_to_zero(cluster)
     incident(cluster, mode="approve")
     p, s = ports(cluster, Figures(product=dict(HEALTHY))), settings()
     st = run(cluster, p, s, limit=10)
-    assert st["phase"] == "AwaitingApproval" and "sre.stratus.dev/approve=true" in st["message"]
+    assert st["phase"] == "AwaitingApproval" and "sre.stratus.dev/approve=attempt-1" in st["message"]
     assert not st.get("actions") and deployment_patches(cluster, "product") == [{"spec": {"replicas": 0}}]
     assert {c["type"]: c["status"] for c in st["conditions"]}["AwaitingApproval"] == "True"
-    cluster.patch("Incident", NS, "inc", "merge", {"metadata": {"annotations": {pipeline.APPROVE_ANNOTATION: "true"}}})
+    approve(cluster, "attempt-1")
     st = run(cluster, p, s, until={"Validating"})
     assert st["phase"] == "Validating" and [a["outcome"] for a in st["actions"]] == ["applied"]
+    assert any(t["message"] == "attempt 1 approved by alice" for t in st["timeline"])
     assert {c["type"]: c["status"] for c in st["conditions"]}["AwaitingApproval"] == "False"
     assert run(cluster, p, s)["phase"] == "Resolved"
 
@@ -410,7 +443,7 @@ def test_an_action_that_cannot_be_prepared_fails_the_attempt(cluster: MemoryClus
     p, s = ports(cluster, Figures()), settings()
     run(cluster, p, s, until={"AwaitingApproval"})
     cluster.delete("Deployment", NS, "product")  # gone between the plan and the approval
-    cluster.patch("Incident", NS, "inc", "merge", {"metadata": {"annotations": {pipeline.APPROVE_ANNOTATION: "true"}}})
+    approve(cluster, "attempt-1")
     st = run(cluster, p, s)
     assert st["phase"] == "Escalated" and [t["phase"] for t in st["timeline"]][-3:] == [
         "Mitigating", "Undoing", "Escalated"]

@@ -44,7 +44,9 @@ from .validation import judge, next_step
 
 STRUCTURAL = frozenset({"unavailable", "crash-loop", "not-ready", "endpoints-missing", "oom"})
 EARLY_SECONDS = 10.0  # the shortest window an early verdict may rest on
-APPROVE_ANNOTATION = "sre.stratus.dev/approve"
+APPROVE_ANNOTATION = "sre.stratus.dev/approve"  # value: attempt-N (the attempt approved)
+REJECT_ANNOTATION = "sre.stratus.dev/reject"  # value: attempt-N
+APPROVED_BY_ANNOTATION = "sre.stratus.dev/approved-by"
 TIMELINE = 50  # entries kept
 
 
@@ -244,19 +246,38 @@ def plan(t: Tick) -> Step:
     validation.append({"attempt": attempt, "at": stamp(t.now),
                        "before": before.model_dump(by_alias=True, exclude_none=True)})
     extra["validation"] = validation
-    mode = t.spec.mode or t.settings.mode
+    mode = effective_mode(t.settings.mode, t.spec.mode)
     steps = ", ".join(f"{a.type} {a.target.kind.lower()}/{a.target.name}" for a in p.actions)
     if mode == Mode.DRY_RUN:
         return Step((*ops, move(Phase.DRY_RUN, f"dry run: would {steps}", **extra)))
     if mode == Mode.APPROVE:
-        return Step((*ops, move(Phase.AWAITING_APPROVAL, f"waiting for annotation {APPROVE_ANNOTATION}=true "
-                                                          f"to {steps}", **extra)))
+        return Step((*ops, move(Phase.AWAITING_APPROVAL, f"waiting for approval of attempt {attempt} to {steps} "
+                                                          f"(sre-operator approve, or the annotation "
+                                                          f"{APPROVE_ANNOTATION}=attempt-{attempt})", **extra)))
     return Step((*ops, move(Phase.MITIGATING, f"attempt {attempt}: {steps}", **extra)), again=True)
 
 
+# Strictest first: an Incident may make the operator more careful than it is told to be, never less.
+STRICTNESS = (Mode.DRY_RUN, Mode.APPROVE, Mode.AUTO)
+
+
+def effective_mode(operator_mode: str, incident_mode: str | None) -> Mode:
+    """The stricter of the operator's mode and the one the Incident asks for: whoever can create an
+    Incident cannot loosen the policy the operator runs under."""
+    modes = [Mode(operator_mode)] + ([Mode(incident_mode)] if incident_mode else [])
+    return min(modes, key=STRICTNESS.index)
+
+
 def await_approval(t: Tick) -> Step:
-    if (t.incident["metadata"].get("annotations") or {}).get(APPROVE_ANNOTATION) == "true":
-        return Step((move(Phase.MITIGATING, "approved"),), again=True)
+    """An approval (or a rejection) names the attempt it is about: one given for attempt 1 never
+    approves attempt 2. Who gave it goes into the timeline."""
+    annotations = t.incident["metadata"].get("annotations") or {}
+    meant = f"attempt-{t.attempt}"
+    who = str(annotations.get(APPROVED_BY_ANNOTATION) or "someone")[:100]
+    if annotations.get(REJECT_ANNOTATION) == meant:
+        return Step((move(Phase.ESCALATED, f"attempt {t.attempt} rejected by {who}: a person takes it from here"),))
+    if annotations.get(APPROVE_ANNOTATION) == meant:
+        return Step((move(Phase.MITIGATING, f"attempt {t.attempt} approved by {who}"),), again=True)
     return NOTHING
 
 
