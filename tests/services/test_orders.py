@@ -89,12 +89,14 @@ def test_a_product_below_its_restock_level_is_refilled_before_it_runs_out(make_s
     assert shop.order("P005", qty=999).status_code == 409  # more than a delivery brings
 
 
-def test_without_restocking_the_stock_runs_out(make_shop) -> None:
+def test_without_restocking_the_stock_runs_out_and_the_business_metric_says_why(make_shop) -> None:
     shop = make_shop(product={"SHOP_RESTOCK_BELOW": "0"})
     for name in ("product", "payment", "order"):
         shop.start(name)
     assert shop.order("P005", qty=25).status_code == 201
     assert shop.order("P005", qty=10).status_code == 409
+    assert shop.metric("order", "shop_orders_total", outcome="confirmed", reason="") == 1
+    assert shop.metric("order", "shop_orders_total", outcome="failed", reason="out_of_stock") == 1
 
 
 @pytest.mark.parametrize("body", [

@@ -120,3 +120,16 @@ def test_a_caller_is_not_blamed_while_its_dependency_s_pods_are_too_new_to_judge
     settled = ServiceSignals("product", p95_seconds=0.9, request_rate=3, desired=1, ready=1, newest_pod_seconds=40)
     assert [(b.service, b.symptom) for b in breaches([order, settled, healthy("payment")])] == [
         ("product", "latency")]
+
+
+def test_orders_failing_without_5xx_are_an_error_rate_of_the_business_outcome() -> None:
+    quiet_5xx = ServiceSignals("order", error_ratio=0.0, p95_seconds=0.05, request_rate=2.0, desired=1, ready=1,
+                               orders_rate=1.0, orders_failed_ratio=0.4)
+    [b] = breaches([quiet_5xx])
+    assert (b.service, b.symptom) == ("order", "error-rate") and "40% of orders failed" in b.signal
+    assert breaches([ServiceSignals("order", request_rate=2.0, desired=1, ready=1, orders_rate=1.0,
+                                    orders_failed_ratio=0.05)]) == []
+    # A 5xx storm is one error-rate breach, not two.
+    both = ServiceSignals("order", error_ratio=0.5, request_rate=2.0, desired=1, ready=1, orders_rate=1.0,
+                          orders_failed_ratio=0.5)
+    assert [b.symptom for b in breaches([both])] == ["error-rate"]

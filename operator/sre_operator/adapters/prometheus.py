@@ -54,6 +54,10 @@ def _queries(sel: str, window: str) -> dict[str, str]:
         "pool_busy": f'sum by (namespace, service) (avg_over_time(shop_db_pool_in_use{{{sel}}}[{window}]))'
                      f' / sum by (namespace, service) (shop_db_pool_size{{{sel}}} > 0)',
         "pool_waiting": f'sum by (namespace, service) (avg_over_time(shop_db_pool_waiting{{{sel}}}[{window}]))',
+        # The business outcome: orders placed, and those that failed for a reason other than stock.
+        "orders": f'sum by (namespace, service) (rate(shop_orders_total{{{sel}}}[{window}]))',
+        "orders_failed": f'sum by (namespace, service) (rate(shop_orders_total{{{sel},outcome="failed",'
+                         f'reason!="out_of_stock"}}[{window}]))',
     }
 
 
@@ -88,6 +92,16 @@ def fetch_signals(prom: PrometheusConnect, url: str, namespaces: list[str], wind
     sel = f'namespace=~"{names}"' if len(namespaces) > 1 else f'namespace="{namespaces[0]}"'
     raw = {k: _run(prom, url, q, timeout) for k, q in _queries(sel, window).items()}
     out: dict[str, dict[str, Signals]] = {ns: {"gateway": {"rate": 0.0, "error_ratio": 0.0}} for ns in namespaces}
+    for fold in (_services, _gateway, _capacity_and_business):
+        fold(raw, out)
+    return out
+
+
+Raw = dict[str, dict[tuple[str, str], float]]
+
+
+def _services(raw: Raw, out: dict[str, dict[str, Signals]]) -> None:
+    """Rate, 5xx ratio, P95 and scrape state of each service."""
     for (ns, svc), rate in raw["rate"].items():
         if ns in out:
             errors = raw["errors"].get((ns, svc), 0.0)
@@ -95,6 +109,13 @@ def fetch_signals(prom: PrometheusConnect, url: str, namespaces: list[str], wind
     for (ns, svc), p95 in raw["p95"].items():
         if ns in out:
             out[ns].setdefault(svc, {})["p95"] = p95
+    for (ns, app), up in raw["up"].items():
+        if ns in out:
+            out[ns].setdefault(app, {})["up"] = up
+
+
+def _gateway(raw: Raw, out: dict[str, dict[str, Signals]]) -> None:
+    """The gateway's rate, 5xx ratio and P95, and its worst route that no location serves."""
     for (ns, _), rate in raw["gw_rate"].items():
         if ns in out:
             errors = raw["gw_errors"].get((ns, ""), 0.0)
@@ -102,19 +123,23 @@ def fetch_signals(prom: PrometheusConnect, url: str, namespaces: list[str], wind
     for (ns, _), p95 in raw["gw_p95"].items():
         if ns in out:
             out[ns]["gateway"]["p95"] = p95
-    for (ns, app), up in raw["up"].items():
-        if ns in out:
-            out[ns].setdefault(app, {})["up"] = up
     for ns in out:
         routes = raw["gw_route_rate"].items()
         worst = max(((_ratio(raw["unrouted"].get((ns, r), 0.0), rate), r) for (n, r), rate in routes
                      if n == ns and rate > 0), default=None)
         if worst is not None:
             out[ns]["gateway"]["unrouted_ratio"], out[ns]["gateway"]["unrouted_route"] = worst
+
+
+def _capacity_and_business(raw: Raw, out: dict[str, dict[str, Signals]]) -> None:
+    """Database pool saturation, and the share of orders that failed (stock aside)."""
     for (ns, svc), busy in raw["pool_busy"].items():
         if ns in out:
             out[ns].setdefault(svc, {}).update(saturation=busy, waiting=raw["pool_waiting"].get((ns, svc), 0.0))
-    return out
+    for (ns, svc), placed in raw["orders"].items():
+        if ns in out and placed > 0:
+            out[ns].setdefault(svc, {}).update(
+                orders_rate=placed, orders_failed_ratio=_ratio(raw["orders_failed"].get((ns, svc), 0.0), placed))
 
 
 class PromSnapshot(MetricsReading):

@@ -38,6 +38,8 @@ class ServiceSignals:
     unrouted_route: str | None = None
     saturation: float | None = None  # share of its database connections busy over the window
     waiting: float | None = None  # queries waiting for a connection, on average
+    orders_rate: float | None = None  # orders placed a second (the business outcome)
+    orders_failed_ratio: float | None = None  # share of them that failed, stock aside
     never_starting: str | None = None  # a pod that will not start however long one waits, and why
     missing: str | None = None  # its Deployment or Service was seen healthy and no longer exists
 
@@ -97,6 +99,11 @@ def breaches(signals: list[ServiceSignals], t: Thresholds = DEFAULT_THRESHOLDS) 
         if busy and s.error_ratio is not None and s.error_ratio > t.error_ratio:
             out.append(Breach(s.service, "error-rate", f"{s.service} 5xx ratio {s.error_ratio:.1%}",
                               s.error_ratio, t.error_ratio, "prometheus"))
+        elif (s.orders_rate or 0) >= t.min_request_rate and s.orders_failed_ratio is not None \
+                and s.orders_failed_ratio > t.error_ratio:  # orders failing without 5xx: the business outcome
+            out.append(Breach(s.service, "error-rate", f"{s.service}: {s.orders_failed_ratio:.0%} of orders failed "
+                              f"(only {1 - s.orders_failed_ratio:.0%} confirmed)", s.orders_failed_ratio,
+                              t.error_ratio, "prometheus"))
         if busy and s.p95_seconds is not None and s.p95_seconds > t.p95_seconds:
             out.append(Breach(s.service, "latency", f"{s.service} P95 {s.p95_seconds * 1000:.0f} ms",
                               s.p95_seconds, t.p95_seconds, "prometheus"))

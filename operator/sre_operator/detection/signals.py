@@ -94,7 +94,9 @@ def service_signals(snap: Snapshot, figures: ServiceFigures | None) -> list[Serv
             stuck_pod_seconds=w.get("stuck_pod_seconds"), newest_pod_seconds=w.get("newest_pod_seconds"),
             endpoints_problem=w.get("endpoints_problem"), unrouted_ratio=p.get("unrouted_ratio"),
             unrouted_route=p.get("unrouted_route"), saturation=p.get("saturation"),
-            waiting=p.get("waiting"), never_starting=w.get("never_starting"), missing=gone.pop(svc, None)))
+            waiting=p.get("waiting"), orders_rate=p.get("orders_rate"),
+            orders_failed_ratio=p.get("orders_failed_ratio"), never_starting=w.get("never_starting"),
+            missing=gone.pop(svc, None)))
     # Workloads seen healthy whose Deployment no longer exists: nothing left to read but their absence.
     out += [ServiceSignals(service=svc, missing=why) for svc, why in sorted(gone.items())]
     return out

@@ -44,6 +44,9 @@ class ShopMetrics:
                                   ["service"], registry=self.registry)
         self.pool_size = Gauge("shop_db_pool_size", "Database connections in the pool (0: unbounded)",
                                ["service"], registry=self.registry)
+        # The business outcome: orders placed, by how they ended (confirmed, or failed and why).
+        self.orders = Counter("shop_orders_total", "Orders placed, by outcome",
+                              ["service", "outcome", "reason"], registry=self.registry)
         self.memory_kept = Gauge("shop_fault_memory_kept_bytes", "Memory kept by the memory-leak fault hook",
                                  ["service"], registry=self.registry)
 

@@ -44,7 +44,9 @@ def create_app(settings: cfg.ShopSettings | None = None) -> FastAPI:
 
     shop.readiness_checks = {"product": dependency_check(product), "payment": dependency_check(payment)}
     shop.on_shutdown += [product.aclose, payment.aclose, probe.aclose]
-    return shop.build(api.router(shop, Saga(shop.db, product, payment, shop.logger)))
+    def count(outcome: str, reason: str) -> None:
+        shop.metrics.orders.labels(settings.service, outcome, reason).inc()
+    return shop.build(api.router(shop, Saga(shop.db, product, payment, shop.logger, on_outcome=count)))
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from shop.common.client import ServiceClient, UpstreamError
@@ -21,13 +22,27 @@ from . import store
 _UPSTREAM_STATUS = {"timeout": 504, "unavailable": 503, "error": 502, "rejected": 503}
 
 
+def _uncounted(_outcome: str, _reason: str) -> None:
+    """No metric to count outcomes in (a saga built outside the service)."""
+
+
+def outcome_reason(status: str, http: int) -> str:
+    """A small, fixed set of reasons for the metric: what a person reads off a dashboard."""
+    if status == "confirmed":
+        return ""
+    if http == 409:
+        return "out_of_stock"
+    return "upstream" if http >= 500 else "refused"
+
+
 class Saga:
     def __init__(self, db: Database, product: ServiceClient, payment: ServiceClient,
-                 logger: logging.Logger) -> None:
+                 logger: logging.Logger, on_outcome: Callable[[str, str], None] | None = None) -> None:
         self.db = db
         self.product = product
         self.payment = payment
         self.logger = logger
+        self.on_outcome = on_outcome or _uncounted  # (outcome, reason): the business metric
 
     async def place(self, order_id: str, product_id: str, qty: int, customer_name: str) -> tuple[int, dict[str, Any]]:
         """Runs the saga; returns the HTTP status for the caller and the recorded order."""
@@ -55,6 +70,7 @@ class Saga:
                                                          amount=amount, steps=steps, **fields))
             log(self.logger, logging.INFO if status == "confirmed" else logging.WARNING, f"order {status}",
                 order_id=order_id, reason=reason)
+            self.on_outcome(status, outcome_reason(status, http))
             return http, rec
 
         # 1. reserve
