@@ -7,15 +7,16 @@ from __future__ import annotations
 from typing import Any
 
 from sre_operator.domain.policy import Thresholds
+from sre_operator.domain.topology import ROUTES_TO, SERVICES
+from sre_operator.domain.vocabulary import TERMINAL, Phase
 
 # A Kubernetes object or a Prometheus reading, as JSON.
 Obj = dict[str, Any]
 DEFAULT_THRESHOLDS = Thresholds()
 
-NODES = ("gateway", "order", "product", "payment")
-EDGES = (("gateway", "order"), ("gateway", "product"), ("gateway", "payment"), ("order", "product"),
-         ("order", "payment"))
-OPEN = {"Detected", "Triaging", "Planning", "AwaitingApproval", "Mitigating", "Validating", "Undoing"}
+NODES = SERVICES  # the operator's one description of the shop
+EDGES = tuple((caller, callee) for caller, callees in ROUTES_TO.items() for callee in callees)
+OPEN = {p.value for p in Phase if p not in TERMINAL}
 
 
 def node_health(name: str, prom: dict[str, Any] | None, work: dict[str, Any] | None,
