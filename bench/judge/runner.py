@@ -125,7 +125,9 @@ class Bench:
         for cm in self.kube.kubectl("get", "configmaps", "-o", "name").split():
             if cm.startswith("configmap/sre-operator"):
                 self.kube.kubectl("delete", cm, check=False)
-        self.cluster.kubectl("wait", "--for=delete", "pods", "--all", "-n", self.ns, "-l",
+        # `-l` alone: kubectl refuses `--all` with a selector ("setting 'all' parameter but found a
+        # non empty selector") and, unchecked, the shop would be reinstalled over terminating pods.
+        self.cluster.kubectl("wait", "--for=delete", "pods", "-n", self.ns, "-l",
                              "app.kubernetes.io/instance=shop", "--timeout=120s", check=False, timeout=130)
         self.install_shop()
         self.shoppers.orders_on.set()
