@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from localkube import netns
 from localkube.cluster import Cluster, PortMapping
-from localkube.testing import helm_install
+from localkube.testing import helm_install, leftovers
 
 from . import collateral as coll
 from . import oracle
@@ -89,7 +90,8 @@ class Bench:
         self.podnet: PodNet
         self.golden: Snapshot
         self.operator: subprocess.Popen | None = None
-        self.operator_log = data / "operator.log"
+        # Under logs/: Cluster.down(purge=True) deletes everything else in the data dir.
+        self.operator_log = data / "logs" / "operator.log"
         self.resets = 0
 
     # -- set-up ----------------------------------------------------------------------------------
@@ -168,6 +170,7 @@ class Bench:
         return {k: ("***" if "key" in k.lower() and v else v) for k, v in got.items()}
 
     def start_operator(self) -> None:
+        self.operator_log.parent.mkdir(parents=True, exist_ok=True)
         fh = open(self.operator_log, "a")  # noqa: SIM115 - closed with the process
         self.operator = subprocess.Popen([sys.executable, "-m", "sre_operator.main", "run", f"--namespace={self.ns}"],
                                          env=self.operator_env(), stdout=fh, stderr=subprocess.STDOUT)
@@ -295,17 +298,35 @@ class Bench:
         self.cleanup(RunContext(self.kube, self.settings))
         return result
 
-    def down(self) -> None:
-        self.stop_operator()
-        for attr in ("shoppers", "podnet"):
-            obj = getattr(self, attr, None)
-            if obj is not None:
-                obj.close()
+    def down(self) -> list[str]:
+        """Stop everything the benchmark started; each step runs even when one before it failed, and
+        the cluster always goes (its processes, namespaces, cgroups). Returns what is left behind."""
+        steps = [self.stop_operator, *(getattr(obj, "close", None) for obj in
+                                       (getattr(self, "shoppers", None), getattr(self, "podnet", None)))]
+        for step in steps:
+            if step is None:
+                continue
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - teardown goes on
+                log(f"teardown: {exc!r}")
+        if self.operator is not None and self.operator.poll() is None:
+            self.operator.kill()
         self.cluster.down(quiet=True, purge=True)
+        try:
+            return leftovers(self.cluster)
+        except OSError as exc:  # a tool missing (nft, pgrep): nothing checked
+            return [f"not checked: {exc}"]
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def run(cases: Sequence[Case], runs: int, settings: Settings, control_minutes: float) -> dict:
     netns.require_root("the scenario benchmark")
+    # `kill` (SIGTERM) unwinds like Ctrl-C, so the finally below tears the cluster down.
+    signal.signal(signal.SIGTERM, _terminated)
     data = Path(tempfile.mkdtemp(prefix="localkube-bench-"))
     bench = Bench(settings, data)
     results: list[dict] = []
@@ -330,7 +351,9 @@ def run(cases: Sequence[Case], runs: int, settings: Settings, control_minutes: f
                     f"(operator {r['operatorTimeToDetectSeconds']}s), TTM {r['timeToMitigateSeconds']}s, "
                     f"diagnosis {r['diagnosis']} {r['incidentServices']}, collateral {len(r['collateral'])}")
     finally:
-        bench.down()
+        left = bench.down()
+        if left:
+            log(f"left behind: {left}")
         if os.environ.get("BENCH_KEEP_DATA") is None:
             subprocess.run(["rm", "-rf", str(data)], check=False)
     return {"settings": settings.as_dict(), "operatorSettings": op_settings,
