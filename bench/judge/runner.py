@@ -204,6 +204,18 @@ class Bench:
         self.quiet()
         ctx = RunContext(self.kube, s)
         self.start_operator()
+        result: dict | None = None
+        try:
+            result = self.measure(case, ctx)
+        finally:  # whatever happened: the FaultScenario deleted, the operator stopped, the namespace restored
+            done = self.cleanup(ctx)
+            if result is not None:
+                result["cleanup"] = done
+        assert result is not None  # measure() returned (else its exception is on its way up)
+        return result
+
+    def measure(self, case: Case, ctx: RunContext) -> dict:
+        s = self.settings
         baseline_start = time.time()
         time.sleep(s.baseline_seconds)
         base = self.kube.read(case.probe)
@@ -216,24 +228,28 @@ class Bench:
         fault_at = time.time()
         try:
             case.inject(ctx)
-            fault_at = time.time()
-            after_inject = self.kube.read()
-            memory: dict = {}
-            deadline = fault_at + s.timeout_seconds + s.slo.window_seconds
-            while time.time() < deadline:
+        except Exception as exc:  # noqa: BLE001 - an injection that fails is reported, not fatal
+            error = f"{type(exc).__name__}: {exc}"
+        fault_at = time.time()
+        after_inject = self.kube.read()
+        memory: dict = {}
+        deadline = fault_at + s.timeout_seconds + s.slo.window_seconds
+        while error is None and time.time() < deadline:
+            try:
                 if case.keep is not None:
                     case.keep(ctx, memory)
                 snap = self.kube.read(case.probe)
-                ok, why = case.check(snap, base)
-                readings.append((snap.at, ok))
-                last_reason = why
-                if slomod.first_healed(self.shoppers.snapshot(), readings, fault_at, s.slo,
-                                       until=time.time()) is not None:
-                    break
+            except Exception as exc:  # noqa: BLE001 - one failed reading (API or probe timeout) is skipped
+                log(f"{case.name}: reading failed: {type(exc).__name__}: {exc}")
                 time.sleep(s.poll_seconds)
-        except Exception as exc:  # noqa: BLE001 - an injection that fails is reported, not fatal
-            error = f"{type(exc).__name__}: {exc}"
-            after_inject = self.kube.read()
+                continue
+            ok, why = case.check(snap, base)
+            readings.append((snap.at, ok))
+            last_reason = why
+            since = [x for x in self.shoppers.snapshot() if x.at >= fault_at]
+            if slomod.first_healed(since, readings, fault_at, s.slo, until=time.time()) is not None:
+                break
+            time.sleep(s.poll_seconds)
         end_at = time.time()
         incidents = self.kube.incidents()
         final = self.kube.read()
@@ -253,7 +269,6 @@ class Bench:
                                   "timeToDetect": (i.get("status") or {}).get("timeToDetect"),
                                   "timeToMitigate": (i.get("status") or {}).get("timeToMitigate")}
                                  for i in incidents])
-        result["cleanup"] = self.cleanup(ctx)
         return result
 
     def operator_rss(self) -> float:
@@ -288,15 +303,17 @@ class Bench:
         self.quiet()
         before = self.kube.read()
         self.start_operator()
-        start = time.time()
-        time.sleep(minutes * 60)
-        end = time.time()
-        incidents = self.kube.incidents()
-        after = self.kube.read()
-        changes = coll.merge_actions(coll.object_changes(before, after, since=start), coll.incident_actions(incidents))
-        result = oracle.judge_control(self.shoppers.snapshot(), start, end, incidents, changes, self.settings.slo)
-        self.cleanup(RunContext(self.kube, self.settings))
-        return result
+        try:
+            start = time.time()
+            time.sleep(minutes * 60)
+            end = time.time()
+            incidents = self.kube.incidents()
+            after = self.kube.read()
+            changes = coll.merge_actions(coll.object_changes(before, after, since=start),
+                                         coll.incident_actions(incidents))
+            return oracle.judge_control(self.shoppers.snapshot(), start, end, incidents, changes, self.settings.slo)
+        finally:
+            self.cleanup(RunContext(self.kube, self.settings))
 
     def down(self) -> list[str]:
         """Stop everything the benchmark started; each step runs even when one before it failed, and
