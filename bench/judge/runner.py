@@ -152,7 +152,9 @@ class Bench:
     # -- the operator ----------------------------------------------------------------------------
 
     def operator_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SRE_OPERATOR_")}
+        # Default settings: no SRE_OPERATOR_* from the caller, nor OPENAI_API_KEY (the operator reads it
+        # as its LLM key: it would switch the planner from the rules to a model).
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SRE_OPERATOR_") and k != "OPENAI_API_KEY"}
         env.update({"KUBECONFIG": str(self.cluster.kubeconfig), "SRE_OPERATOR_WATCH_NAMESPACES": self.ns,
                     "SRE_OPERATOR_PROMETHEUS_URL": f"http://127.0.0.1:{self.cluster.host_port(30090)}"})
         return env
