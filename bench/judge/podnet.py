@@ -29,7 +29,8 @@ class PodNet:
             self.ready.set_exception(exc)
             return
         self.ready.set_result(True)
-        with httpx.Client(timeout=self.timeout) as client:
+        # trust_env=False: no proxy from the environment; pod addresses are reached here, directly.
+        with httpx.Client(timeout=self.timeout, trust_env=False) as client:
             while (job := self.jobs.get()) is not None:
                 method, url, body, fut = job
                 try:
@@ -41,6 +42,8 @@ class PodNet:
                     fut.set_result((r.status_code, data))
                 except httpx.HTTPError:
                     fut.set_result((0, None))
+                except Exception as exc:  # noqa: BLE001 - to the caller; this thread must live on
+                    fut.set_exception(exc)
 
     def request(self, method: str, url: str, body: dict | None = None) -> tuple[int, object]:
         fut: Future = Future()

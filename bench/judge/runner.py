@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from localkube import netns
 from localkube.cluster import Cluster, PortMapping
-from localkube.testing import helm_install
+from localkube.testing import helm_install, leftovers
 
 from . import collateral as coll
 from . import oracle
@@ -89,7 +90,8 @@ class Bench:
         self.podnet: PodNet
         self.golden: Snapshot
         self.operator: subprocess.Popen | None = None
-        self.operator_log = data / "operator.log"
+        # Under logs/: Cluster.down(purge=True) deletes everything else in the data dir.
+        self.operator_log = data / "logs" / "operator.log"
         self.resets = 0
 
     # -- set-up ----------------------------------------------------------------------------------
@@ -125,7 +127,9 @@ class Bench:
         for cm in self.kube.kubectl("get", "configmaps", "-o", "name").split():
             if cm.startswith("configmap/sre-operator"):
                 self.kube.kubectl("delete", cm, check=False)
-        self.cluster.kubectl("wait", "--for=delete", "pods", "--all", "-n", self.ns, "-l",
+        # `-l` alone: kubectl refuses `--all` with a selector ("setting 'all' parameter but found a
+        # non empty selector") and, unchecked, the shop would be reinstalled over terminating pods.
+        self.cluster.kubectl("wait", "--for=delete", "pods", "-n", self.ns, "-l",
                              "app.kubernetes.io/instance=shop", "--timeout=120s", check=False, timeout=130)
         self.install_shop()
         self.shoppers.orders_on.set()
@@ -148,7 +152,9 @@ class Bench:
     # -- the operator ----------------------------------------------------------------------------
 
     def operator_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SRE_OPERATOR_")}
+        # Default settings: no SRE_OPERATOR_* from the caller, nor OPENAI_API_KEY (the operator reads it
+        # as its LLM key: it would switch the planner from the rules to a model).
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SRE_OPERATOR_") and k != "OPENAI_API_KEY"}
         env.update({"KUBECONFIG": str(self.cluster.kubeconfig), "SRE_OPERATOR_WATCH_NAMESPACES": self.ns,
                     "SRE_OPERATOR_PROMETHEUS_URL": f"http://127.0.0.1:{self.cluster.host_port(30090)}"})
         return env
@@ -166,6 +172,7 @@ class Bench:
         return {k: ("***" if "key" in k.lower() and v else v) for k, v in got.items()}
 
     def start_operator(self) -> None:
+        self.operator_log.parent.mkdir(parents=True, exist_ok=True)
         fh = open(self.operator_log, "a")  # noqa: SIM115 - closed with the process
         self.operator = subprocess.Popen([sys.executable, "-m", "sre_operator.main", "run", f"--namespace={self.ns}"],
                                          env=self.operator_env(), stdout=fh, stderr=subprocess.STDOUT)
@@ -199,6 +206,18 @@ class Bench:
         self.quiet()
         ctx = RunContext(self.kube, s)
         self.start_operator()
+        result: dict | None = None
+        try:
+            result = self.measure(case, ctx)
+        finally:  # whatever happened: the FaultScenario deleted, the operator stopped, the namespace restored
+            done = self.cleanup(ctx)
+            if result is not None:
+                result["cleanup"] = done
+        assert result is not None  # measure() returned (else its exception is on its way up)
+        return result
+
+    def measure(self, case: Case, ctx: RunContext) -> dict:
+        s = self.settings
         baseline_start = time.time()
         time.sleep(s.baseline_seconds)
         base = self.kube.read(case.probe)
@@ -211,24 +230,28 @@ class Bench:
         fault_at = time.time()
         try:
             case.inject(ctx)
-            fault_at = time.time()
-            after_inject = self.kube.read()
-            memory: dict = {}
-            deadline = fault_at + s.timeout_seconds + s.slo.window_seconds
-            while time.time() < deadline:
+        except Exception as exc:  # noqa: BLE001 - an injection that fails is reported, not fatal
+            error = f"{type(exc).__name__}: {exc}"
+        fault_at = time.time()
+        after_inject = self.kube.read()
+        memory: dict = {}
+        deadline = fault_at + s.timeout_seconds + s.slo.window_seconds
+        while error is None and time.time() < deadline:
+            try:
                 if case.keep is not None:
                     case.keep(ctx, memory)
                 snap = self.kube.read(case.probe)
-                ok, why = case.check(snap, base)
-                readings.append((snap.at, ok))
-                last_reason = why
-                if slomod.first_healed(self.shoppers.snapshot(), readings, fault_at, s.slo,
-                                       until=time.time()) is not None:
-                    break
+            except Exception as exc:  # noqa: BLE001 - one failed reading (API or probe timeout) is skipped
+                log(f"{case.name}: reading failed: {type(exc).__name__}: {exc}")
                 time.sleep(s.poll_seconds)
-        except Exception as exc:  # noqa: BLE001 - an injection that fails is reported, not fatal
-            error = f"{type(exc).__name__}: {exc}"
-            after_inject = self.kube.read()
+                continue
+            ok, why = case.check(snap, base)
+            readings.append((snap.at, ok))
+            last_reason = why
+            since = [x for x in self.shoppers.snapshot() if x.at >= fault_at]
+            if slomod.first_healed(since, readings, fault_at, s.slo, until=time.time()) is not None:
+                break
+            time.sleep(s.poll_seconds)
         end_at = time.time()
         incidents = self.kube.incidents()
         final = self.kube.read()
@@ -248,7 +271,6 @@ class Bench:
                                   "timeToDetect": (i.get("status") or {}).get("timeToDetect"),
                                   "timeToMitigate": (i.get("status") or {}).get("timeToMitigate")}
                                  for i in incidents])
-        result["cleanup"] = self.cleanup(ctx)
         return result
 
     def operator_rss(self) -> float:
@@ -283,27 +305,47 @@ class Bench:
         self.quiet()
         before = self.kube.read()
         self.start_operator()
-        start = time.time()
-        time.sleep(minutes * 60)
-        end = time.time()
-        incidents = self.kube.incidents()
-        after = self.kube.read()
-        changes = coll.merge_actions(coll.object_changes(before, after, since=start), coll.incident_actions(incidents))
-        result = oracle.judge_control(self.shoppers.snapshot(), start, end, incidents, changes, self.settings.slo)
-        self.cleanup(RunContext(self.kube, self.settings))
-        return result
+        try:
+            start = time.time()
+            time.sleep(minutes * 60)
+            end = time.time()
+            incidents = self.kube.incidents()
+            after = self.kube.read()
+            changes = coll.merge_actions(coll.object_changes(before, after, since=start),
+                                         coll.incident_actions(incidents))
+            return oracle.judge_control(self.shoppers.snapshot(), start, end, incidents, changes, self.settings.slo)
+        finally:
+            self.cleanup(RunContext(self.kube, self.settings))
 
-    def down(self) -> None:
-        self.stop_operator()
-        for attr in ("shoppers", "podnet"):
-            obj = getattr(self, attr, None)
-            if obj is not None:
-                obj.close()
+    def down(self) -> list[str]:
+        """Stop everything the benchmark started; each step runs even when one before it failed, and
+        the cluster always goes (its processes, namespaces, cgroups). Returns what is left behind."""
+        steps = [self.stop_operator, *(getattr(obj, "close", None) for obj in
+                                       (getattr(self, "shoppers", None), getattr(self, "podnet", None)))]
+        for step in steps:
+            if step is None:
+                continue
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - teardown goes on
+                log(f"teardown: {exc!r}")
+        if self.operator is not None and self.operator.poll() is None:
+            self.operator.kill()
         self.cluster.down(quiet=True, purge=True)
+        try:
+            return leftovers(self.cluster)
+        except OSError as exc:  # a tool missing (nft, pgrep): nothing checked
+            return [f"not checked: {exc}"]
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def run(cases: Sequence[Case], runs: int, settings: Settings, control_minutes: float) -> dict:
     netns.require_root("the scenario benchmark")
+    # `kill` (SIGTERM) unwinds like Ctrl-C, so the finally below tears the cluster down.
+    signal.signal(signal.SIGTERM, _terminated)
     data = Path(tempfile.mkdtemp(prefix="localkube-bench-"))
     bench = Bench(settings, data)
     results: list[dict] = []
@@ -328,7 +370,9 @@ def run(cases: Sequence[Case], runs: int, settings: Settings, control_minutes: f
                     f"(operator {r['operatorTimeToDetectSeconds']}s), TTM {r['timeToMitigateSeconds']}s, "
                     f"diagnosis {r['diagnosis']} {r['incidentServices']}, collateral {len(r['collateral'])}")
     finally:
-        bench.down()
+        left = bench.down()
+        if left:
+            log(f"left behind: {left}")
         if os.environ.get("BENCH_KEEP_DATA") is None:
             subprocess.run(["rm", "-rf", str(data)], check=False)
     return {"settings": settings.as_dict(), "operatorSettings": op_settings,

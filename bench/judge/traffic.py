@@ -58,7 +58,7 @@ class Shoppers:
     def _loop(self, op: str) -> None:
         period = 1.0 / (self.read_rps if op == "read" else self.order_rps)
         nxt = time.monotonic()
-        with httpx.Client(timeout=self.timeout) as c:
+        with httpx.Client(timeout=self.timeout, trust_env=False) as c:  # 127.0.0.1, never a proxy
             while not self.stop.is_set():
                 nxt += period
                 if op == "read" or self.orders_on.is_set():
