@@ -10,7 +10,12 @@ template with its revision, pods that are Ready (unless `broken` says otherwise)
 Time is the fake's own clock (`tick(seconds)`), so tests of windows and ages run in no time; pass
 `clock` to the code under test where it asks for one. `fail_next(n, status)` makes the next n
 calls raise `ClusterError(status)`, to test retries and a killed operator. `writes` records every
-write (verb, kind, name, body) for assertions."""
+write (verb, kind, name, body) for assertions.
+
+`pod_proxy` plays the shop's fault hooks (`services/shop/common/faults.py`) behind the API server's
+pod proxy: each pod's process state lives in `hooks` (by pod uid: a pod replaced starts clean), read
+with `hook_state(namespace, pod)`; `proxied` records every call; a pod in `hookless` answers 404 as a
+shop without SHOP_FAULT_HOOKS does; a missing pod is the API server's 404 (ClusterError)."""
 from __future__ import annotations
 
 import copy
@@ -84,6 +89,21 @@ def json_patch(doc: Obj, ops: list[dict[str, Any]]) -> Obj:
     return out
 
 
+def clean_hooks() -> dict[str, Any]:
+    return {"crashed": False, "latency_ms": 0, "cpu_ms": 0, "leak_kb": 0}
+
+
+# The shop's /fault endpoints: (method, path) -> what the call does to the process's state.
+_HOOKS: dict[tuple[str, str], Any] = {
+    ("POST", "/fault/crash"): lambda s, _b: s.update(crashed=True),
+    ("DELETE", "/fault/crash"): lambda s, _b: s.update(crashed=False),
+    ("POST", "/fault/latency"): lambda s, b: s.update(latency_ms=int(b["ms"])),
+    ("POST", "/fault/cpu"): lambda s, b: s.update(cpu_ms=int(b["ms"])),
+    ("POST", "/fault/leak"): lambda s, b: s.update(leak_kb=int(b["kb"])),
+    ("DELETE", "/fault"): lambda s, _b: s.update(latency_ms=0, cpu_ms=0, leak_kb=0),
+}
+
+
 class MemoryCluster:
     """An in-memory `Cluster` (see the module's docstring)."""
 
@@ -95,6 +115,9 @@ class MemoryCluster:
         self.pod_logs: dict[tuple[str, str], str] = {}
         self._failures: list[int] = []
         self.broken: set[str] = set()  # Deployments whose new pods never become Ready
+        self.hooks: dict[str, dict[str, Any]] = {}  # pod uid -> its process's fault state
+        self.proxied: list[tuple[str, str, int, str, str, object]] = []  # (ns, pod, port, method, path, body)
+        self.hookless: set[str] = set()  # pods whose process has no /fault endpoints
 
     # -- the fake's clock and failure injection --------------------------------------------
 
@@ -192,6 +215,27 @@ class MemoryCluster:
         if text is None:
             raise ClusterError(404, f"no log for {pod}/{container}")
         return "\n".join(text.splitlines()[-lines:])
+
+    def pod_proxy(self, namespace: str, pod: str, port: int, method: str, path: str,
+                  body: Obj | None = None) -> tuple[int, str]:
+        self._maybe_fail()
+        obj = self.objects.get(("Pod", namespace, pod))
+        if obj is None:
+            raise ClusterError(404, f'pods "{pod}" not found')
+        self.proxied.append((namespace, pod, port, method, path, copy.deepcopy(body)))
+        if pod in self.hookless:
+            return 404, '{"detail":"Not Found"}'
+        state = self.hooks.setdefault(obj["metadata"]["uid"], clean_hooks())
+        answer = _HOOKS.get((method, path))
+        if answer is None:
+            return 404, '{"detail":"Not Found"}'
+        answer(state, body or {})
+        return 200, json.dumps(state)
+
+    def hook_state(self, namespace: str, pod: str) -> dict[str, Any]:
+        """The fault state of the pod's process now (clean when never touched)."""
+        obj = self.objects[("Pod", namespace, pod)]
+        return dict(self.hooks.get(obj["metadata"]["uid"], clean_hooks()))
 
     def _written(self, obj: Obj, manager: str, operation: str, subresource: str | None = None) -> None:
         meta = obj["metadata"]

@@ -207,6 +207,12 @@ def test_the_operator_chart_is_least_privilege_with_probes_and_settings() -> Non
                 assert set(rule["verbs"]) == {"get", "list", "patch", "create", "delete"}
             if rule["resources"] == ["pods"]:
                 assert set(rule["verbs"]) == {"get", "list", "watch", "delete"}
+    # The pod proxy: POST (create) and DELETE (delete) on the fault hooks, in the watched namespaces only.
+    for r in roles:
+        proxy = [rule for rule in r["rules"] if "pods/proxy" in rule["resources"]]
+        assert proxy == [{"apiGroups": [""], "resources": ["pods/proxy"], "verbs": ["create", "delete"]}]
+    elsewhere = [d for d in docs if d["kind"] in ("Role", "ClusterRole") and d not in roles]
+    assert not [rule for d in elsewhere for rule in d["rules"] if any("proxy" in x for x in rule["resources"])]
     [cluster_role] = [d for d in docs if d["kind"] == "ClusterRole"]
     assert all(set(rule["verbs"]) <= {"get", "list", "watch"} for rule in cluster_role["rules"])
     dep = by_kind(docs, "Deployment")["rel"]["spec"]["template"]["spec"]

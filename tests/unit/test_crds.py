@@ -84,6 +84,7 @@ def test_examples_validate(path: Path) -> None:
     ({"type": "payment-crash", "target": {"name": 42}}, "wrong type"),
     ({"type": "payment-crash", "target": {"name": "payment"}, "mode": "most"}, "unknown mode"),
     ({"type": "product-overload", "target": {"name": "product"}, "parameters": {"latencyMs": -1}}, "bad latency"),
+    ({"type": "payment-crash", "target": {"name": "payment"}, "parameters": {"mode": "sideways"}}, "bad mode"),
 ])
 def test_invalid_fault_scenarios_fail_the_schema(spec: dict, why: str) -> None:
     with pytest.raises(jsonschema.ValidationError):

@@ -201,6 +201,11 @@ class Crashing:
         self._call()
         return self.cluster.logs(namespace, pod, container, lines)
 
+    def pod_proxy(self, namespace: str, pod: str, port: int, method: str, path: str,
+                  body: Obj | None = None) -> tuple[int, str]:
+        self._call()
+        return self.cluster.pod_proxy(namespace, pod, port, method, path, body)
+
 
 def calls_of(run: Callable[[Crashing], Obj], c: MemoryCluster) -> int:
     probe = Crashing(copy.deepcopy(c), at=0)

@@ -14,8 +14,10 @@ import yaml
 from sre_operator import faults
 from sre_operator.domain.vocabulary import (
     FaultCondition,
+    FaultMode,
     FaultPhase,
     FaultType,
+    HookState,
     SelectorMode,
     TargetKind,
     values,
@@ -66,6 +68,7 @@ def test_the_crd_spec_enums_are_the_vocabulary(schema: dict[str, Any]) -> None:
     spec = schema["properties"]["spec"]["properties"]
     assert spec["type"]["enum"] == values(FaultType)
     assert spec["mode"]["enum"] == values(SelectorMode)
+    assert spec["parameters"]["properties"]["mode"]["enum"] == values(FaultMode)
     kinds = set(spec["target"]["properties"]["kind"]["enum"])
     assert kinds == set().union(*(s.kinds for s in FAULTS.values()))  # exactly the kinds some fault targets
     assert kinds <= set(TargetKind)
@@ -76,7 +79,15 @@ def test_the_crd_status_enums_are_the_vocabulary(schema: dict[str, Any]) -> None
     assert status["phase"]["enum"] == values(FaultPhase)
     record_phases = status["targets"]["items"]["properties"]["phase"]["enum"]
     assert set(record_phases) == set(FaultPhase) - {FaultPhase.REVERTING}
+    assert status["targets"]["items"]["properties"]["pods"]["items"]["properties"]["phase"]["enum"] == \
+        values(HookState)
     assert status["conditions"]["items"]["properties"]["type"]["enum"] == values(FaultCondition)
+
+
+def test_only_the_seeds_runtime_faults_have_a_runtime_mode() -> None:
+    runtime = {t for t, spec in FAULTS.items() if FaultMode.RUNTIME in spec.plans()}
+    assert runtime == {FaultType.PAYMENT_CRASH, FaultType.PRODUCT_OVERLOAD}
+    assert all(FaultMode.ROLLOUT in spec.plans() for spec in FAULTS.values())
 
 
 def test_every_fault_type_has_a_scenario_manifest() -> None:

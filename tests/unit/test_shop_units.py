@@ -127,3 +127,22 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHOP_FAULT_LATENCY_MS", "-1")
     with pytest.raises(ValueError, match="fault_latency_ms"):
         ShopSettings(service="product")
+
+
+def test_the_fault_hooks_flip_the_process_and_clear_it_again() -> None:
+    """What a runtime-mode FaultScenario calls through the pod proxy: the crash is cleared only by a
+    restart or its own DELETE /fault/crash (DELETE /fault clears the slow-downs, not the crash)."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from shop.common.faults import FaultState, router
+
+    state = FaultState(ShopSettings())
+    app = FastAPI()
+    app.include_router(router(state))
+    with TestClient(app) as http:
+        assert http.post("/fault/crash").json()["crashed"] is True
+        assert http.post("/fault/latency", json={"ms": 900}).json()["latency_ms"] == 900
+        cleared = http.delete("/fault").json()
+        assert cleared["latency_ms"] == 0 and cleared["crashed"] is True
+        assert http.delete("/fault/crash").json()["crashed"] is False

@@ -9,7 +9,9 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
@@ -18,6 +20,7 @@ from ..domain.ports import ClusterError, Obj, PatchType
 GROUP = "sre.stratus.dev"
 VERSION = "v1alpha1"
 CUSTOM_PLURALS = {"Incident": "incidents", "FaultScenario": "faultscenarios"}
+PROXY_TIMEOUT_S = 10
 
 
 def load_config() -> None:
@@ -53,6 +56,18 @@ def namespaces(kube: Kube) -> list[str]:
 
 def _data(resp: Any) -> Obj:
     return json.loads(resp.data)  # type: ignore[no-any-return]
+
+
+def _api_status(text: str) -> Obj | None:
+    """The API server's own `Status` answer (it did not reach the pod: not found, forbidden,
+    unreachable), told from the pod's answer, which the proxy passes through as it is."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(doc, dict) and doc.get("kind") == "Status" and doc.get("apiVersion") == "v1":
+        return doc
+    return None
 
 
 def _obj(answer: object) -> Obj:
@@ -176,3 +191,30 @@ class Kube:
                                                          _request_timeout=5))
         except ApiException as exc:
             raise ClusterError(exc.status or 0, str(exc.reason)) from exc
+
+    def pod_proxy(self, namespace: str, pod: str, port: int, method: str, path: str,
+                  body: Obj | None = None) -> tuple[int, str]:
+        """A request through `/api/v1/namespaces/{ns}/pods/{pod}:{port}/proxy{path}`. Built by hand
+        with the client's own `param_serialize` + `call_api` (its auth, TLS and host): the generated
+        `connect_*_namespaced_pod_proxy_with_path` functions take no request body, and quote the
+        `/` of a nested path. `call_api` returns any status as it is; the API server's own errors
+        are a `Status` object, the pod's answer is anything else."""
+        resource = (f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(pod, safe='')}:{int(port)}"
+                    f"/proxy/{quote(path.lstrip('/'), safe='/')}")
+        headers = {"Accept": "application/json, */*"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        try:
+            request = self.api.param_serialize(method=method.upper(), resource_path=resource,
+                                               header_params=headers, body=body, auth_settings=["BearerToken"])
+            resp = self.api.call_api(*request, _request_timeout=PROXY_TIMEOUT_S)
+            raw: bytes = resp.response.data or b""  # the urllib3 response, read whole
+            text = raw.decode("utf-8", errors="replace")
+        except ApiException as exc:
+            raise ClusterError(exc.status or 0, str(exc.reason)) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise ClusterError(0, f"{type(exc).__name__}: {exc}") from exc
+        refused = _api_status(text) if not 200 <= resp.status < 300 else None
+        if refused is not None:
+            raise ClusterError(int(refused.get("code") or resp.status), str(refused.get("message") or resp.reason))
+        return int(resp.status), text

@@ -51,6 +51,13 @@ class Cluster(Protocol):
     def logs(self, namespace: str, pod: str, container: str, lines: int) -> str:
         """The last `lines` lines of one container's log."""
 
+    def pod_proxy(self, namespace: str, pod: str, port: int, method: str, path: str,
+                  body: Obj | None = None) -> tuple[int, str]:
+        """One HTTP request to a pod's port through the API server's pod proxy
+        (`/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy{path}`, JSON `body`): the pod's
+        own answer, (status, text), whatever its status. ClusterError when the API server did not
+        reach the pod (the pod gone: 404; not reachable: 503; refused: 403)."""
+
 
 def owned_by(objects: list[Obj], kind: str, name: str) -> list[Obj]:
     """The objects whose owner references name `kind`/`name` (a Deployment's ReplicaSets)."""

@@ -113,6 +113,23 @@ class FaultType(StrEnum):
     ROUTE_REMOVED = "route-removed"
 
 
+class FaultMode(StrEnum):
+    """How a FaultScenario puts its fault in place (`spec.parameters.mode`): as a new revision, or
+    flipped inside the running processes through their fault hooks (no rollout: a rollback cannot
+    undo it, new pods start clean)."""
+    ROLLOUT = "rollout"
+    RUNTIME = "runtime"
+
+
+class HookState(StrEnum):
+    """One pod of a runtime-mode FaultScenario target (`status.targets[].pods[].phase`)."""
+    PENDING = "Pending"  # selected and recorded, not flipped yet
+    INJECTED = "Injected"  # its process flipped through the fault hook
+    REVERTED = "Reverted"  # its hook cleared
+    GONE = "Gone"  # the pod no longer exists (its successor starts clean)
+    FAILED = "Failed"  # its hook refused the revert (the record's change says why)
+
+
 class FaultPhase(StrEnum):
     """A FaultScenario's phase."""
     PENDING = "Pending"

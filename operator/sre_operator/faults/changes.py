@@ -11,7 +11,7 @@ from typing import Any
 
 from ..domain.ports import Obj, PatchType
 from ..domain.vocabulary import SelectorMode, TargetKind
-from .base import Change, FaultError, Fields
+from .base import Change, FaultError, Fields, HookCall, RuntimeFault
 
 RESTARTED_AT = "sre.stratus.dev/restartedAt"
 DEAD_PORT = 5999  # nothing in the shop listens here: NGINX answers 502, clients fail to connect
@@ -64,6 +64,26 @@ def env_change(deploy: Obj, values: Mapping[str, str], what: str, recreate: bool
     meta = deploy["metadata"]
     return Change("Deployment", meta["namespace"], meta["name"], desired=desired, snapshot=snapshot,
                   change=f"{what}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+
+
+def http_port(deploy: Obj) -> int:
+    """The container port the Deployment's first container serves on (the one called `http`, else its first)."""
+    ports = container(deploy).get("ports") or []
+    port = next((p for p in ports if p.get("name") == "http"), ports[0] if ports else None)
+    if port is None:
+        raise FaultError(f"Deployment {deploy['metadata']['name']} declares no container port for its fault hook")
+    return int(port["containerPort"])
+
+
+def runtime_change(deploy: Obj, inject: Sequence[HookCall], revert: Sequence[HookCall], what: str) -> Change:
+    """Flip the Deployment's running processes through their fault hook: no field changes, no rollout."""
+    meta = deploy["metadata"]
+    selector = dict((deploy["spec"].get("selector") or {}).get("matchLabels") or {})
+    if not selector:
+        raise FaultError(f"Deployment {meta['name']} has no matchLabels selector to find its pods by")
+    return Change("Deployment", meta["namespace"], meta["name"], desired={}, snapshot={},
+                  change=f"{what} (runtime, in the running processes: no rollout)",
+                  runtime=RuntimeFault(http_port(deploy), selector, tuple(inject), tuple(revert)))
 
 
 def mounting_deployments(configmap: str, deployments: Sequence[Obj]) -> list[str]:

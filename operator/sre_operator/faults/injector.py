@@ -5,18 +5,26 @@ itself), apply the change, and revert from the snapshot. Each returns the status
 A failure after the snapshot that retrying cannot fix (an object gone, the API server refusing)
 reverts what was already changed before the scenario is marked Failed: a Failed scenario has no
 change in place. A transient API error is raised as it is (`ClusterError.transient`), to be
-retried: the retry plans again from the recorded snapshot."""
+retried: the retry plans again from the recorded snapshot.
+
+A runtime change (`parameters.mode: runtime`) patches nothing: its record lists the Ready pods of
+the Deployment (the snapshot: which pods), written before any of them is flipped, then each pod's
+process is flipped through its fault hook over the API server's pod proxy. A retry flips the same
+recorded pods with the same calls (the hooks set a state, so a second call changes nothing), never a
+pod that appeared since. Reverting calls the clearing hook on the recorded pods that still exist (a
+pod replaced since starts clean). No label or annotation is written on the pods."""
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Callable, Collection
 from typing import Any
 
 from ..domain import clock
 from ..domain.ports import Cluster, ClusterError, Obj
-from ..domain.vocabulary import FaultPhase, SelectorMode
+from ..domain.vocabulary import FaultPhase, HookState, SelectorMode
 from . import changes, parse_duration, plan, spec_of
-from .base import Change, FaultError, Fields
+from .base import Change, FaultError, Fields, RuntimeFault
 from .conditions import MESSAGE_MAX, conditions
 
 KIND = "FaultScenario"
@@ -75,9 +83,15 @@ def failed(scenario: Obj, message: str, at: dt.datetime, records: list[Obj] | No
     return _status(scenario, FaultPhase.FAILED, records or [], at, reason, message)
 
 
-def _record(c: Change) -> Obj:
-    return {"kind": c.kind, "namespace": c.namespace, "name": c.name, "phase": str(FaultPhase.PENDING),
-            "change": c.change[:1024], "snapshot": {**c.snapshot, "restart": list(c.restart)}}
+def _record(cluster: Cluster, c: Change) -> Obj:
+    out: Obj = {"kind": c.kind, "namespace": c.namespace, "name": c.name, "phase": str(FaultPhase.PENDING),
+                "change": c.change[:1024], "snapshot": {**c.snapshot, "restart": list(c.restart)}}
+    if c.runtime is not None:
+        rt = c.runtime
+        out["snapshot"]["runtime"] = {"port": rt.port, "inject": [h.as_dict() for h in rt.inject],
+                                      "revert": [h.as_dict() for h in rt.revert]}
+        out["pods"] = _pods_to_flip(cluster, c, rt)
+    return out
 
 
 def _fields(record: Obj) -> tuple[Fields, list[str]]:
@@ -120,6 +134,94 @@ def _inject_record(cluster: Cluster, record: Obj, fields: Fields, at: dt.datetim
     record.update(phase=str(FaultPhase.INJECTED), injectedAt=clock.stamp(at))
 
 
+# -- runtime changes: flipped in the running processes, through the pod proxy -------------------
+
+def _runtime(record: Obj) -> Obj | None:
+    """A runtime record's hook calls ({"port", "inject", "revert"}), None for a patch record."""
+    rt = (record.get("snapshot") or {}).get("runtime")
+    return rt if isinstance(rt, dict) else None
+
+
+def _ready(pod: Obj) -> bool:
+    if pod["metadata"].get("deletionTimestamp"):
+        return False
+    conds = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conds)
+
+
+def _pods_to_flip(cluster: Cluster, c: Change, rt: RuntimeFault) -> list[Obj]:
+    """The Deployment's Ready, not terminating pods, as per-pod records (Pending)."""
+    pods = [p for p in cluster.list_objects("Pod", c.namespace, rt.selector) if _ready(p)]
+    if not pods:
+        raise FaultError(f"Deployment {c.namespace}/{c.name} has no Ready pod to flip at runtime")
+    return [{"name": p["metadata"]["name"], "uid": p["metadata"].get("uid", ""), "phase": str(HookState.PENDING)}
+            for p in sorted(pods, key=lambda p: str(p["metadata"]["name"]))]
+
+
+def _still_there(cluster: Cluster, namespace: str, pod: Obj) -> bool:
+    """The recorded pod exists, and is the same pod (not a successor that took its name)."""
+    current = cluster.get("Pod", namespace, pod["name"])
+    return current is not None and current["metadata"].get("uid", "") == pod.get("uid", "")
+
+
+def _call(cluster: Cluster, namespace: str, pod: str, port: int, call: Obj) -> bool:
+    """One fault-hook call on one pod; False when the pod is gone (the API server's 404),
+    FaultError when the hook refused (or is not mounted)."""
+    try:
+        code, text = cluster.pod_proxy(namespace, pod, port, str(call["method"]), str(call["path"]), call.get("body"))
+    except ClusterError as exc:
+        if exc.status == 404:
+            return False
+        raise
+    if not 200 <= code < 300:
+        hint = " (fault hooks not mounted? the shop needs SHOP_FAULT_HOOKS=true)" if code == 404 else ""
+        raise FaultError(f"pod {pod}: {call['method']} {call['path']} answered {code}{hint}: {text[:200]}")
+    return True
+
+
+def _calls(cluster: Cluster, record: Obj, pod: Obj, calls: list[Obj]) -> bool:
+    """Make `calls` on a recorded pod; False when it is gone (before or during them)."""
+    port = int((_runtime(record) or {})["port"])
+    ns = record["namespace"]
+    return _still_there(cluster, ns, pod) and all(_call(cluster, ns, pod["name"], port, c) for c in calls)
+
+
+def _flip(cluster: Cluster, record: Obj, at: dt.datetime) -> None:
+    """Flip every recorded pod that is still there; FaultError when none was."""
+    calls = list((_runtime(record) or {}).get("inject") or [])
+    for pod in record.get("pods") or []:
+        if pod.get("phase") == HookState.PENDING:
+            pod["phase"] = str(HookState.INJECTED if _calls(cluster, record, pod, calls) else HookState.GONE)
+    if not any(p.get("phase") == HookState.INJECTED for p in record.get("pods") or []):
+        raise FaultError(f"no pod of {record['kind']} {record['namespace']}/{record['name']} left to flip "
+                         "(all replaced since they were selected)")
+    record.update(phase=str(FaultPhase.INJECTED), injectedAt=clock.stamp(at))
+
+
+def _unflip(cluster: Cluster, record: Obj) -> str | None:
+    """Clear the fault on every recorded pod that may carry it (Injected, or Pending: an attempt
+    killed between its flips) and still exists; why not, when a hook refused."""
+    calls = list((_runtime(record) or {}).get("revert") or [])
+    refused = []
+    for pod in record.get("pods") or []:
+        if pod.get("phase") not in (HookState.INJECTED, HookState.PENDING):
+            continue
+        try:
+            pod["phase"] = str(HookState.REVERTED if _calls(cluster, record, pod, calls) else HookState.GONE)
+        except FaultError as exc:
+            pod["phase"] = str(HookState.FAILED)
+            refused.append(str(exc))
+    return f"not cleared: {'; '.join(refused)}" if refused else None
+
+
+def _revert_record(cluster: Cluster, record: Obj, at: dt.datetime) -> str | None:
+    """Put the record's object back (a runtime record: clear its pods); why not, when it could not."""
+    if _runtime(record) is not None:
+        return _unflip(cluster, record)
+    snap, restart = _fields(record)
+    return None if _write(cluster, record, snap, restart, at) else "object gone: nothing to revert"
+
+
 def inject(cluster: Cluster, scenario: Obj, allowed_namespaces: Collection[str] = frozenset(),
            now: Clock = clock.now) -> Obj:
     """Inject the scenario; the status patch to write ({} when it is past injecting). Raises
@@ -130,12 +232,12 @@ def inject(cluster: Cluster, scenario: Obj, allowed_namespaces: Collection[str] 
     spec_of(scenario["spec"]["type"])
     duration = _duration(scenario)
     check_namespace(scenario, allowed_namespaces)
-    records: list[Obj] = [dict(r) for r in status.get("targets") or []]
+    records: list[Obj] = [copy.deepcopy(dict(r)) for r in status.get("targets") or []]
     desired: dict[int, Fields] = {}
     if not records:  # first attempt: snapshot, and say so, before any change
         targets = select_targets(cluster, scenario)
         planned = plan(scenario, targets, cluster.list_objects("Deployment", target_namespace(scenario)))
-        records = [_record(c) for c in planned]
+        records = [_record(cluster, c) for c in planned]
         desired = {i: c.desired for i, c in enumerate(planned)}
         snapshot = _status(scenario, FaultPhase.PENDING, records, now(), "Selected", "snapshot recorded")
         cluster.patch_status(KIND, meta["namespace"], meta["name"], snapshot)
@@ -143,7 +245,10 @@ def inject(cluster: Cluster, scenario: Obj, allowed_namespaces: Collection[str] 
     at = now()
     try:
         for i, r in enumerate(records):  # all Pending: status holds records as snapshotted or as finished
-            _inject_record(cluster, r, desired.get(i) or _desired_again(cluster, scenario, r), at)
+            if _runtime(r) is not None:
+                _flip(cluster, r, at)
+            else:
+                _inject_record(cluster, r, desired.get(i) or _desired_again(cluster, scenario, r), at)
     except (FaultError, ClusterError) as exc:
         if isinstance(exc, ClusterError) and exc.transient:
             raise
@@ -160,10 +265,12 @@ def _duration(scenario: Obj) -> float:
 def _roll_back(cluster: Cluster, scenario: Obj, records: list[Obj], message: str, at: dt.datetime) -> Obj:
     """Revert the records already injected, and mark the scenario Failed."""
     for r in records:
-        if r.get("phase") == FaultPhase.INJECTED:
-            snap, restart = _fields(r)
-            _write(cluster, r, snap, restart, at)
-            r.update(phase=str(FaultPhase.REVERTED), revertedAt=clock.stamp(at))
+        # A runtime record may have flipped some of its pods before it failed: cleared as well.
+        if r.get("phase") == FaultPhase.INJECTED or _runtime(r) is not None:
+            why = _revert_record(cluster, r, at)
+            r.update(phase=str(FaultPhase.REVERTED if why is None else FaultPhase.FAILED), revertedAt=clock.stamp(at))
+            if why is not None:
+                r["change"] = f"{r.get('change', '')} ({why})"[:1024]
         elif r.get("phase") == FaultPhase.PENDING:
             r.update(phase=str(FaultPhase.FAILED))
     return failed(scenario, message, at, records, reason="InjectionFailed")
@@ -175,13 +282,12 @@ def revert(cluster: Cluster, scenario: Obj, reason: str, now: Clock = clock.now)
     if status.get("phase") not in REVERTIBLE:
         return {}
     at = now()
-    records = [dict(r) for r in status.get("targets") or []]
+    records = [copy.deepcopy(dict(r)) for r in status.get("targets") or []]
     for r in records:
-        snap, restart = _fields(r)
-        if _write(cluster, r, snap, restart, at):
+        why = _revert_record(cluster, r, at)
+        if why is None:
             r.update(phase=str(FaultPhase.REVERTED), revertedAt=clock.stamp(at))
         else:
-            r.update(phase=str(FaultPhase.FAILED),
-                     change=f"{r.get('change', '')} (object gone: nothing to revert)"[:1024])
+            r.update(phase=str(FaultPhase.FAILED), change=f"{r.get('change', '')} ({why})"[:1024])
     return _status(scenario, FaultPhase.REVERTED, records, at, reason,
                    f"reverted from the snapshot ({reason})", revertedAt=clock.stamp(at))

@@ -1,6 +1,7 @@
 """Fault hooks the fault scenarios use, reachable only when `SHOP_FAULT_HOOKS=true`.
 
-- crashed: a failed state kept until the process restarts (health and API requests answer 503);
+- crashed: a failed state kept until the process restarts (health and API requests answer 503), or
+  until `DELETE /fault/crash` (a fault scenario's revert);
 - latency_ms / cpu_ms: sleep or busy CPU work added to every API request (product overload);
 - leak_kb: memory kept for good on every API request (a leak: the process grows until its
   container's memory limit kills it).
@@ -87,6 +88,12 @@ def router(state: FaultState) -> APIRouter:
     @r.post("/crash")
     async def crash() -> dict[str, object]:
         state.crashed = True
+        return state.as_dict()
+
+    @r.delete("/crash")
+    async def uncrash() -> dict[str, object]:
+        """Leaves the failed state without a restart: how a runtime-mode FaultScenario reverts."""
+        state.crashed = False
         return state.as_dict()
 
     @r.post("/latency")
