@@ -62,8 +62,9 @@ def test_startup_starts_the_detector_and_cleanup_stops_it(cluster: MemoryCluster
     monkeypatch.setenv("SRE_OPERATOR_WATCH_NAMESPACES", "shop")
 
     class Thread:
-        def __init__(self, target: Any, name: str, daemon: bool, args: tuple[Any, ...]) -> None:
-            self.args = args
+        def __init__(self, target: Any, name: str, daemon: bool, args: tuple[Any, ...],
+                     kwargs: dict[str, Any]) -> None:
+            self.args, self.kwargs = args, kwargs
 
         def start(self) -> None:
             started.append(self.args)
