@@ -6,6 +6,7 @@ hand-made Incident cannot grow the series without bound; the model's name comes 
 from __future__ import annotations
 
 from enum import StrEnum
+from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -86,6 +87,8 @@ class PrometheusTelemetry:
     def leading(self, leader: bool) -> None:
         self.leader.set(1 if leader else 0)
 
-    def serve(self, port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 - Prometheus scrapes the pod's IP
-        """`/metrics` (any path, as prometheus-client serves it) on `port`, in a daemon thread."""
-        start_http_server(port, addr=addr, registry=self.registry)
+    def serve(self, port: int, addr: str = "0.0.0.0") -> WSGIServer:  # noqa: S104 - scraped at the pod's IP
+        """`/metrics` (any path, as prometheus-client serves it) on `port` (0: any free one), in a
+        daemon thread; returns the server (its `server_port`, `shutdown()`)."""
+        server, _ = start_http_server(port, addr=addr, registry=self.registry)
+        return server
