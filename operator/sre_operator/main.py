@@ -15,6 +15,7 @@ leader runs the detector and the pipeline, so only its other figures move."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import socket
 import sys
@@ -34,6 +35,7 @@ from .settings import Settings
 if TYPE_CHECKING:
     from kopf._core.engines.peering import Identity  # kopf.run's type for `identity`, not re-exported
 
+log = logging.getLogger("sre_operator")
 HANDLER_MODULES = ("sre_operator.handlers.faultscenarios", "sre_operator.handlers.incidents")
 
 
@@ -134,12 +136,19 @@ def run(namespaces: list[str], liveness: str | None, verbose: bool, leader_elect
 
 
 def serve_metrics(port: int) -> Telemetry:
-    """The operator's metrics on `port` (0: none, nothing recorded)."""
+    """The operator's metrics on `port` (0: none, nothing recorded). A port already taken (two
+    operators on one machine) costs the metrics, never the operator: it says so and runs on."""
     if not port:
         return NO_TELEMETRY
     from .adapters.telemetry import PrometheusTelemetry
     telemetry = PrometheusTelemetry()
-    telemetry.serve(port)
+    try:
+        telemetry.serve(port)
+    except OSError as exc:
+        log.warning("metrics not served on :%d (%s); SRE_OPERATOR_METRICS_PORT picks another, 0 turns them off",
+                    port, exc)
+        return NO_TELEMETRY
+    log.info("metrics on :%d/metrics", port)
     return telemetry
 
 

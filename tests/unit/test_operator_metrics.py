@@ -248,3 +248,13 @@ def test_the_metrics_port_setting_and_zero_turns_metrics_off(monkeypatch: pytest
     monkeypatch.setenv("SRE_OPERATOR_METRICS_PORT", "0")
     assert Settings().metrics_port == 0
     assert main.serve_metrics(0) is NO_TELEMETRY
+
+
+def test_a_metrics_port_already_taken_costs_the_metrics_not_the_operator() -> None:
+    first = PrometheusTelemetry()
+    server = first.serve(0, addr="0.0.0.0")  # noqa: S104 - as the operator binds it
+    try:
+        assert main.serve_metrics(server.server_port) is NO_TELEMETRY
+    finally:
+        server.shutdown()
+        server.server_close()
