@@ -5,10 +5,17 @@ reject` for people (`cli.py`); `sre-operator dashboard | version`.
 With `--leader-election` (the chart turns it on), the process first takes the Lease
 `sre-operator-leader` in its own namespace ($POD_NAMESPACE) and only then starts the operator;
 a standby answers its liveness probe meanwhile. Losing the Lease ends the process (it restarts as a
-standby); a clean stop releases it so a standby takes over at once."""
+standby); a clean stop releases it so a standby takes over at once.
+
+The operator's own metrics (`SRE_OPERATOR_METRICS_PORT`, 9464; 0: off) are served by every replica
+from the start, the standby included: `sre_operator_leader` is 0 there and 1 once the process leads,
+so `sum(sre_operator_leader)` tells that exactly one replica acts (0: no leader, an alert), and every
+scraped pod answers (a standby that served nothing would look like a pod that is down). Only the
+leader runs the detector and the pipeline, so only its other figures move."""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import socket
 import sys
@@ -22,10 +29,13 @@ import kopf
 from . import cli
 from .adapters import kube
 from .domain.ports import ClusterError
+from .domain.telemetry import NO_TELEMETRY, Telemetry
+from .settings import Settings
 
 if TYPE_CHECKING:
     from kopf._core.engines.peering import Identity  # kopf.run's type for `identity`, not re-exported
 
+log = logging.getLogger("sre_operator")
 HANDLER_MODULES = ("sre_operator.handlers.faultscenarios", "sre_operator.handlers.incidents")
 
 
@@ -98,6 +108,9 @@ def run(namespaces: list[str], liveness: str | None, verbose: bool, leader_elect
     for mod in HANDLER_MODULES:
         importlib.import_module(mod)
     kopf.configure(verbose=verbose)
+    settings = Settings()  # the one reading of the environment, handed to the handlers in the memo
+    telemetry = serve_metrics(settings.metrics_port)
+    telemetry.leading(not leader_election)
     # The identity is the pod's name: kopf's default asks the password database for the user,
     # which an arbitrary runAsUser does not have.
     identity = cast("Identity", f"sre-operator@{socket.gethostname()}/{os.getpid()}")
@@ -109,15 +122,34 @@ def run(namespaces: list[str], liveness: str | None, verbose: bool, leader_elect
                                 lease_seconds=lease_seconds, renew_seconds=max(1.0, lease_seconds / 3))
         with standby_health(liveness):
             elector.acquire()
+        telemetry.leading(True)
         # Losing the Lease while leading: stop at once, without releasing or finishing anything.
         elector.keep(on_lost=lambda: os._exit(3), stop=threading.Event())
     try:
         kopf.run(clusterwide=not namespaces, namespaces=namespaces, standalone=True,
-                 liveness_endpoint=liveness, identity=identity)
+                 liveness_endpoint=liveness, identity=identity, memo=kopf.Memo(settings=settings, telemetry=telemetry))
     finally:
+        telemetry.leading(False)
         if elector is not None and not elector.lost.is_set():
             elector.release()
     return 0
+
+
+def serve_metrics(port: int) -> Telemetry:
+    """The operator's metrics on `port` (0: none, nothing recorded). A port already taken (two
+    operators on one machine) costs the metrics, never the operator: it says so and runs on."""
+    if not port:
+        return NO_TELEMETRY
+    from .adapters.telemetry import PrometheusTelemetry
+    telemetry = PrometheusTelemetry()
+    try:
+        telemetry.serve(port)
+    except OSError as exc:
+        log.warning("metrics not served on :%d (%s); SRE_OPERATOR_METRICS_PORT picks another, 0 turns them off",
+                    port, exc)
+        return NO_TELEMETRY
+    log.info("metrics on :%d/metrics", port)
+    return telemetry
 
 
 class standby_health:  # noqa: N801 - a context manager used like a function

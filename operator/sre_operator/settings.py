@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     llm_prompt_usd_per_million: float = Field(0.0, ge=0)
     llm_completion_usd_per_million: float = Field(0.0, ge=0)
 
+    # The operator's own metrics on /metrics (adapters/telemetry.py), served by every replica; 0: off.
+    metrics_port: int = Field(9464, ge=0, le=65535)
+
     def thresholds(self) -> Thresholds:
         return Thresholds(error_ratio=self.error_ratio_threshold, p95_seconds=self.p95_threshold_seconds,
                           for_cycles=self.breach_cycles, cooldown_seconds=self.cooldown_seconds)

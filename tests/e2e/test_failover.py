@@ -37,7 +37,8 @@ def test_killing_the_leader_mid_incident_lets_the_standby_finish_it(cluster: Clu
     ports = [free_port(), free_port()]
     replicas = [subprocess.Popen(
         [sys.executable, "-m", "sre_operator.main", "run", f"--namespace={shop}", "--leader-election",
-         f"--liveness=http://127.0.0.1:{port}/healthz"], env=env, start_new_session=True,
+         f"--liveness=http://127.0.0.1:{port}/healthz"],
+        env={**env, "SRE_OPERATOR_METRICS_PORT": str(free_port())}, start_new_session=True,  # one machine, two replicas
         stdout=(tmp_path / f"replica{i}.log").open("w"), stderr=subprocess.STDOUT) for i, port in enumerate(ports)]
     traffic = Traffic(f"http://127.0.0.1:{cluster.host_port(30080)}")
     traffic.thread.start()

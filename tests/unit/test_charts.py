@@ -121,6 +121,7 @@ def test_non_default_values() -> None:
     ("observability", "jaeger.service.type=Magic", "value must be one of"),
     ("sre-operator", "mode=yolo", "value must be one of"),
     ("sre-operator", "watchNamespaces={Bad_NS}", "pattern"),
+    ("sre-operator", "metricsPort=80", "anyOf"),
 ])
 def test_bad_values_are_rejected_by_the_schema(chart: str, value: str, message: str) -> None:
     out = helm("template", "rel", f"charts/{chart}", "--set", value, check=False)
@@ -229,6 +230,31 @@ def test_the_operator_chart_is_least_privilege_with_probes_and_settings() -> Non
                                               by_kind(render("sre-operator"), "Deployment")["rel"]["spec"]["template"]
                                               ["spec"]["containers"][0]["env"]}
     assert dep["securityContext"]["runAsNonRoot"] and ctr["securityContext"]["readOnlyRootFilesystem"]
+
+
+def test_the_operator_s_metrics_are_scraped_by_the_observability_prometheus() -> None:
+    """Every replica carries the annotations the observability chart's pod job keeps, names the port
+    and tells the operator which port to serve; metricsPort=0 turns all of it off."""
+    dep = by_kind(render("sre-operator"), "Deployment")["rel"]["spec"]["template"]
+    annotations = dep["metadata"]["annotations"]
+    assert annotations == {"prometheus.io/scrape": "true", "prometheus.io/port": "9464",
+                           "prometheus.io/path": "/metrics"}
+    ctr = dep["spec"]["containers"][0]
+    assert {"name": "metrics", "containerPort": 9464} in ctr["ports"]
+    assert {"name": "SRE_OPERATOR_METRICS_PORT", "value": "9464"} in ctr["env"]
+    # The observability chart's Prometheus keeps exactly these pods, at that port and path.
+    prometheus = by_kind(render("observability"), "ConfigMap")["prometheus-config"]
+    config = yaml.safe_load(prometheus["data"]["prometheus.yml"])
+    [job] = [j for j in config["scrape_configs"] if j["job_name"] == "kubernetes-pods"]
+    sources = {r["source_labels"][-1]: r for r in job["relabel_configs"]}
+    keep = sources["__meta_kubernetes_pod_annotation_prometheus_io_scrape"]
+    assert keep["action"] == "keep" and keep["regex"] == annotations["prometheus.io/scrape"]
+    assert sources["__meta_kubernetes_pod_annotation_prometheus_io_path"]["target_label"] == "__metrics_path__"
+    assert sources["__meta_kubernetes_pod_annotation_prometheus_io_port"]["target_label"] == "__address__"
+    off = by_kind(render("sre-operator", "--set", "metricsPort=0"), "Deployment")["rel"]["spec"]["template"]
+    assert "annotations" not in off["metadata"]
+    assert [p["name"] for p in off["spec"]["containers"][0]["ports"]] == ["health"]
+    assert {"name": "SRE_OPERATOR_METRICS_PORT", "value": "0"} in off["spec"]["containers"][0]["env"]
 
 
 def test_the_operator_chart_ships_the_project_s_crds() -> None:

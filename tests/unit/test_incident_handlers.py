@@ -11,6 +11,7 @@ from typing import Any
 import kopf
 import pytest
 
+from sre_operator.adapters.telemetry import PrometheusTelemetry
 from sre_operator.handlers import incidents as handlers
 from sre_operator.settings import Settings
 from tests.fakes.cluster import MemoryCluster, shop
@@ -36,6 +37,7 @@ def test_the_daemon_runs_an_incident_through_the_runner_with_the_memo_s_settings
         "service": "product", "symptom": "unavailable", "source": "kubernetes", "mode": "dry-run"}})
     memo = kopf.Memo()
     memo.settings = Settings(watch_namespaces="shop")
+    memo.telemetry = PrometheusTelemetry()  # what main.run puts in the memo
     body = cluster.objects[("Incident", "shop", "inc")]
     handlers.incident_daemon(stopped=Clock(cluster, limit=50), name="inc", namespace="shop",  # type: ignore[arg-type]
                              body=body, memo=memo)  # type: ignore[arg-type]
@@ -43,6 +45,7 @@ def test_the_daemon_runs_an_incident_through_the_runner_with_the_memo_s_settings
     assert status["phase"] == "DryRun" and "scale deployment/product" in status["message"]
     assert ("event", "Normal", "DryRun") in [w[:3] for w in cluster.writes if w[0] == "event"]
     assert cluster.objects[("Deployment", "shop", "product")]["spec"]["replicas"] == 0  # a dry run acts on nothing
+    assert memo.telemetry.registry.get_sample_value("sre_operator_phase_transitions_total", {"phase": "DryRun"}) == 1
 
 
 def test_no_namespace_no_work_and_settings_read_once(cluster: MemoryCluster, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -59,18 +62,22 @@ def test_no_namespace_no_work_and_settings_read_once(cluster: MemoryCluster, mon
 def test_startup_starts_the_detector_and_cleanup_stops_it(cluster: MemoryCluster,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[tuple[Any, ...]] = []
+    started_kwargs: list[dict[str, Any]] = []
     monkeypatch.setenv("SRE_OPERATOR_WATCH_NAMESPACES", "shop")
 
     class Thread:
-        def __init__(self, target: Any, name: str, daemon: bool, args: tuple[Any, ...]) -> None:
-            self.args = args
+        def __init__(self, target: Any, name: str, daemon: bool, args: tuple[Any, ...],
+                     kwargs: dict[str, Any]) -> None:
+            self.args, self.kwargs = args, kwargs
 
         def start(self) -> None:
             started.append(self.args)
+            started_kwargs.append(self.kwargs)
     monkeypatch.setattr(handlers.threading, "Thread", Thread)
     memo = kopf.Memo()
     handlers.start(memo=memo, logger=LOG)
     [(stop, kube, _metrics, settings, remember)] = started
+    assert started_kwargs == [{"telemetry": handlers.NO_TELEMETRY}]  # none in the memo: nothing recorded
     assert kube is cluster and settings is memo.settings and settings.watched() == ["shop"]
     remember("shop", (cluster.list_objects("Deployment", "shop"), cluster.list_objects("Pod", "shop"),
                       cluster.list_objects("Service", "shop")))

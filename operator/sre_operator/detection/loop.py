@@ -19,6 +19,7 @@ from ..domain import clock
 from ..domain.metrics import WINDOW, Metrics, MetricsReading
 from ..domain.ports import Cluster
 from ..domain.snapshot import Snapshot
+from ..domain.telemetry import NO_TELEMETRY, Telemetry
 from ..domain.vocabulary import TERMINAL, severity_of
 from ..settings import Settings
 from .detector import Detector, breaches
@@ -64,11 +65,12 @@ def detect_once(cluster: Cluster, namespace: str, det: Detector, settings: Setti
 
 
 def detector_loop(stop: threading.Event, cluster: Cluster, metrics: Metrics, settings: Settings,
-                  remember: Remember | None = None, now: Callable[[], dt.datetime] = clock.now) -> None:
+                  remember: Remember | None = None, now: Callable[[], dt.datetime] = clock.now,
+                  telemetry: Telemetry = NO_TELEMETRY) -> None:
     """Reads every watched namespace once per interval: the metrics once for all of them, the
     Kubernetes API per namespace, several namespaces at a time. The next cycle starts one interval
     after the previous one started (at once if a cycle took longer: it then says it is falling
-    behind)."""
+    behind). Each cycle's duration and the namespaces it read go to `telemetry`."""
     namespaces = settings.watched()
     detectors = {ns: Detector(settings.thresholds()) for ns in namespaces}
     interval = settings.detect_interval_seconds
@@ -95,6 +97,7 @@ def detector_loop(stop: threading.Event, cluster: Cluster, metrics: Metrics, set
             list(pool.map(partial(one, reading=reading, at=at), namespaces))
             took = time.monotonic() - started
             cycle += 1
+            telemetry.detector_cycle(took, len(namespaces))
             slow = took > interval
             level = logging.WARNING if slow else logging.INFO if cycle <= 3 or cycle % 12 == 0 else logging.DEBUG
             log.log(level, "detector cycle over %d namespaces took %.2fs%s", len(namespaces), took,

@@ -1,7 +1,8 @@
 """Incident handlers, registration only: the settings are read once at startup and kept in kopf's
 memo; the detector loop (`detection/loop.py`) runs in a thread started with the operator; a daemon
 per open Incident runs its pipeline (`incident/runner.py`) one persisted step at a time, so killing
-the operator anywhere resumes the Incident where it stopped."""
+the operator anywhere resumes the Incident where it stopped. Both report to the telemetry `main`
+puts in the memo (none: nothing is recorded)."""
 from __future__ import annotations
 
 import threading
@@ -15,6 +16,7 @@ from ..adapters.prometheus import PrometheusMetrics
 from ..adapters.traces import TraceReader
 from ..detection.loop import detector_loop
 from ..detection.signals import Objects, Reader
+from ..domain.telemetry import NO_TELEMETRY, Telemetry
 from ..domain.vocabulary import TERMINAL
 from ..incident.runner import Ports, run_incident
 from ..incident.step import Event
@@ -33,9 +35,15 @@ def settings_of(memo: kopf.Memo) -> Settings:
     return settings
 
 
+def telemetry_of(memo: kopf.Memo) -> Telemetry:
+    """The operator's metrics (`main.run` serves them), or nothing recorded."""
+    telemetry: Telemetry | None = getattr(memo, "telemetry", None)
+    return telemetry if telemetry is not None else NO_TELEMETRY
+
+
 @kopf.on.startup()
 def start(memo: kopf.Memo, logger: Any, **_: Any) -> None:
-    settings = memo.settings = Settings()  # the one reading of the environment
+    settings = settings_of(memo)  # the one reading of the environment (main's, when it read them)
     if not settings.watched():
         logger.info("no SRE_OPERATOR_WATCH_NAMESPACES: the detector is off (incidents can still be created)")
         return
@@ -47,7 +55,7 @@ def start(memo: kopf.Memo, logger: Any, **_: Any) -> None:
     memo.detector_stop = threading.Event()
     t = threading.Thread(target=detector_loop, name="detector", daemon=True,
                          args=(memo.detector_stop, kube, PrometheusMetrics(settings.prometheus_url), settings,
-                               remember))
+                               remember), kwargs={"telemetry": telemetry_of(memo)})
     t.start()
     logger.info("detector watching %s through %s", ", ".join(settings.watched()), settings.prometheus_url)
 
@@ -72,5 +80,6 @@ def incident_daemon(stopped: kopf.DaemonStopped, name: str, namespace: str | Non
         kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1000])
     ports = Ports(cluster=Kube(), metrics=PrometheusMetrics(settings.prometheus_url), emit=emit,
                   llm=LlmPlanner(llm_config, chat_client(llm_config)) if llm_config else None,
-                  traces=TraceReader(settings.jaeger_url) if settings.jaeger_url else None)
+                  traces=TraceReader(settings.jaeger_url) if settings.jaeger_url else None,
+                  telemetry=telemetry_of(memo))
     run_incident(ports, namespace, name, settings, stopped)

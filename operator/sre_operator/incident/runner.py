@@ -9,7 +9,13 @@ Guarantees (they hold because every write goes through `execute` in the step's o
 - an action is recorded `pending` with its intent (one step) before it is applied and `applied`
   after (the next): resumed anywhere, an action whose intent already shows is not applied again;
 - every write lands in the Incident's own namespace, one the operator acts in (`pipeline.advance`
-  fails an Incident anywhere else before any stage runs)."""
+  fails an Incident anywhere else before any stage runs).
+
+The operator's own figures (`Ports.telemetry`) are derived from what the runner does anyway, never
+by reading the cluster again: a persisted status patch that moves the phase is a transition (the
+first, Detected → Triaging, an Incident taken on, with its time to detect; Resolved, its time to
+mitigate), an action record that reaches applied, failed or undone is an action, a new undo-log
+entry an undo; the model's answer in the tick is an LLM call."""
 from __future__ import annotations
 
 import datetime as dt
@@ -21,12 +27,14 @@ from typing import Any, Protocol
 from ..detection.evidence import trace_sources
 from ..detection.signals import service_signals
 from ..domain import clock
+from ..domain.clock import parse
 from ..domain.metrics import Metrics
 from ..domain.models import Evidence, MitigationPlan, TraceFacts
 from ..domain.ports import Cluster, ClusterError, Obj, recent_logs
 from ..domain.snapshot import Snapshot
+from ..domain.telemetry import NO_TELEMETRY, Telemetry
 from ..domain.topology import NAME_LABEL
-from ..domain.vocabulary import TERMINAL, Phase
+from ..domain.vocabulary import TERMINAL, Outcome, Phase
 from ..planning.llm import LlmError
 from ..settings import Settings
 from . import pipeline
@@ -64,6 +72,7 @@ class Ports:
     llm: Planner | None = None
     traces: TraceSource | None = None
     clock: Callable[[], dt.datetime] = field(default=clock.now)
+    telemetry: Telemetry = NO_TELEMETRY
 
 
 @dataclass(frozen=True)
@@ -135,7 +144,8 @@ def execute(ports: Ports, incident: Obj, step: Step, now: dt.datetime) -> dict[s
         if isinstance(op, Status):
             patch, events = pipeline.settle(op, status, generation, now)
             ports.cluster.patch_status(KIND, ns, name, patch)
-            status = merged(status, patch)
+            before, status = status, merged(status, patch)
+            report(ports.telemetry, incident.get("spec") or {}, before, patch, status)
             for event in events:
                 emit(ports, event)
         elif isinstance(op, Write):
@@ -148,6 +158,55 @@ def execute(ports: Ports, incident: Obj, step: Step, now: dt.datetime) -> dict[s
         else:
             emit(ports, op)
     return status
+
+
+COUNTED = frozenset({Outcome.APPLIED, Outcome.FAILED, Outcome.UNDONE})
+
+
+def _seconds(start: str | None, end: str | None) -> float | None:
+    a, b = parse(start), parse(end)
+    return None if a is None or b is None else max(0.0, (b - a).total_seconds())
+
+
+def report(telemetry: Telemetry, spec: dict[str, Any], before: dict[str, Any], patch: dict[str, Any],
+           after: dict[str, Any]) -> None:
+    """What one persisted status patch tells about the operator's work (see the module's doc).
+    Times come from the Incident's own fields: the onset (`spec.detectedAt`), its creation
+    (`status.detectedAt`) and `status.resolvedAt`."""
+    try:
+        phase = patch.get("phase")
+        if phase and phase != before.get("phase"):
+            onset = spec.get("detectedAt") or after.get("detectedAt")
+            if phase == Phase.TRIAGING and "timeToDetect" in patch:
+                telemetry.incident_opened(str(spec.get("symptom") or ""), _seconds(onset, after.get("detectedAt")))
+            ttm = _seconds(onset, after.get("resolvedAt")) if phase == Phase.RESOLVED else None
+            telemetry.phase_changed(str(phase), ttm)
+        if isinstance(patch.get("actions"), list):
+            was = {(r.get("attempt"), r.get("index")): r.get("outcome") for r in before.get("actions") or []}
+            for rec in patch["actions"]:
+                outcome = rec.get("outcome")
+                if outcome in COUNTED and was.get((rec.get("attempt"), rec.get("index"))) != outcome:
+                    telemetry.action(str(rec.get("type") or ""), str(outcome))
+        if isinstance(patch.get("undoLog"), list):
+            for entry in patch["undoLog"][len(before.get("undoLog") or []):]:
+                telemetry.undo(str(entry.get("outcome") or ""))
+    except Exception as exc:  # noqa: BLE001 - a figure is a courtesy: it never stops the pipeline
+        log.warning("telemetry not recorded: %s", exc)
+
+
+def report_model(telemetry: Telemetry, answer: pipeline.ModelAnswer | None, step: Step) -> None:
+    """The model was asked this tick: its call(s) and tokens, and whether the step fell back to
+    the rules' plan (`diagnosis.fallbackReason` in the step's status)."""
+    if answer is None:
+        return
+    try:
+        usage = answer.usage
+        fallback = any(isinstance(op, Status) and (op.fields.get("diagnosis") or {}).get("fallbackReason")
+                       for op in step.ops)
+        telemetry.llm_call(str(usage.get("model") or ""), int(usage.get("calls", 1)),
+                           int(usage.get("promptTokens", 0)), int(usage.get("completionTokens", 0)), fallback)
+    except Exception as exc:  # noqa: BLE001 - as above
+        log.warning("telemetry not recorded: %s", exc)
 
 
 def emit(ports: Ports, event: Event) -> None:
@@ -164,6 +223,7 @@ def tick(ports: Ports, namespace: str, name: str, settings: Settings) -> Ticked 
         return None
     observed = observe(ports, incident, settings)
     step = pipeline.advance(observed)
+    report_model(ports.telemetry, observed.model, step)
     status = execute(ports, incident, step, observed.now)
     return Ticked(status.get("phase") or Phase.DETECTED, step.again)
 

@@ -1,0 +1,94 @@
+"""The `Telemetry` port on prometheus-client: the operator's own metrics, in a registry of their own
+(no process or platform collectors of the default one mixed in, and a test reads exactly these),
+served on `/metrics` by `serve(port)`. The names are fixed in docs/design.md ("The operator's
+metrics"). Label values come from the vocabulary (anything else is counted as `other`), so a
+hand-made Incident cannot grow the series without bound; the model's name comes from the settings."""
+from __future__ import annotations
+
+from enum import StrEnum
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from ..domain.vocabulary import ActionType, Outcome, Phase, SymptomKind
+
+PREFIX = "sre_operator"
+# Detection takes breach_cycles × the interval (10 s by default) plus the scrape's own lag.
+DETECT_BUCKETS = (1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0)
+# Mitigation: the settle window (30 s) at the least, a few attempts at the most.
+MITIGATE_BUCKETS = (10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
+# A cycle should end well within the interval (5 s): its upper buckets say "falling behind".
+CYCLE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0)
+
+
+def _known(value: str, enum: type[StrEnum]) -> str:
+    return value if value in enum.__members__.values() else "other"
+
+
+class PrometheusTelemetry:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.incidents_opened = Counter(f"{PREFIX}_incidents_opened", "Incidents the pipeline took on, by symptom",
+                                        ["symptom"], registry=r)
+        self.time_to_detect = Histogram(f"{PREFIX}_time_to_detect_seconds",
+                                        "From a symptom's onset to its Incident", buckets=DETECT_BUCKETS, registry=r)
+        self.time_to_mitigate = Histogram(f"{PREFIX}_time_to_mitigate_seconds",
+                                          "From a symptom's onset to its Incident validated Resolved",
+                                          buckets=MITIGATE_BUCKETS, registry=r)
+        self.transitions = Counter(f"{PREFIX}_phase_transitions", "Incidents moved into a phase", ["phase"],
+                                   registry=r)
+        self.actions = Counter(f"{PREFIX}_actions", "Mitigation actions by type and outcome (applied, failed, undone)",
+                               ["type", "outcome"], registry=r)
+        self.undos = Counter(f"{PREFIX}_undos", "Actions restored from their undo record, by outcome "
+                             "(undone, failed, skipped)", ["outcome"], registry=r)
+        self.llm_calls = Counter(f"{PREFIX}_llm_calls", "Calls to the model for a plan", ["model"], registry=r)
+        self.llm_tokens = Counter(f"{PREFIX}_llm_tokens", "Tokens the model's calls cost, by kind (prompt, completion)",
+                                  ["model", "kind"], registry=r)
+        self.llm_fallbacks = Counter(f"{PREFIX}_llm_fallbacks", "Plans asked of the model where the rules' plan was "
+                                     "used instead", ["model"], registry=r)
+        self.detector_cycle_seconds = Histogram(f"{PREFIX}_detector_cycle_seconds", "One detector cycle over every "
+                                                "watched namespace", buckets=CYCLE_BUCKETS, registry=r)
+        self.watched_namespaces = Gauge(f"{PREFIX}_watched_namespaces", "Namespaces the detector reads", registry=r)
+        self.leader = Gauge(f"{PREFIX}_leader", "1 while this process holds the leader Lease and acts, 0 on standby",
+                            registry=r)
+        for phase in Phase:  # every phase present from the start: an alert's increase() sees the first one
+            if phase != Phase.DETECTED:
+                self.transitions.labels(phase=phase.value)
+
+    def incident_opened(self, symptom: str, time_to_detect: float | None) -> None:
+        self.incidents_opened.labels(symptom=_known(symptom, SymptomKind)).inc()
+        if time_to_detect is not None:
+            self.time_to_detect.observe(max(0.0, time_to_detect))
+
+    def phase_changed(self, phase: str, time_to_mitigate: float | None = None) -> None:
+        self.transitions.labels(phase=_known(phase, Phase)).inc()
+        if time_to_mitigate is not None:
+            self.time_to_mitigate.observe(max(0.0, time_to_mitigate))
+
+    def action(self, action_type: str, outcome: str) -> None:
+        self.actions.labels(type=_known(action_type, ActionType), outcome=_known(outcome, Outcome)).inc()
+
+    def undo(self, outcome: str) -> None:
+        self.undos.labels(outcome=_known(outcome, Outcome)).inc()
+
+    def llm_call(self, model: str, calls: int, prompt_tokens: int, completion_tokens: int, fallback: bool) -> None:
+        model = model[:100] or "unknown"
+        self.llm_calls.labels(model=model).inc(max(0, calls))
+        self.llm_tokens.labels(model=model, kind="prompt").inc(max(0, prompt_tokens))
+        self.llm_tokens.labels(model=model, kind="completion").inc(max(0, completion_tokens))
+        if fallback:
+            self.llm_fallbacks.labels(model=model).inc()
+
+    def detector_cycle(self, seconds: float, namespaces: int) -> None:
+        self.detector_cycle_seconds.observe(max(0.0, seconds))
+        self.watched_namespaces.set(namespaces)
+
+    def leading(self, leader: bool) -> None:
+        self.leader.set(1 if leader else 0)
+
+    def serve(self, port: int, addr: str = "0.0.0.0") -> WSGIServer:  # noqa: S104 - scraped at the pod's IP
+        """`/metrics` (any path, as prometheus-client serves it) on `port` (0: any free one), in a
+        daemon thread; returns the server (its `server_port`, `shutdown()`)."""
+        server, _ = start_http_server(port, addr=addr, registry=self.registry)
+        return server
