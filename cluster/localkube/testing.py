@@ -68,12 +68,13 @@ def helm_install(cluster: Cluster, release: str, chart: str, namespace: str, *va
 
 
 @contextlib.contextmanager
-def shop_namespace(cluster: Cluster, observability: bool = False) -> Iterator[str]:
-    """A fresh namespace with the shop chart installed (and Prometheus when asked), removed after."""
+def shop_namespace(cluster: Cluster, observability: bool = False, shop_values: tuple[str, ...] = ()) -> Iterator[str]:
+    """A fresh namespace with the shop chart installed (with `shop_values`, and Prometheus when
+    asked), removed after."""
     ns = f"shop-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", ns)
     try:
-        helm_install(cluster, "shop", "shop", ns)
+        helm_install(cluster, "shop", "shop", ns, *shop_values)
         if observability:
             helm_install(cluster, "observability", "observability", ns, "cadvisor.enabled=false",
                          "jaeger.enabled=false")

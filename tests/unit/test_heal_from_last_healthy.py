@@ -100,3 +100,16 @@ def test_a_pod_that_cannot_start_is_a_breach_at_once_even_during_a_rollout() -> 
     assert b.symptom == "not-ready" and "ImagePullBackOff" in b.signal
     p = rules.plan(ev_for(cluster, "order", "not-ready"))
     assert [(a.type, a.revision) for a in p.actions] == [("rollback", 1)]
+
+
+def test_a_restart_is_no_suspect_change_but_a_new_template_without_a_healthy_record_is() -> None:
+    from tests.fakes.cluster import MemoryCluster, shop
+    cluster = shop(MemoryCluster())  # no known-good record at all
+    edit(cluster, "payment", [{"op": "add", "path": "/spec/template/metadata/annotations",
+                               "value": {"kubectl.kubernetes.io/restartedAt": "2026-01-01T12:00:00Z"}}])
+    [w] = [x for x in ev_for(cluster, "payment", "crash-loop").workloads if x.service == "payment"]
+    assert (w.revision, w.previous_revision, w.rollout_changed, w.healthy_copy) == (2, 1, False, False)
+    assert [a.type for a in rules.plan(ev_for(cluster, "payment", "crash-loop")).actions] == ["rollout-restart"]
+    edit(cluster, "payment", [{"op": "add", "path": f"{CTR0}/args", "value": ["--bad"]}])
+    p = rules.plan(ev_for(cluster, "payment", "crash-loop"))
+    assert [(a.type, a.revision) for a in p.actions] == [("rollback", 2)]

@@ -76,7 +76,7 @@ def test_a_saturated_pool_is_a_symptom_only_with_queries_waiting() -> None:
 
 def wl(**kw: object) -> WorkloadFacts:
     base = {"service": "product", "deployment": "product", "desired": 1, "ready": 1, "revision": 2,
-            "previousRevision": 1, "rolledOutSecondsAgo": 7200}
+            "previousRevision": 1, "rolledOutSecondsAgo": 7200, "rolloutChanged": True}
     return WorkloadFacts.model_validate({**base, **kw})
 
 

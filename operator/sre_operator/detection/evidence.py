@@ -56,6 +56,9 @@ def workload_facts(snap: Snapshot, service: str, w: dict[str, Any]) -> WorkloadF
     rss = snap.replica_sets_of(name)
     prev = max((revision_of(r) for r in rss if revision_of(r) < rev), default=None)
     current = next((r for r in rss if revision_of(r) == rev), None)
+    previous = next((r for r in rss if revision_of(r) == prev), None)
+    changed = bool(current and previous and template_changes(name, current["spec"]["template"],
+                                                               previous["spec"]["template"]))
     rolled = age_seconds(current["metadata"].get("creationTimestamp"), snap.taken_at) if current else None
     vols = d["spec"]["template"]["spec"].get("volumes") or []
     return WorkloadFacts(service=service, deployment=name, desired=w["desired"], ready=w["ready"],
@@ -64,7 +67,8 @@ def workload_facts(snap: Snapshot, service: str, w: dict[str, Any]) -> WorkloadF
                          config_maps=[v["configMap"]["name"] for v in vols if v.get("configMap")],
                          known_good_replicas=snap.known_good_replicas(name),
                          healthy_revision=healthy_revision(snap, d),
-                         healthy_copy=snap.known_good_object("Deployment", name) is not None)
+                         healthy_copy=snap.known_good_object("Deployment", name) is not None,
+                         rollout_changed=changed)
 
 
 def healthy_revision(snap: Snapshot, deployment: Obj) -> int | None:

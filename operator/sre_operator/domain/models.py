@@ -45,7 +45,9 @@ class WorkloadFacts(Model):
     # The revision whose pod template is the one last seen healthy, when the current one is not
     # (None: the current template is the healthy one, or no healthy copy or revision has it).
     healthy_revision: int | None = Field(None, alias="healthyRevision")
-    healthy_copy: bool = Field(False, alias="healthyCopy")  # a copy of its Deployment seen healthy is on record
+    healthy_copy: bool = Field(False, alias="healthyCopy")
+    # The last rollout changed what runs (not a restart: the previous revision's template differs).
+    rollout_changed: bool = Field(False, alias="rolloutChanged")  # a copy of its Deployment seen healthy is on record
 
 
 class ConfigFacts(Model):

@@ -110,7 +110,8 @@ def plan(ev: Evidence, tried: set[str] | None = None) -> MitigationPlan:
                             reason="the replica count last seen healthy" if w.known_good_replicas
                             else "no healthy count on record: one replica")]))
     if w is not None:
-        recent = _recent(w.rolled_out_seconds_ago) and w.previous_revision is not None
+        # A recent rollout that changed what runs (a restart changes nothing: it is no suspect).
+        recent = _recent(w.rolled_out_seconds_ago) and w.previous_revision is not None and w.rollout_changed
         # What the workload's own state shows, and what the symptoms claim when the signals bear them out.
         claimed = kinds if ev.corroborated else set()
         broken = w.crash_looping or w.ready < max(1, w.desired) or claimed & {"unavailable", "crash-loop", "not-ready"}
