@@ -153,7 +153,7 @@ def payment_crashed(cluster: Cluster, shop: str, kube: Kube) -> Iterator[None]:
 
 def forget(cluster: Cluster, shop: str, *names: str) -> None:
     """Incidents a test leaves open (validation holding without metrics) are deleted: none stays acting."""
-    for name in names:
+    for name in filter(None, names):
         cluster.kubectl("delete", "incident", name, "-n", shop, "--wait=false", check=False)
 
 
@@ -214,6 +214,18 @@ def test_dry_run_touches_nothing_and_approve_waits_for_the_annotation(cluster: C
     assert generation(cluster, shop, "payment") == before
 
     name = new_incident(cluster, shop, mode="approve", maxAttempts=1)
+    other = ""
+    try:
+        other = approve_then_hold(cluster, shop, kube, name, before)
+    finally:
+        forget(cluster, shop, name, other)
+
+
+def approve_then_hold(cluster: Cluster, shop: str, kube: Kube, name: str, before: int) -> str:
+    """The approve half: nothing until the attempt is approved, then it acts and holds (no metrics);
+    another Incident on the same workload waits meanwhile. Returns the other Incident's name."""
+    from localkube.testing import wait_for
+
     runner = Runner(kube, shop, name)
     st = runner.run({"AwaitingApproval"})
     for _ in range(3):  # asked again and again: still waiting, nothing done
@@ -230,10 +242,12 @@ def test_dry_run_touches_nothing_and_approve_waits_for_the_annotation(cluster: C
     st = Runner(kube, shop, other).run({"Mitigating"})
     st = Runner(kube, shop, other).run({"Mitigating"}, steps=1)
     assert st["message"] == f"waiting: incident {name} is acting on Deployment/payment" and not st.get("actions")
-    # Without a metrics source the restart is neither judged nor undone: validation holds.
-    st = runner.run({"Validating"}, steps=40)
-    assert st["message"].startswith("waiting for the metrics source") and not st.get("undoLog")
-    forget(cluster, shop, name, other)
+    # Without a metrics source the restart is neither judged nor undone: validation holds (once the
+    # rollout is over, or its timeout).
+    wait_for(lambda: runner.run({"Validating"}, steps=1)["message"].startswith("waiting for the metrics source"),
+             150, "validation to hold for the metrics source")
+    assert not runner.incident()["status"].get("undoLog")
+    return other
 
 
 @pytest.mark.usefixtures("payment_crashed")
@@ -248,13 +262,21 @@ def test_an_operator_killed_after_an_action_took_effect_does_not_repeat_it(clust
             raise Killed()  # the process dies before it records the action as applied
 
     name = new_incident(cluster, shop, maxAttempts=1)
+    try:
+        killed_then_resumed(cluster, shop, kube, name, Killed, DiesAfterPatching)
+    finally:
+        forget(cluster, shop, name)
+
+
+def killed_then_resumed(cluster: Cluster, shop: str, kube: Kube, name: str, killed: type[BaseException],
+                        dying: type[Kube]) -> None:
     runner = Runner(kube, shop, name)
     runner.run({"Mitigating"})
     before = generation(cluster, shop, "payment")
     inc = runner.incident()
     assert inc["status"]["phase"] == "Mitigating" and not inc["status"].get("actions")
-    with pytest.raises(Killed):  # records the action pending, then dies right after applying it
-        pipeline_runner.run_incident(runner.ports_for(DiesAfterPatching(kube.api)), shop, name, runner.settings,
+    with pytest.raises(killed):  # records the action pending, then dies right after applying it
+        pipeline_runner.run_incident(runner.ports_for(dying(kube.api)), shop, name, runner.settings,
                                      Until(runner, set(), 10))
     assert generation(cluster, shop, "payment") == before + 1  # the restart took effect…
     [rec] = runner.incident()["status"]["actions"]
