@@ -9,12 +9,11 @@ Each module says in its docstring what its action does and how it is undone.
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import Any
 
 from ..domain.models import Action
 from ..domain.ports import Obj
+from ..domain.registry import discover
 from ..domain.snapshot import Snapshot
 from ..domain.vocabulary import ActionType
 from .base import RESTARTED_AT, REVISION, ActionRefused, ActionSpec, Prepared, Ref, revision_of, shows
@@ -39,24 +38,7 @@ __all__ = [
 HELPERS = frozenset({"base", "configcheck"})  # modules of this package that are not action types
 
 
-def discover() -> dict[ActionType, ActionSpec]:
-    """Every action module's SPEC, in the vocabulary's order. A module without a SPEC, or two
-    modules for one type, is an error (TypeError) at import: an action is never half registered."""
-    found: dict[ActionType, ActionSpec] = {}
-    for info in pkgutil.iter_modules(__path__):
-        if info.name in HELPERS or info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        spec = getattr(module, "SPEC", None)
-        if not isinstance(spec, ActionSpec):
-            raise TypeError(f"{module.__name__} defines no SPEC (an ActionSpec)")
-        if spec.type in found:
-            raise TypeError(f"two modules define the action {spec.type.value!r}")
-        found[spec.type] = spec
-    return {t: found[t] for t in ActionType if t in found}
-
-
-ACTIONS: dict[ActionType, ActionSpec] = discover()
+ACTIONS: dict[ActionType, ActionSpec] = discover(__name__, __path__, ActionSpec, ActionType, HELPERS)
 
 
 def spec_of(action_type: str) -> ActionSpec:

@@ -9,12 +9,11 @@ injecting writes `desired` and reverting writes `snapshot` through the same `pat
 Reverting twice is harmless: the second time writes what is already there."""
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Sequence
 
 from ..domain import clock
 from ..domain.ports import Obj
+from ..domain.registry import discover
 from ..domain.vocabulary import FaultType
 from .bad_env import BAD_ENV_DEFAULTS
 from .bad_gateway_config import broken_gateway_config
@@ -33,22 +32,9 @@ __all__ = ["BAD_ENV_DEFAULTS", "DEAD_PORT", "DEFAULT_LEAK_KB", "DEFAULT_OVERLOAD
            "without_route"]
 
 
-def _discover() -> dict[FaultType, FaultSpec]:
-    found: dict[FaultType, FaultSpec] = {}
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-        if info.name in SUPPORT_MODULES or info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        spec = getattr(module, "SPEC", None)
-        if not isinstance(spec, FaultSpec):
-            raise TypeError(f"{module.__name__} is neither a support module nor a fault type (no SPEC)")
-        if spec.type in found:
-            raise ImportError(f"{module.__name__}: fault type {spec.type} is defined twice")
-        found[spec.type] = spec
-    return {t: found[t] for t in FaultType if t in found}  # in the vocabulary's order
 
 
-FAULTS: dict[FaultType, FaultSpec] = _discover()
+FAULTS: dict[FaultType, FaultSpec] = discover(__name__, __path__, FaultSpec, FaultType, SUPPORT_MODULES)
 
 
 def spec_of(ftype: str) -> FaultSpec:
