@@ -9,7 +9,8 @@ from sre_operator.planning import rules as planner
 
 
 def wl(**kw: object) -> WorkloadFacts:
-    base = {"service": "payment", "deployment": "payment", "desired": 1, "ready": 1, "revision": 3, "rolloutChanged": True}
+    base = {"service": "payment", "deployment": "payment", "desired": 1, "ready": 1, "revision": 3,
+            "rolloutChanged": True}
     return WorkloadFacts.model_validate({**base, **kw})
 
 
