@@ -64,26 +64,25 @@ class Snapshot:
         raw = self.known_good.get(f"{REPLICAS_PREFIX}{deployment}", "")
         return int(raw) if raw.isdigit() else None
 
-    def known_good_service(self, name: str) -> dict[str, Any] | None:
-        raw = self.known_good.get(f"{SERVICE_PREFIX}{name}")
+    def _record(self, key: str) -> dict[str, Any] | None:
+        """A JSON object kept in the known-good record (None: none, or not a readable object)."""
+        raw = self.known_good.get(key)
         if not raw:
             return None
         try:
             value = json.loads(raw)
         except ValueError:
             return None
-        return value if isinstance(value, dict) and "selector" in value and "ports" in value else None
+        return value if isinstance(value, dict) else None
+
+    def known_good_service(self, name: str) -> dict[str, Any] | None:
+        value = self._record(f"{SERVICE_PREFIX}{name}")
+        return value if value is not None and "selector" in value and "ports" in value else None
 
     def known_good_object(self, kind: str, name: str) -> Obj | None:
         """The last healthy copy of a whole object (None: none on record, or unreadable)."""
-        raw = self.known_good.get(f"{OBJECT_PREFIX}{kind}.{name}")
-        if not raw:
-            return None
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            return None
-        if not isinstance(value, dict) or (value.get("metadata") or {}).get("name") != name:
+        value = self._record(f"{OBJECT_PREFIX}{kind}.{name}")
+        if value is None or (value.get("metadata") or {}).get("name") != name:
             return None
         return value
 
