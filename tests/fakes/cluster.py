@@ -115,6 +115,7 @@ class MemoryCluster:
         self.pod_logs: dict[tuple[str, str], str] = {}
         self._failures: list[int] = []
         self.broken: set[str] = set()  # Deployments whose new pods never become Ready
+        self.refused: dict[str, ClusterError] = {}  # kind → the error every patch of it gets
         self.hooks: dict[str, dict[str, Any]] = {}  # pod uid -> its process's fault state
         self.proxied: list[tuple[str, str, int, str, str, object]] = []  # (ns, pod, port, method, path, body)
         self.hookless: set[str] = set()  # pods whose process has no /fault endpoints
@@ -173,8 +174,14 @@ class MemoryCluster:
         self.writes.append(("create", kind, meta["name"], copy.deepcopy(body)))
         return copy.deepcopy(obj)
 
+    def refuse_patches(self, kind: str, status: int, reason: str) -> None:
+        """From now on every patch of `kind` is refused as the API server refuses an invalid one."""
+        self.refused[kind] = ClusterError(status, reason)
+
     def patch(self, kind: str, namespace: str, name: str, patch_type: PatchType, body: object) -> None:
         self._maybe_fail()
+        if kind in self.refused:
+            raise self.refused[kind]
         key = (kind, namespace, name)
         if key not in self.objects:
             raise ClusterError(404, f"{kind} {namespace}/{name} not found")

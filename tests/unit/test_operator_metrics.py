@@ -16,7 +16,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from sre_operator import main
 from sre_operator.adapters.telemetry import PrometheusTelemetry
 from sre_operator.domain.clock import parse
-from sre_operator.domain.ports import ClusterError, PatchType
 from sre_operator.domain.telemetry import NO_TELEMETRY, NoTelemetry, Telemetry
 from sre_operator.incident import runner
 from sre_operator.settings import Settings
@@ -107,13 +106,7 @@ def test_a_refused_action_counts_failed_and_a_refused_undo_counts_failed(cluster
     incident(cluster, maxAttempts=1)
     t = PrometheusTelemetry()
     p, s = ports(cluster, Figures(product=dict(HEALTHY)), telemetry=t), settings()
-    original = cluster.patch
-
-    def refuse(kind: str, namespace: str, name: str, patch_type: PatchType, body: object) -> None:
-        if kind == "Deployment":
-            raise ClusterError(422, "spec.replicas: Invalid value")
-        original(kind, namespace, name, patch_type, body)
-    cluster.patch = refuse  # type: ignore[method-assign]
+    cluster.refuse_patches("Deployment", 422, "spec.replicas: Invalid value")
     assert run(cluster, p, s)["phase"] == "Escalated"
     m = exposed(t)
     assert m['sre_operator_actions_total{outcome="failed",type="scale"}'] == 1

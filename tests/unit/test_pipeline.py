@@ -423,13 +423,7 @@ def test_an_action_the_api_server_refuses_fails_the_attempt_which_is_undone(clus
     cluster.fail_next(1, 0)  # the Incident's read
     with pytest.raises(ClusterError):
         runner.tick(p, NS, "inc", s)
-    original = cluster.patch
-
-    def refuse(kind: str, namespace: str, name: str, patch_type: PatchType, body: object) -> None:
-        if kind == "Deployment":
-            raise ClusterError(422, "spec.replicas: Invalid value")
-        original(kind, namespace, name, patch_type, body)
-    cluster.patch = refuse  # type: ignore[method-assign]
+    cluster.refuse_patches("Deployment", 422, "spec.replicas: Invalid value")
     st = run(cluster, p, s, until={"Undoing", "Escalated"})
     assert [(a["outcome"], a["message"]) for a in st["actions"]] == [("failed", "422 spec.replicas: Invalid value")]
     assert "action scale failed" in st["timeline"][-1]["message"] or st["phase"] == "Escalated"
