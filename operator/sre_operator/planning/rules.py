@@ -39,6 +39,13 @@ def _deployment(name: str) -> Target:
     return Target(kind=TargetKind.DEPLOYMENT, name=name)
 
 
+def _restart(deployment: str, cause: str, confidence: float, effect: str, reason: str) -> MitigationPlan:
+    """A rollout restart of one Deployment: fresh pods from the same template."""
+    return MitigationPlan(root_cause=cause, confidence=confidence, expected_effect=effect,
+                          actions=[Action(type=ActionType.ROLLOUT_RESTART, target=_deployment(deployment),
+                                          reason=reason)])
+
+
 def _workload(ev: Evidence, service: str) -> WorkloadFacts | None:
     return next((w for w in ev.workloads if w.service == service), None)
 
@@ -142,20 +149,16 @@ def plan(ev: Evidence, tried: set[str] | None = None) -> MitigationPlan:
                                 reason=f"the trouble started with revision {w.revision}")]))
         # 3. OOM kills with no recent rollout.
         if w.oom_killed and not recent:
-            candidates.append(MitigationPlan(
-                root_cause=f"{w.deployment} is killed for exceeding its memory limit (a leak or a limit too low)",
-                confidence=0.5, expected_effect="fresh processes with empty heaps; the limit may need raising",
-                actions=[Action(type=ActionType.ROLLOUT_RESTART, target=_deployment(w.deployment),
-                                reason="OOM kills")]))
+            candidates.append(_restart(
+                w.deployment, f"{w.deployment} is killed for exceeding its memory limit (a leak or a limit too low)",
+                0.5, "fresh processes with empty heaps; the limit may need raising", "OOM kills"))
         # 5. Nothing changed since healthy, and it fails or crashes: a process gone bad at runtime.
         if unchanged and ev.corroborated and (
                 broken or "error-rate" in kinds or ("latency" in kinds and "saturation" not in kinds)):
-            candidates.append(MitigationPlan(
-                root_cause=f"{w.deployment} {'crashes or is not ready' if broken else 'fails or is slow'} "
-                           "and nothing on its path changed since it was last seen healthy: its process went bad",
-                confidence=0.6, expected_effect="fresh processes", actions=[
-                    Action(type=ActionType.ROLLOUT_RESTART, target=_deployment(w.deployment),
-                           reason="restart a process gone bad at runtime")]))
+            candidates.append(_restart(
+                w.deployment, f"{w.deployment} {'crashes or is not ready' if broken else 'fails or is slow'} and "
+                              "nothing on its path changed since it was last seen healthy: its process went bad",
+                0.6, "fresh processes", "restart a process gone bad at runtime"))
         # 4. Saturation: slow but not failing, nothing changed.
         if ("latency" in kinds or "saturation" in kinds) and not broken and not recent and ev.corroborated:
             replicas = min(max(w.desired * 2, w.desired + 1), MAX_SCALE_OUT)
@@ -169,12 +172,9 @@ def plan(ev: Evidence, tried: set[str] | None = None) -> MitigationPlan:
                                 replicas=replicas, reason="more capacity")]))
         # 5. Broken without a recent change.
         if broken and not recent:
-            candidates.append(MitigationPlan(
-                root_cause=f"{w.deployment} is {'crash-looping' if w.crash_looping else 'not ready'} "
-                           "with no recent change",
-                confidence=0.4, expected_effect="fresh pods", actions=[
-                    Action(type=ActionType.ROLLOUT_RESTART, target=_deployment(w.deployment),
-                           reason="restart a stuck workload")]))
+            candidates.append(_restart(
+                w.deployment, f"{w.deployment} is {'crash-looping' if w.crash_looping else 'not ready'} "
+                              "with no recent change", 0.4, "fresh pods", "restart a stuck workload"))
     for c in candidates:
         if not {_key(a) for a in c.actions} <= tried:
             return c
