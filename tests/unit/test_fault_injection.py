@@ -207,6 +207,20 @@ class Crashing:
         return self.cluster.pod_proxy(namespace, pod, port, method, path, body)
 
 
+def reverted_after_a_kill_at_each_call(c: MemoryCluster, at: int) -> list[MemoryCluster]:
+    """For each API call of a revert: a copy of `c` whose operator was killed at that call and whose
+    retry then reverted (phase Reverted); the copies, for the caller to check what is left."""
+    out = []
+    for again in range(1, calls_of(lambda k: reconcile.on_delete(k, read(k.cluster), now=k.cluster.clock), c) + 1):
+        d = copy.deepcopy(c)
+        with pytest.raises(Killed):
+            reconcile.on_delete(Crashing(d, again), read(d), now=d.clock)
+        fs = write(d, reconcile.on_delete(d, read(d), now=d.clock))
+        assert fs["status"]["phase"] == "Reverted", (at, again)
+        out.append(d)
+    return out
+
+
 def calls_of(run: Callable[[Crashing], Obj], c: MemoryCluster) -> int:
     probe = Crashing(copy.deepcopy(c), at=0)
     run(probe)
@@ -230,14 +244,8 @@ def test_an_operator_killed_at_any_call_injects_and_reverts_from_the_true_snapsh
             reconcile.on_create(Crashing(c, at), read(c), now=c.clock)
         fs = write(c, reconcile.on_create(c, read(c), now=c.clock))
         assert fs["status"]["phase"] == "Injected" and injected(c), (at, fs["status"])
-        m = calls_of(lambda k: reconcile.on_delete(k, read(k.cluster), now=k.cluster.clock), c)
-        for again in range(1, m + 1):
-            d = copy.deepcopy(c)
-            with pytest.raises(Killed):
-                reconcile.on_delete(Crashing(d, again), read(d), now=d.clock)
-            fs = write(d, reconcile.on_delete(d, read(d), now=d.clock))
-            assert fs["status"]["phase"] == "Reverted", (at, again)
-            assert state(d) == before, (at, again)
+        for d in reverted_after_a_kill_at_each_call(c, at):
+            assert state(d) == before, at
 
 
 def test_a_retry_plans_again_from_the_snapshot_not_from_the_faulty_object() -> None:

@@ -21,6 +21,7 @@ from tests.unit.test_fault_injection import (
     cluster,
     create,
     read,
+    reverted_after_a_kill_at_each_call,
     state,
     truth,
     write,
@@ -174,14 +175,8 @@ def test_an_operator_killed_at_any_call_flips_exactly_the_recorded_pods() -> Non
         assert fs["status"]["phase"] == "Injected", (at, fs["status"])
         assert all(flipped(c, p, {"crashed": True}) for p in recorded), at
         assert all(clean(c, p) for p in pods(c, "payment") if p not in recorded), at
-        m = calls_of(lambda k: reconcile.on_delete(k, read(k.cluster), now=k.cluster.clock), c)
-        for again in range(1, m + 1):
-            d = copy.deepcopy(c)
-            with pytest.raises(Killed):
-                reconcile.on_delete(Crashing(d, again), read(d), now=d.clock)
-            fs = write(d, reconcile.on_delete(d, read(d), now=d.clock))
-            assert fs["status"]["phase"] == "Reverted", (at, again)
-            assert all(clean(d, p) for p in pods(d, "payment")), (at, again)
+        for d in reverted_after_a_kill_at_each_call(c, at):
+            assert all(clean(d, p) for p in pods(d, "payment")), at
 
 
 def test_killed_between_two_flips_then_deleted_clears_both() -> None:
