@@ -87,9 +87,13 @@ def test_a_person_watches_the_agents_find_and_fix_a_fault(cluster: Cluster, shop
             assert name and name.startswith("product-unavailable-")
             page.wait_for_selector(f'tr[data-incident="{name}"][data-phase="Resolved"]', timeout=180_000)
             page.wait_for_selector('g.node[data-service="product"][data-status="ok"]', timeout=90_000)
-            # The agents' log shows the pipeline's Events as they happened.
-            log_text = page.text_content("#log") or ""
-            assert f"Incident/{name}" in log_text and "Resolved" in log_text
+            # The agents' log shows the pipeline's Events as they happened (Events come on
+            # their own watch, so the Resolved line may follow the row by a moment).
+            page.wait_for_function(
+                "name => { const t = document.querySelector('#log').textContent;"
+                " return t.includes('Incident/' + name) && t.includes('Resolved'); }",
+                arg=name, timeout=30_000,
+            )
             # The charts carry the marks of the incident.
             page.wait_for_selector("#chart-errors line.mark.detected", state="attached", timeout=10_000)
             page.wait_for_selector("#chart-errors line.mark.fault", state="attached", timeout=10_000)
