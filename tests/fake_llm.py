@@ -34,10 +34,30 @@ def plan_reply(actions: list[dict], root_cause: str = "the evidence points here"
                              "expected_effect": "the service recovers", "actions": full}))
 
 
+def user_message(request: dict) -> str:
+    return next(m["content"] for m in request["messages"] if m["role"] == "user")
+
+
 def evidence_of(request: dict) -> dict:
     """The evidence document the operator sent (inside <evidence> tags of the user message)."""
-    user = next(m["content"] for m in request["messages"] if m["role"] == "user")
-    return json.loads(re.search(r"<evidence>\n(.*)\n</evidence>", user, re.DOTALL).group(1))
+    return json.loads(re.search(r"<evidence>\n(.*)\n</evidence>", user_message(request), re.DOTALL).group(1))
+
+
+def tried_of(request: dict) -> str:
+    """What the planning task lists as tried and undone ("nothing" when nothing was)."""
+    return re.search(r"Tried and undone: (.*)\.\n", user_message(request)).group(1)
+
+
+def task_of(request: dict) -> str:
+    """The task the request asks for: "diagnose" or "plan"."""
+    return re.search(r'Task: "(\w+)"', user_message(request)).group(1)
+
+
+def diagnosis_reply(kind: str, name: str, summary: str = "the gateway config is broken",
+                    evidence: list[str] | None = None) -> Reply:
+    return Reply(json.dumps({"summary": summary, "root_cause": "a bad change", "confidence": 0.7,
+                             "suspect": {"kind": kind, "name": name},
+                             "evidence": evidence if evidence is not None else ["a fact"]}))
 
 
 class FakeLlm:

@@ -58,9 +58,16 @@ def timeline(inc: Obj) -> str:
     out += [f"  {t.get('at', '')}  {t.get('phase', ''):<17} {t.get('message', '')}" for t in st.get("timeline") or []]
     diagnosis = st.get("diagnosis") or {}
     if diagnosis:
-        out += ["", "Diagnosis",
-                (f"  {diagnosis.get('rootCause', '')} (confidence {diagnosis.get('confidence', 0)}, "
-                f"planner {diagnosis.get('planner', 'rules')})")]
+        out += ["", f"Diagnosis (by {diagnosis.get('diagnosedBy', 'rules')}; untrusted text, shown only)"]
+        if diagnosis.get("summary"):
+            out.append(f"  {diagnosis['summary']}")
+        out.append(f"  root cause: {diagnosis.get('rootCause', '')} (confidence {diagnosis.get('confidence', 0)})")
+        suspect = diagnosis.get("suspect") or {}
+        if suspect:
+            out.append(f"  suspect: {str(suspect.get('kind', '')).lower()}/{suspect.get('name', '')}")
+        out += [f"  - {fact}" for fact in diagnosis.get("evidence") or []]
+        if diagnosis.get("planner"):
+            out.append(f"  planned by {diagnosis['planner']}")
         if diagnosis.get("fallbackReason"):
             out.append(f"  the model's plan was not used: {diagnosis['fallbackReason']}")
     if st.get("triageSummary"):
@@ -82,8 +89,11 @@ def timeline(inc: Obj) -> str:
             out.append(f"  attempt {v.get('attempt')}: {verdict} {v.get('message', '')}".rstrip())
     usage = st.get("llm") or {}
     if usage:
-        out += ["", (f"Model: {usage.get('model')}, {usage.get('calls', 0)} call(s), "
-                    f"{usage.get('promptTokens', 0)} prompt + {usage.get('completionTokens', 0)} completion tokens")]
+        seconds = ", ".join(f"{x}s" for x in usage.get("callSeconds") or [])
+        out += ["", (f"Model: {usage.get('model') or '?'}, {usage.get('calls', 0)} call(s), "
+                    f"{usage.get('promptTokens', 0)} prompt + {usage.get('completionTokens', 0)} completion tokens"
+                    + (f", took {seconds}" if seconds else ""))]
+        out += [f"  rules used at {r.get('stage')}: {r.get('reason')}" for r in usage.get("reasons") or []]
     return "\n".join(out)
 
 

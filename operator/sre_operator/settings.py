@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     max_concurrent_incidents: int = Field(3, ge=1, le=100)
     max_actions_per_workload_per_hour: int = Field(6, ge=1, le=1000)
 
-    # The LLM planner (any OpenAI-compatible server). No key: the rule-based planner plans alone.
+    # The model (any OpenAI-compatible server). Neither a key nor a base URL: the rules plan alone.
     # The key may also come from OPENAI_API_KEY; in the chart it comes from a Secret.
     llm_api_key: str = ""
     llm_base_url: str = ""  # empty: the openai client's default (api.openai.com)
@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     llm_max_retries: int = Field(1, ge=0, le=5)
     llm_prompt_usd_per_million: float = Field(0.0, ge=0)
     llm_completion_usd_per_million: float = Field(0.0, ge=0)
+    # When the model is asked (PlannerPolicy): hybrid (a matching rule acts at once; the model when
+    # none matches or a rule's plan was undone), llm (every plan) or rules (never).
+    planner: str = Field("hybrid", pattern="^(hybrid|llm|rules)$")
+    # Whether triage asks the model for its diagnosis too (hybrid and llm; the rules' otherwise).
+    llm_triage: bool = True
+    # Tokens (prompt + completion) one Incident may spend on the model; past them, the rules alone.
+    llm_token_budget: int = Field(20000, ge=0)
 
     # The operator's own metrics on /metrics (adapters/telemetry.py), served by every replica; 0: off.
     metrics_port: int = Field(9464, ge=0, le=65535)
@@ -66,10 +73,12 @@ class Settings(BaseSettings):
                     max_actions_per_hour=self.max_actions_per_workload_per_hour)
 
     def llm_config(self) -> LlmConfig | None:
+        """How to reach the model: a key (a cloud API), or a base URL alone (a server of our own, such
+        as the cluster's llama.cpp, which needs none); neither: no model, the rules alone."""
         key = self.llm_api_key or os.environ.get("OPENAI_API_KEY", "")
-        if not key:
+        if not key and not self.llm_base_url:
             return None
-        return LlmConfig(base_url=self.llm_base_url or None, api_key=key, model=self.llm_model,
+        return LlmConfig(base_url=self.llm_base_url or None, api_key=key or "no-key", model=self.llm_model,
                          timeout_seconds=self.llm_timeout_seconds, max_retries=self.llm_max_retries,
                          prompt_usd_per_million=self.llm_prompt_usd_per_million,
                          completion_usd_per_million=self.llm_completion_usd_per_million)

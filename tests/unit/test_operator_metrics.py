@@ -129,8 +129,9 @@ def test_model_calls_count_tokens_and_fallbacks_by_model(cluster: MemoryCluster)
     t = PrometheusTelemetry()
     scale_to_zero(cluster)
     incident(cluster, "bad", mode="dry-run")
-    st = run(cluster, ports(cluster, Figures(), llm=Model(None, "the model did not answer"), telemetry=t),
-             settings(), name="bad")
+    s = settings(planner="llm", llm_triage=False)
+    st = run(cluster, ports(cluster, Figures(), llm=Model(None, "the model did not answer"), telemetry=t), s,
+             name="bad")
     assert st["phase"] == "DryRun" and st["diagnosis"]["planner"] == "rules"
     m = exposed(t)
     assert m['sre_operator_llm_calls_total{model="m"}'] == 1
@@ -141,7 +142,7 @@ def test_model_calls_count_tokens_and_fallbacks_by_model(cluster: MemoryCluster)
     assert not any(k.startswith("sre_operator_actions_total") for k in m)  # a dry run acts on nothing
 
     incident(cluster, "good", mode="dry-run")
-    st = run(cluster, ports(cluster, Figures(), llm=Model(scale("product", 3)), telemetry=t), settings(), name="good")
+    st = run(cluster, ports(cluster, Figures(), llm=Model(scale("product", 3)), telemetry=t), s, name="good")
     assert st["diagnosis"]["planner"] == "llm"
     m = exposed(t)
     assert m['sre_operator_llm_calls_total{model="m"}'] == 2

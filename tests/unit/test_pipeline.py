@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from sre_operator.domain.metrics import MetricsReading
-from sre_operator.domain.models import Action, Evidence, MitigationPlan, Target
+from sre_operator.domain.models import Action, Diagnosis, Evidence, MitigationPlan, Target
 from sre_operator.domain.ports import ClusterError, Obj, PatchType
 from sre_operator.domain.snapshot import KNOWN_GOOD
 from sre_operator.incident import pipeline, runner
@@ -496,10 +496,12 @@ def test_undo_that_the_api_server_refuses_is_logged_and_the_incident_escalated(c
 # -- the planner ---------------------------------------------------------------------------------------
 
 class Model:
-    """The LLM planner's port: a fixed answer, or an error with the tokens it cost."""
+    """The model's port: a fixed plan (or an error) with the tokens it cost; a fixed diagnosis (or
+    an error). Counts the questions of each stage."""
 
-    def __init__(self, answer: MitigationPlan | None, error: str = "") -> None:
-        self.answer, self.error, self.asked = answer, error, 0
+    def __init__(self, answer: MitigationPlan | None, error: str = "", diagnosis: Diagnosis | None = None) -> None:
+        self.answer, self.error, self.diagnosis = answer, error, diagnosis
+        self.asked = self.diagnosed = 0
 
     def plan(self, ev: Evidence, namespace: str, tried: set[str]) -> tuple[MitigationPlan, dict[str, Any]]:
         self.asked += 1
@@ -507,6 +509,13 @@ class Model:
         if self.answer is None:
             raise LlmError(self.error, usage)
         return self.answer, usage
+
+    def diagnose(self, ev: Evidence, namespace: str) -> tuple[Diagnosis, dict[str, Any]]:
+        self.diagnosed += 1
+        usage = {"model": "m", "calls": 1, "promptTokens": 50, "completionTokens": 5}
+        if self.diagnosis is None:
+            raise LlmError("no diagnosis scripted", usage)
+        return self.diagnosis, usage
 
 
 def scale(name: str, replicas: int, namespace: str | None = None) -> MitigationPlan:
@@ -525,10 +534,13 @@ def test_a_bad_or_absent_model_plan_falls_back_to_the_rules(cluster: MemoryClust
     scale_to_zero(cluster)
     incident(cluster, mode="dry-run")
     events: list[Event] = []
-    st = run(cluster, ports(cluster, Figures(), events, llm=answer), settings())
+    st = run(cluster, ports(cluster, Figures(), events, llm=answer), settings(planner="llm", llm_triage=False))
     assert st["phase"] == "DryRun" and st["diagnosis"]["planner"] == "rules"
     assert reason in st["diagnosis"]["fallbackReason"]
-    assert st["llm"] == {"model": "m", "calls": 1, "promptTokens": 100, "completionTokens": 10}
+    llm = st["llm"]
+    assert (llm["model"], llm["calls"], llm["promptTokens"], llm["completionTokens"]) == ("m", 1, 100, 10)
+    assert llm["fallbacks"] == 1 and llm["reasons"][0]["stage"] == "planning" and reason in llm["reasons"][0]["reason"]
+    assert len(llm["callSeconds"]) == 1
     assert any(e.reason == "PlannerFallback" and e.type == "Warning" for e in events)
 
 
@@ -536,7 +548,7 @@ def test_a_good_model_plan_is_used(cluster: MemoryCluster) -> None:
     scale_to_zero(cluster)
     incident(cluster, mode="dry-run")
     model = Model(scale("product", 3))
-    st = run(cluster, ports(cluster, Figures(), llm=model), settings())
+    st = run(cluster, ports(cluster, Figures(), llm=model), settings(planner="llm"))
     assert st["diagnosis"]["planner"] == "llm" and "fallbackReason" not in st["diagnosis"]
     assert st["plan"]["actions"][0]["replicas"] == 3 and model.asked == 1
 

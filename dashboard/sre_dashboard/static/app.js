@@ -169,10 +169,15 @@ async function openDetail(name) {
   facts.replaceChildren();
   const llm = d.llm && d.llm.calls ? `${d.llm.calls} call(s), ${d.llm.promptTokens + d.llm.completionTokens} tokens`
     : "none (rules planner)";
-  for (const [k, v] of [["service", d.service], ["symptom", d.symptom], ["root cause", d.diagnosis.rootCause],
+  const suspect = d.diagnosis.suspect ? `${d.diagnosis.suspect.kind}/${d.diagnosis.suspect.name}` : "";
+  const fallbacks = (d.llm && d.llm.reasons || []).map((r) => `${r.stage}: ${r.reason}`).join("; ");
+  for (const [k, v] of [["service", d.service], ["symptom", d.symptom], ["diagnosis", d.diagnosis.summary],
+                        ["diagnosed by", d.diagnosis.diagnosedBy], ["suspect", suspect],
+                        ["evidence", (d.diagnosis.evidence || []).join("; ")], ["root cause", d.diagnosis.rootCause],
                         ["planner", d.diagnosis.planner], ["confidence", d.diagnosis.confidence],
                         ["fallback", d.diagnosis.fallbackReason], ["triage", d.triageSummary],
-                        ["time to detect", d.timeToDetect], ["time to mitigate", d.timeToMitigate], ["LLM", llm]]) {
+                        ["time to detect", d.timeToDetect], ["time to mitigate", d.timeToMitigate], ["LLM", llm],
+                        ["rules took over", fallbacks]]) {
     if (v === undefined || v === null || v === "") continue;
     facts.append(el("dt", {}, k), el("dd", {}, String(v)));
   }

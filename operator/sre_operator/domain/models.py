@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .vocabulary import ActionType, Mode, PlannerKind, Source, SymptomKind, TargetKind
+from .vocabulary import ActionType, Mode, PlannerKind, PlannerPolicy, Source, SymptomKind, TargetKind
 
 __all__ = ["ActionType", "SymptomKind", "TargetKind"]
 
@@ -134,6 +134,18 @@ class MitigationPlan(Model):
     planner: PlannerKind = PlannerKind.RULES
 
 
+class Diagnosis(Model):
+    """Triage's conclusion (the seed's SymptomList boiled down): what is wrong, the object suspected
+    of causing it, and the evidence that points there. Written by the rules or by the model; either
+    way it is only shown to people, never acted on (the plan is vetted on its own)."""
+    summary: str = Field(max_length=1024)
+    root_cause: str = Field(alias="rootCause", max_length=1024)
+    suspect: Target | None = None
+    evidence: list[str] = Field(default_factory=list, max_length=6)
+    confidence: float = Field(0.0, ge=0, le=1)
+    diagnosed_by: PlannerKind = Field(PlannerKind.RULES, alias="diagnosedBy")
+
+
 class Health(Model):
     """One service's SLO signals at a moment (validation compares two of these)."""
     error_ratio: float | None = Field(None, alias="errorRatio")
@@ -163,4 +175,5 @@ class IncidentSpec(BaseModel):
     summary: str = ""
     detected_at: str | None = Field(None, alias="detectedAt")  # the symptom's onset (its first breaching reading)
     mode: Mode | None = None
+    planner: PlannerPolicy | None = None
     max_attempts: int = Field(3, ge=1, le=10, alias="maxAttempts")

@@ -98,6 +98,7 @@ T = TypeVar("T", bound=BaseModel)
 class Tokens:
     prompt: int = 0
     completion: int = 0
+    calls: int = 1  # requests made (a retry is one more)
 
 
 class ModelCallFailed(RuntimeError):

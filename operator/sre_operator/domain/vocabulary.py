@@ -154,8 +154,24 @@ class Mode(StrEnum):
 
 
 class PlannerKind(StrEnum):
+    """Who wrote a plan or a diagnosis."""
     LLM = "llm"
     RULES = "rules"
+
+
+class PlannerPolicy(StrEnum):
+    """When the model is asked (`SRE_OPERATOR_PLANNER`, an Incident's `spec.planner`). Listed from
+    the strictest (the model never sees the incident) to the loosest: an Incident may only move
+    towards the first."""
+    RULES = "rules"  # never the model
+    HYBRID = "hybrid"  # a matching rule acts at once; the model when none matches or a rule's plan was undone
+    LLM = "llm"  # the model plans every attempt (the rules when it fails)
+
+
+class ModelStage(StrEnum):
+    """The stage a model call served (`status.llm.reasons[].stage`)."""
+    TRIAGE = "triage"
+    PLANNING = "planning"
 
 
 class Outcome(StrEnum):

@@ -28,14 +28,16 @@ from ..detection.evidence import corroborated, evidence, symptoms_of
 from ..detection.signals import health_of
 from ..domain.clock import parse, seconds_text, stamp
 from ..domain.metrics import WINDOW
-from ..domain.models import Action, Evidence, Health, IncidentSpec, MitigationPlan, Symptom, TraceFacts
+from ..domain.models import Action, Diagnosis, Evidence, Health, IncidentSpec, MitigationPlan, Symptom, TraceFacts
 from ..domain.ports import Obj
 from ..domain.snapshot import Snapshot
 from ..domain.topology import NAME_LABEL, path_from
-from ..domain.vocabulary import DONE_OUTCOMES, TERMINAL, WARNING_PHASES, Mode, Outcome, Phase
+from ..domain.vocabulary import DONE_OUTCOMES, TERMINAL, WARNING_PHASES, Mode, ModelStage, Outcome, Phase
+from ..planning import diagnosis as diagnoses
 from ..planning import rules as planner
+from ..planning import selection
 from ..planning import vetting as plancheck
-from ..planning.llm import add_usage
+from ..planning.llm import add_usage, tokens_spent, with_fallback
 from ..settings import Settings
 from . import limits
 from .conditions import conditions
@@ -52,10 +54,13 @@ TIMELINE = 50  # entries kept
 
 @dataclass(frozen=True)
 class ModelAnswer:
-    """What the LLM planner answered this tick (read by the runner): a plan, or why there is none."""
+    """What the model answered this tick (asked by the runner): for triage a diagnosis, for planning
+    a plan, or why there is none; with what it cost (`usage`, `callSeconds` included)."""
     plan: MitigationPlan | None
     usage: dict[str, Any] = field(default_factory=dict)
     error: str = ""
+    stage: ModelStage = ModelStage.PLANNING
+    diagnosis: Diagnosis | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,7 @@ class Tick:
     logs: list[str] = field(default_factory=list)
     traces: list[TraceFacts] = field(default_factory=list)
     model: ModelAnswer | None = None
+    model_configured: bool = False  # the operator has a model to ask
 
     @property
     def name(self) -> str:
@@ -131,7 +137,7 @@ def needs(status: dict[str, Any], now: dt.datetime, settings: Settings) -> Needs
     triage = phase in (Phase.TRIAGING, Phase.PLANNING)
     return Needs(snapshot=phase in (Phase.TRIAGING, Phase.PLANNING, Phase.MITIGATING, Phase.VALIDATING),
                  metrics=triage or judging, evidence=triage, incidents=phase == Phase.MITIGATING,
-                 model=phase == Phase.PLANNING)
+                 model=triage)
 
 
 # -- shared reasoning --------------------------------------------------------------------------------
@@ -165,6 +171,34 @@ def tried(t: Tick) -> set[str]:
     """The actions of earlier attempts (`type:Kind/name`): never planned again."""
     return {f"{a['type']}:{a['target']['kind']}/{a['target']['name']}" for a in t.records
             if int(a.get("attempt", 0)) < t.attempt}
+
+
+def model_use(t: Tick) -> selection.Ask:
+    """Whether this tick's stage asks the model (the runner asks only then), and why or why not."""
+    stage = {Phase.TRIAGING: ModelStage.TRIAGE, Phase.PLANNING: ModelStage.PLANNING}.get(t.phase)
+    if stage is None:
+        return selection.Ask(False, "")
+    policy = selection.effective_policy(t.settings.planner, t.spec.planner)
+    budget = selection.Budget(t.settings.llm_token_budget, tokens_spent(t.status.get("llm")))
+    if stage == ModelStage.TRIAGE:
+        return selection.decide(stage, policy, configured=t.model_configured, triage=t.settings.llm_triage,
+                                budget=budget)
+    return selection.decide(stage, policy, configured=t.model_configured, triage=t.settings.llm_triage,
+                            budget=budget, rules_plan=planner.plan(evidence_of(t), tried(t)),
+                            last_plan_by=(t.status.get("plan") or {}).get("planner"), attempt=t.attempt)
+
+
+def model_status(t: Tick, stage: ModelStage, answer: ModelAnswer | None, fallback: str) -> tuple[dict[str, Any], list[Op]]:
+    """`status.llm` after this stage (its calls, tokens and seconds; the fallback and why) and the
+    Warning Event of a fallback; nothing when the model had no part in it."""
+    total = t.status.get("llm")
+    if answer is not None:
+        total = add_usage(total, answer.usage)
+    if not fallback:
+        return ({"llm": total} if answer is not None else {}), []
+    what = "diagnosis" if stage == ModelStage.TRIAGE else "plan"
+    return ({"llm": with_fallback(total, stage, fallback, stamp(t.now))},
+            [Event("Warning", "PlannerFallback", f"the rules' {what} is used: {fallback}"[:1000])])
 
 
 def plan_actions(t: Tick) -> list[Action]:
@@ -201,43 +235,67 @@ def triage(t: Tick) -> Step:
               + (", ".join(x.failed_spans[:2]) if x.failed_spans else f"slowest {x.slowest_span}")
               for x in ev.traces[:2]]
     summary = "; ".join(facts + changed + traced)
-    return Step((move(Phase.PLANNING, "evidence collected",
-                      symptoms=[s.model_dump(by_alias=True, exclude_none=True) | {"observedAt": stamp(t.now)}
-                                for s in ev.symptoms],
-                      triageSummary=summary[:4000]),), again=True)
+    diagnosis, fallback = diagnose(t, ev)
+    llm, ops = model_status(t, ModelStage.TRIAGE, t.model if t.model and t.model.stage == ModelStage.TRIAGE
+                            else None, fallback)
+    return Step((*ops, move(Phase.PLANNING, "evidence collected",
+                            symptoms=[s.model_dump(by_alias=True, exclude_none=True) | {"observedAt": stamp(t.now)}
+                                      for s in ev.symptoms],
+                            triageSummary=summary[:4000], diagnosis=diagnosis, **llm)), again=True)
 
 
-def choose_plan(t: Tick, tried_keys: set[str]) -> tuple[MitigationPlan, str, dict[str, Any]]:
-    """(plan, why the model's plan was not used, tokens spent): the model's plan when one came and
-    it passes every check; else the rules' plan."""
+def diagnose(t: Tick, ev: Evidence) -> tuple[dict[str, Any], str]:
+    """(`status.diagnosis`, why the model's was not used): the model's diagnosis when it came and
+    passes the check, else the rules'. Anything wrong with the model's answer falls back."""
+    rules = diagnoses.from_rules(ev, planner.plan(ev, set()))
+    answer, fallback = t.model, ""
+    if answer is None or answer.stage != ModelStage.TRIAGE:
+        ask = model_use(t)
+        fallback = ask.why if ask.fallback else ""
+    elif answer.diagnosis is None:
+        fallback = answer.error or "the model gave no diagnosis"
+    else:
+        try:
+            return diagnoses.checked(answer.diagnosis, ev).model_dump(by_alias=True, exclude_none=True), ""
+        except Exception as exc:  # noqa: BLE001 - untrusted answer: whatever is wrong with it, the rules'
+            fallback = f"the model's diagnosis was refused: {exc}"
+    return rules.model_dump(by_alias=True, exclude_none=True), fallback
+
+
+def choose_plan(t: Tick, tried_keys: set[str]) -> tuple[MitigationPlan, str]:
+    """(plan, why the model's plan was not used): the model's plan when one came and it passes
+    every check (the same `vetting.vet` for every model plan); else the rules' plan. Anything
+    wrong with the model's answer, whatever it raises, falls back to the rules."""
     rules = planner.plan(evidence_of(t), tried_keys)
     answer = t.model
-    if answer is None:
-        return rules, "", {}
+    if answer is None or answer.stage != ModelStage.PLANNING:
+        ask = model_use(t)
+        return rules, ask.why if ask.fallback else ""
     if answer.plan is None:
-        return rules, answer.error or "the model gave no plan", answer.usage
+        return rules, answer.error or "the model gave no plan"
     if not answer.plan.actions and rules.actions:
-        return rules, "the model proposed no action", answer.usage
+        return rules, "the model proposed no action"
     try:
         plancheck.vet(answer.plan, t.snapshot, tried_keys)
     except acts.ActionRefused as exc:
-        return rules, f"the model's plan was refused: {exc}", answer.usage
-    return answer.plan, "", answer.usage
+        return rules, f"the model's plan was refused: {exc}"
+    except Exception as exc:  # noqa: BLE001 - untrusted answer: a check it breaks is a refusal too
+        return rules, f"the model's plan was refused: {type(exc).__name__}: {str(exc)[:300]}"
+    return answer.plan, ""
 
 
 def plan(t: Tick) -> Step:
-    p, fallback, usage = choose_plan(t, tried(t))
+    p, fallback = choose_plan(t, tried(t))
     attempt = t.attempt
-    diagnosis: dict[str, Any] = {"rootCause": p.root_cause[:1024], "confidence": p.confidence, "planner": p.planner,
-                                 "reasoning": p.expected_effect[:4000]}
+    # The plan's side of the diagnosis (its root cause and confidence are triage's and stay).
+    diagnosis: dict[str, Any] = {"planner": p.planner, "reasoning": p.expected_effect[:4000],
+                                 "fallbackReason": fallback[:1000] or None}
     extra: dict[str, Any] = {"plan": p.model_dump(by_alias=True, exclude_none=True) | {"attempt": attempt},
                              "diagnosis": diagnosis}
-    ops: list[Op] = []
-    if fallback:
-        diagnosis["fallbackReason"] = fallback[:1000]
-        ops.append(Event("Warning", "PlannerFallback", f"rules planner used: {fallback}"))
-    if usage:
-        extra["llm"] = add_usage(t.status.get("llm"), usage)
+    llm, events = model_status(t, ModelStage.PLANNING, t.model if t.model and t.model.stage == ModelStage.PLANNING
+                               else None, fallback)
+    extra.update(llm)
+    ops: list[Op] = list(events)
     if not p.actions:
         return Step((*ops, move(Phase.ESCALATED, f"no mitigation left to try: {p.root_cause}", **extra)))
     before = health_of(t.signals, t.spec.service, t.window, t.complete)

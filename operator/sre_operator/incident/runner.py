@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -29,12 +30,12 @@ from ..detection.signals import service_signals
 from ..domain import clock
 from ..domain.clock import parse
 from ..domain.metrics import Metrics
-from ..domain.models import Evidence, MitigationPlan, TraceFacts
+from ..domain.models import Diagnosis, Evidence, MitigationPlan, TraceFacts
 from ..domain.ports import Cluster, ClusterError, Obj, recent_logs
 from ..domain.snapshot import Snapshot
 from ..domain.telemetry import NO_TELEMETRY, Telemetry
 from ..domain.topology import NAME_LABEL
-from ..domain.vocabulary import TERMINAL, Outcome, Phase
+from ..domain.vocabulary import TERMINAL, ModelStage, Outcome, Phase
 from ..planning.llm import LlmError
 from ..settings import Settings
 from . import pipeline
@@ -46,7 +47,11 @@ MAX_AT_ONCE = 20  # ticks in a row without pausing (a stage that has more to do 
 
 
 class Planner(Protocol):
+    """The model as triage and planning agent (`planning.llm.LlmPlanner`): an answer with its usage,
+    or LlmError with the reason and the usage."""
     def plan(self, ev: Evidence, namespace: str, tried: set[str]) -> tuple[MitigationPlan, dict[str, Any]]: ...
+
+    def diagnose(self, ev: Evidence, namespace: str) -> tuple[Diagnosis, dict[str, Any]]: ...
 
 
 class TraceSource(Protocol):
@@ -96,7 +101,8 @@ def observe(ports: Ports, incident: Obj, settings: Settings) -> pipeline.Tick:
     figures = ports.metrics.read([ns], window).of(ns) if need.metrics else None
     tick = pipeline.Tick(incident=incident, snapshot=snap, settings=settings, now=now,
                          signals=service_signals(snap, figures), complete=figures is not None, window=window,
-                         incidents=ports.cluster.list_objects(KIND, ns) if need.incidents else [])
+                         incidents=ports.cluster.list_objects(KIND, ns) if need.incidents else [],
+                         model_configured=ports.llm is not None)
     if not need.evidence:
         return tick
     try:
@@ -107,16 +113,37 @@ def observe(ports: Ports, incident: Obj, settings: Settings) -> pipeline.Tick:
     traces = [x for name in trace_sources(service) for x in ports.traces.evidence(name)] if ports.traces else []
     tick = replace(tick, logs=logs, traces=traces)
     if need.model and ports.llm is not None:
-        tick = replace(tick, model=ask_model(ports.llm, tick))
+        try:
+            wanted = pipeline.model_use(tick).ask
+        except ValueError:
+            return tick  # the Incident cannot be read: the stage says why
+        if wanted:
+            tick = replace(tick, model=ask_model(ports.llm, tick))
     return tick
 
 
 def ask_model(llm: Planner, tick: pipeline.Tick) -> pipeline.ModelAnswer:
+    """One question to the model for this tick's stage, timed. Whatever goes wrong (an LlmError, or
+    anything else the client or the answer raises) is an answer without a plan, with the reason:
+    the stage falls back to the rules and the Incident moves on."""
+    stage = ModelStage.TRIAGE if tick.phase == Phase.TRIAGING else ModelStage.PLANNING
+    start = time.monotonic()
     try:
-        proposal, usage = llm.plan(pipeline.evidence_of(tick), tick.namespace, pipeline.tried(tick))
+        ev = pipeline.evidence_of(tick)
+        if stage == ModelStage.TRIAGE:
+            found, usage = llm.diagnose(ev, tick.namespace)
+            answer = pipeline.ModelAnswer(None, usage, stage=stage, diagnosis=found)
+        else:
+            proposal, usage = llm.plan(ev, tick.namespace, pipeline.tried(tick))
+            answer = pipeline.ModelAnswer(proposal, usage, stage=stage)
     except LlmError as exc:
-        return pipeline.ModelAnswer(None, exc.usage, str(exc))
-    return pipeline.ModelAnswer(proposal, usage)
+        answer = pipeline.ModelAnswer(None, exc.usage, str(exc), stage=stage)
+    except Exception as exc:  # noqa: BLE001 - a model is outside input: its failure is never a stuck Incident
+        log.warning("model call for %s failed: %s: %s", tick.name, type(exc).__name__, exc)
+        answer = pipeline.ModelAnswer(None, {"calls": 1}, f"the model call failed: {type(exc).__name__}: "
+                                                          f"{str(exc)[:300]}", stage=stage)
+    seconds = round(time.monotonic() - start, 2)
+    return replace(answer, usage={**answer.usage, "callSeconds": [seconds]})
 
 
 def apply(cluster: Cluster, namespace: str, write: Write) -> None:
@@ -196,13 +223,12 @@ def report(telemetry: Telemetry, spec: dict[str, Any], before: dict[str, Any], p
 
 def report_model(telemetry: Telemetry, answer: pipeline.ModelAnswer | None, step: Step) -> None:
     """The model was asked this tick: its call(s) and tokens, and whether the step fell back to
-    the rules' plan (`diagnosis.fallbackReason` in the step's status)."""
+    the rules (a `PlannerFallback` Event in the step)."""
     if answer is None:
         return
     try:
         usage = answer.usage
-        fallback = any(isinstance(op, Status) and (op.fields.get("diagnosis") or {}).get("fallbackReason")
-                       for op in step.ops)
+        fallback = any(isinstance(op, Event) and op.reason == "PlannerFallback" for op in step.ops)
         telemetry.llm_call(str(usage.get("model") or ""), int(usage.get("calls", 1)),
                            int(usage.get("promptTokens", 0)), int(usage.get("completionTokens", 0)), fallback)
     except Exception as exc:  # noqa: BLE001 - as above
