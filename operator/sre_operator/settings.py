@@ -9,6 +9,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .domain.policy import Caps, LlmConfig, Slo, Thresholds
+from .domain.vocabulary import PlannerPolicy
 
 
 class Settings(BaseSettings):
@@ -52,7 +53,7 @@ class Settings(BaseSettings):
     llm_completion_usd_per_million: float = Field(0.0, ge=0)
     # When the model is asked (PlannerPolicy): hybrid (a matching rule acts at once; the model when
     # none matches or a rule's plan was undone), llm (every plan) or rules (never).
-    planner: str = Field("hybrid", pattern="^(hybrid|llm|rules)$")
+    planner: PlannerPolicy = PlannerPolicy.HYBRID
     # Whether triage asks the model for its diagnosis too (hybrid and llm; the rules' otherwise).
     llm_triage: bool = True
     # Tokens (prompt + completion) one Incident may spend on the model; past them, the rules alone.

@@ -121,6 +121,9 @@ def _mirrors() -> dict[str, tuple[type, str]]:
     return {
         "$.status.symptoms[].source": (v.Source, "equal"),
         "$.status.diagnosis.planner": (v.PlannerKind, "equal"),
+        "$.status.diagnosis.diagnosedBy": (v.PlannerKind, "equal"),
+        "$.status.diagnosis.suspect.kind": (v.TargetKind, "equal"),
+        "$.status.llm.reasons[].stage": (v.ModelStage, "equal"),
         "$.status.plan.planner": (v.PlannerKind, "equal"),
         "$.status.plan.actions[].target.kind": (v.TargetKind, "equal"),
         "$.status.actions[].outcome": (v.Outcome, "equal"),

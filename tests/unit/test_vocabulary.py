@@ -6,7 +6,16 @@ from enum import StrEnum
 
 import pytest
 
-from sre_operator.domain.vocabulary import SEVERITY_ORDER, Mode, Phase, Severity, Source, SymptomKind, values
+from sre_operator.domain.vocabulary import (
+    SEVERITY_ORDER,
+    Mode,
+    Phase,
+    PlannerPolicy,
+    Severity,
+    Source,
+    SymptomKind,
+    values,
+)
 from tests.unit.test_crds import schema
 
 
@@ -19,6 +28,7 @@ def _prop(path: str) -> dict:
 
 @pytest.mark.parametrize(("path", "enum"), [
     ("spec.symptom", SymptomKind), ("spec.mode", Mode), ("spec.severity", Severity), ("status.phase", Phase),
+    ("spec.planner", PlannerPolicy),
 ])
 def test_incident_crd_enums_are_the_vocabulary(path: str, enum: type[StrEnum]) -> None:
     assert sorted(_prop(path)["enum"]) == sorted(values(enum))

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -118,16 +117,16 @@ def observe(ports: Ports, incident: Obj, settings: Settings) -> pipeline.Tick:
         except ValueError:
             return tick  # the Incident cannot be read: the stage says why
         if wanted:
-            tick = replace(tick, model=ask_model(ports.llm, tick))
+            tick = replace(tick, model=ask_model(ports.llm, tick, ports.clock))
     return tick
 
 
-def ask_model(llm: Planner, tick: pipeline.Tick) -> pipeline.ModelAnswer:
-    """One question to the model for this tick's stage, timed. Whatever goes wrong (an LlmError, or
+def ask_model(llm: Planner, tick: pipeline.Tick, now: Callable[[], dt.datetime] = clock.now) -> pipeline.ModelAnswer:
+    """One question to the model for this tick's stage, timed by the ports' clock. Whatever goes wrong (an LlmError, or
     anything else the client or the answer raises) is an answer without a plan, with the reason:
     the stage falls back to the rules and the Incident moves on."""
     stage = ModelStage.TRIAGE if tick.phase == Phase.TRIAGING else ModelStage.PLANNING
-    start = time.monotonic()
+    start = now()
     try:
         ev = pipeline.evidence_of(tick)
         if stage == ModelStage.TRIAGE:
@@ -142,7 +141,7 @@ def ask_model(llm: Planner, tick: pipeline.Tick) -> pipeline.ModelAnswer:
         log.warning("model call for %s failed: %s: %s", tick.name, type(exc).__name__, exc)
         answer = pipeline.ModelAnswer(None, {"calls": 1}, f"the model call failed: {type(exc).__name__}: "
                                                           f"{str(exc)[:300]}", stage=stage)
-    seconds = round(time.monotonic() - start, 2)
+    seconds = round(max(0.0, (now() - start).total_seconds()), 2)
     return replace(answer, usage={**answer.usage, "callSeconds": [seconds]})
 
 

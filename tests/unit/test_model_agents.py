@@ -1,0 +1,305 @@
+"""The model inside the agents, in the unit tier: when it is asked (the hybrid policy, the Incident
+that tightens it, the token budget), what triage makes of its diagnosis, and how every realistic
+wrong answer or failure falls back to the rules with the reason in status, never a stuck Incident.
+
+The pipeline runs for real against the in-memory cluster; the model is either a scripted port
+(`Model` of test_pipeline) or the real `openai` client against the scripted server (`FakeLlm`)."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sre_operator.adapters.llm_client import chat_client
+from sre_operator.domain.models import (
+    Action,
+    Diagnosis,
+    Evidence,
+    MitigationPlan,
+    Symptom,
+    Target,
+    TraceFacts,
+    WorkloadFacts,
+)
+from sre_operator.domain.policy import LlmConfig
+from sre_operator.domain.vocabulary import ModelStage, PlannerPolicy
+from sre_operator.incident import pipeline
+from sre_operator.incident.step import Event
+from sre_operator.planning import prompt, selection
+from sre_operator.planning.llm import LlmPlanner
+from tests.fake_llm import FakeLlm, Reply, diagnosis_reply, plan_reply, task_of
+from tests.fakes.cluster import MemoryCluster, shop
+from tests.unit.test_pipeline import FAILING, Figures, Model, incident, ports, run, scale_to_zero, settings
+
+
+@pytest.fixture
+def cluster() -> MemoryCluster:
+    return shop(MemoryCluster())
+
+
+def restart(name: str) -> MitigationPlan:
+    return MitigationPlan(rootCause="a process gone bad", confidence=0.6, planner="llm", actions=[
+        Action(type="rollout-restart", target=Target(kind="Deployment", name=name))])
+
+
+def found(kind: str = "Deployment", name: str = "product") -> Diagnosis:
+    return Diagnosis(summary="product has no replica", root_cause="scaled to zero", confidence=0.8,
+                     suspect=Target(kind=kind, name=name), evidence=["0/0 ready"], diagnosed_by="llm")
+
+
+# -- the hybrid policy ----------------------------------------------------------------------------------
+
+def test_hybrid_a_rule_that_matches_acts_and_the_model_is_not_asked_for_a_plan(cluster: MemoryCluster) -> None:
+    scale_to_zero(cluster)
+    incident(cluster, mode="dry-run")
+    model = Model(restart("product"), diagnosis=found())
+    st = run(cluster, ports(cluster, Figures(), llm=model), settings())
+    assert st["phase"] == "DryRun" and st["plan"]["planner"] == "rules" and st["plan"]["actions"][0]["type"] == "scale"
+    assert model.asked == 0 and model.diagnosed == 1
+    assert "fallbackReason" not in st["diagnosis"] and "fallbacks" not in st["llm"]
+
+
+def test_hybrid_with_no_rule_that_matches_the_model_plans(cluster: MemoryCluster) -> None:
+    incident(cluster, service="order", symptom="latency", mode="dry-run")  # healthy, nothing changed: no rule
+    model = Model(restart("order"))
+    st = run(cluster, ports(cluster, Figures(), llm=model), settings(llm_triage=False))
+    assert model.asked == 1 and st["phase"] == "DryRun"
+    assert st["plan"]["planner"] == "llm" and st["diagnosis"]["planner"] == "llm"
+    assert st["plan"]["actions"][0]["target"]["name"] == "order"
+
+
+def test_hybrid_after_a_rule_s_plan_was_undone_the_model_plans_the_next_attempt(cluster: MemoryCluster) -> None:
+    scale_to_zero(cluster)
+    incident(cluster)
+    model = Model(restart("product"))
+    st = run(cluster, ports(cluster, Figures(product=dict(FAILING)), llm=model), settings(llm_triage=False))
+    assert st["phase"] == "Escalated" and st["attempts"] == 2
+    assert model.asked == 1  # attempt 1: the rule scaled; attempt 2: the model
+    assert [(a["attempt"], a["type"]) for a in st["actions"]] == [(1, "scale"), (2, "rollout-restart")]
+    assert st["plan"]["attempt"] == 2 and st["plan"]["planner"] == "llm"
+
+
+def test_the_rules_policy_never_asks_the_model(cluster: MemoryCluster) -> None:
+    incident(cluster, service="order", symptom="latency")
+    model = Model(restart("order"), diagnosis=found("Deployment", "order"))
+    st = run(cluster, ports(cluster, Figures(), llm=model), settings(planner="rules"))
+    assert st["phase"] == "Escalated" and model.asked == model.diagnosed == 0
+    assert "llm" not in st and st["diagnosis"]["diagnosedBy"] == "rules"
+
+
+@pytest.mark.parametrize(("operator", "incident_asks", "asked"), [
+    ("hybrid", "rules", 0),  # an Incident may keep its data from the model
+    ("rules", "llm", 0),  # but may not send it to a model the operator was told not to use
+    ("rules", "hybrid", 0),
+    ("llm", "hybrid", 0),  # a rule matches: hybrid acts on it
+    ("llm", None, 1),
+])
+def test_an_incident_may_tighten_the_policy_never_loosen_it(cluster: MemoryCluster, operator: str,
+                                                            incident_asks: str | None, asked: int) -> None:
+    scale_to_zero(cluster)
+    incident(cluster, mode="dry-run", **({"planner": incident_asks} if incident_asks else {}))
+    model = Model(restart("product"), diagnosis=found())
+    run(cluster, ports(cluster, Figures(), llm=model), settings(planner=operator))
+    assert model.asked == asked
+
+
+def test_the_policy_order_is_strictest_first() -> None:
+    assert selection.effective_policy("llm", "rules") == PlannerPolicy.RULES
+    assert selection.effective_policy("rules", "llm") == PlannerPolicy.RULES
+    assert selection.effective_policy("hybrid", None) == PlannerPolicy.HYBRID
+    assert selection.effective_policy("hybrid", "llm") == PlannerPolicy.HYBRID
+
+
+def test_a_spent_token_budget_means_no_call_and_the_rules_with_the_reason(cluster: MemoryCluster) -> None:
+    scale_to_zero(cluster)
+    incident(cluster, mode="dry-run")
+    model = Model(restart("product"), diagnosis=found())
+    events: list[Event] = []
+    st = run(cluster, ports(cluster, Figures(), events, llm=model), settings(planner="llm", llm_token_budget=50))
+    assert model.diagnosed == 1 and model.asked == 0  # triage spent 55 tokens of 50
+    assert st["plan"]["planner"] == "rules" and "token budget is spent (55 of 50)" in st["diagnosis"]["fallbackReason"]
+    assert st["llm"]["reasons"][-1]["stage"] == "planning" and st["llm"]["fallbacks"] == 1
+    assert any(e.reason == "PlannerFallback" for e in events)
+
+
+def test_no_model_under_the_llm_policy_is_a_stated_fallback(cluster: MemoryCluster) -> None:
+    scale_to_zero(cluster)
+    incident(cluster, mode="dry-run")
+    st = run(cluster, ports(cluster, Figures()), settings(planner="llm"))
+    assert st["phase"] == "DryRun" and st["diagnosis"]["fallbackReason"] == "no model is configured"
+    assert [r["stage"] for r in st["llm"]["reasons"]] == ["triage", "planning"]
+
+
+# -- triage ---------------------------------------------------------------------------------------------
+
+def test_triage_stores_the_model_s_diagnosis(cluster: MemoryCluster) -> None:
+    scale_to_zero(cluster)
+    incident(cluster, mode="dry-run")
+    st = run(cluster, ports(cluster, Figures(), llm=Model(None, "x", diagnosis=found())), settings())
+    d = st["diagnosis"]
+    assert d["diagnosedBy"] == "llm" and d["summary"] == "product has no replica"
+    assert d["suspect"] == {"kind": "Deployment", "name": "product"} and d["rootCause"] == "scaled to zero"
+    assert st["llm"]["calls"] == 1 and st["llm"]["promptTokens"] == 50
+
+
+def test_without_a_model_the_rules_diagnose_from_the_evidence(cluster: MemoryCluster) -> None:
+    scale_to_zero(cluster)
+    incident(cluster, mode="dry-run")
+    st = run(cluster, ports(cluster, Figures()), settings())
+    d = st["diagnosis"]
+    assert d["diagnosedBy"] == "rules" and d["suspect"] == {"kind": "Deployment", "name": "product"}
+    assert "scaled to 0" in d["rootCause"] and d["evidence"] and d["summary"].startswith("product: unavailable")
+    assert "llm" not in st
+
+
+def test_a_diagnosis_that_suspects_an_object_the_evidence_does_not_name_is_refused(cluster: MemoryCluster) -> None:
+    scale_to_zero(cluster)
+    incident(cluster, mode="dry-run")
+    st = run(cluster, ports(cluster, Figures(), llm=Model(None, "x", diagnosis=found(name="warehouse"))), settings())
+    assert st["diagnosis"]["diagnosedBy"] == "rules" and st["diagnosis"]["suspect"]["name"] == "product"
+    [reason] = st["llm"]["reasons"]
+    assert reason["stage"] == "triage" and "deployment/warehouse, which the evidence does not name" in reason["reason"]
+
+
+class Broken(Model):
+    """A model port that raises what a broken client raises (an old `openai` without `parse`)."""
+
+    def plan(self, ev: Evidence, namespace: str, tried: set[str]) -> tuple[MitigationPlan, dict[str, Any]]:
+        self.asked += 1
+        raise AttributeError("'Completions' object has no attribute 'parse'")
+
+    def diagnose(self, ev: Evidence, namespace: str) -> tuple[Diagnosis, dict[str, Any]]:
+        self.diagnosed += 1
+        raise ValueError("the answer is not JSON")
+
+
+def test_any_exception_from_the_model_falls_back_and_the_incident_moves_on(cluster: MemoryCluster) -> None:
+    scale_to_zero(cluster)
+    incident(cluster, mode="dry-run")
+    model = Broken(None)
+    st = run(cluster, ports(cluster, Figures(), llm=model), settings(planner="llm"), limit=20)
+    assert st["phase"] == "DryRun" and model.asked == model.diagnosed == 1
+    assert st["diagnosis"]["diagnosedBy"] == "rules" and st["plan"]["planner"] == "rules"
+    assert [r["reason"].split(":")[1].strip() for r in st["llm"]["reasons"]] == ["ValueError", "AttributeError"]
+    assert st["llm"]["calls"] == 2
+
+
+def test_a_check_that_breaks_on_a_model_plan_refuses_it(cluster: MemoryCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object) -> None:
+        raise KeyError("spec")
+    monkeypatch.setattr(pipeline.plancheck, "vet", broken)
+    scale_to_zero(cluster)
+    incident(cluster, mode="dry-run")
+    st = run(cluster, ports(cluster, Figures(), llm=Model(restart("product"))), settings(planner="llm"))
+    assert st["phase"] == "DryRun" and st["plan"]["planner"] == "rules"
+    assert "refused: KeyError" in st["diagnosis"]["fallbackReason"]
+
+
+# -- realistic wrong answers, through the real client ----------------------------------------------------
+
+def llm_port(fake: FakeLlm, timeout: float = 5.0, retries: int = 0) -> LlmPlanner:
+    config = LlmConfig(base_url=fake.base_url, api_key="k", model="small", timeout_seconds=timeout,
+                       max_retries=retries)
+    return LlmPlanner(config, chat_client(config))
+
+
+SCALE = {"type": "scale", "target": {"kind": "Deployment", "name": "product"}, "replicas": 2}
+
+
+@pytest.mark.parametrize(("bad", "reason"), [
+    (Reply('{"summary": "restart it", "actions": [{"type": "scale"'), "not a valid plan"),  # cut-off JSON
+    (Reply("Sure! Here is the plan: scale product to 2."), "not a valid plan"),  # prose, not JSON
+    (plan_reply([{**SCALE, "target": {"kind": "Deployment", "name": "product-service"}}]),
+     "deployment/product-service is not an object of this application"),  # a hallucinated name
+    (plan_reply([{"type": "delete-namespace", "target": {"kind": "Deployment", "name": "product"}}]),
+     "not a valid plan"),  # outside the allowlist
+    (plan_reply([{**SCALE, "target": {"kind": "ConfigMap", "name": "gateway-config"}}]), "scale acts on Deployment"),
+    (plan_reply([{**SCALE, "target": {"kind": "Deployment", "name": "product", "namespace": "kube-system"}}]),
+     "outside the incident's"),  # another namespace
+    (plan_reply([]), "the model proposed no action"),  # an empty plan
+    (Reply(status=503), "server failed"),
+])
+def test_a_wrong_answer_is_refused_with_its_reason_and_the_rules_plan(cluster: MemoryCluster, bad: Reply,
+                                                                      reason: str) -> None:
+    scale_to_zero(cluster)
+    incident(cluster, mode="dry-run")
+    answers = {"diagnose": diagnosis_reply("Deployment", "product"), "plan": bad}
+    with FakeLlm(lambda req: answers[task_of(req)]).running() as fake:
+        st = run(cluster, ports(cluster, Figures(), llm=llm_port(fake)), settings(planner="llm"), limit=20)
+    assert st["phase"] == "DryRun" and st["plan"]["planner"] == "rules"
+    assert st["plan"]["actions"][0]["type"] == "scale" and st["plan"]["actions"][0]["replicas"] == 1
+    assert reason in st["diagnosis"]["fallbackReason"]
+    assert st["diagnosis"]["diagnosedBy"] == "llm" and st["llm"]["model"] == "small"
+    assert st["llm"]["reasons"][-1]["stage"] == "planning" and st["llm"]["fallbacks"] == 1
+
+
+def test_a_model_that_times_out_is_tried_once_more_then_the_rules_plan(cluster: MemoryCluster) -> None:
+    scale_to_zero(cluster)
+    incident(cluster, mode="dry-run")
+    slow = Reply(plan_reply([SCALE]).content, delay=2)
+    with FakeLlm(lambda req: slow if task_of(req) == "plan" else diagnosis_reply("Deployment", "product")
+                 ).running() as fake:
+        st = run(cluster, ports(cluster, Figures(), llm=llm_port(fake, timeout=0.3, retries=1)),
+                 settings(planner="llm"), limit=20)
+    plans = [r for r in fake.requests if task_of(r["body"]) == "plan"]
+    assert len(plans) == 2  # one retry
+    assert st["phase"] == "DryRun" and st["plan"]["planner"] == "rules"
+    assert "did not answer within" in st["diagnosis"]["fallbackReason"] and "2 tries" in st["diagnosis"]["fallbackReason"]
+    assert st["llm"]["calls"] == 3  # the diagnosis, then the plan twice
+
+
+def test_a_hallucinated_suspect_from_the_real_client_is_refused(cluster: MemoryCluster) -> None:
+    scale_to_zero(cluster)
+    incident(cluster, mode="dry-run")
+    with FakeLlm(lambda req: diagnosis_reply("Deployment", "inventory-db")).running() as fake:
+        st = run(cluster, ports(cluster, Figures(), llm=llm_port(fake)), settings(), limit=20)
+    assert st["diagnosis"]["diagnosedBy"] == "rules" and "inventory-db" in st["llm"]["reasons"][0]["reason"]
+    assert len(fake.requests) == 1  # a rule matched: no plan asked
+
+
+def test_the_model_s_diagnosis_text_is_cleaned_and_capped(cluster: MemoryCluster) -> None:
+    scale_to_zero(cluster)
+    incident(cluster, mode="dry-run")
+    long = diagnosis_reply("Deployment", "product", summary="\x1b[31m" + "x" * 5000, evidence=["y" * 900] * 9)
+    with FakeLlm(lambda req: long).running() as fake:
+        st = run(cluster, ports(cluster, Figures(), llm=llm_port(fake)), settings(), limit=20)
+    d = st["diagnosis"]
+    assert d["diagnosedBy"] == "llm" and len(d["summary"]) == 1024 and "\x1b" not in d["summary"]
+    assert len(d["evidence"]) == 5 and {len(x) for x in d["evidence"]} == {300}
+
+
+# -- prompts ----------------------------------------------------------------------------------------------
+
+def evidence(service: str, kind: str, **more: Any) -> Evidence:
+    return Evidence(symptoms=[Symptom(kind=kind, service=service, signal="s")],
+                    workloads=[WorkloadFacts(service=s, deployment=s) for s in ("gateway", "order", "product", "payment")],
+                    traces=[TraceFacts(traceId=f"t{i}", root="order: GET", durationMs=900.0) for i in range(5)],
+                    logLines=[f"payment-1/app: line {i} " + "z" * 400 for i in range(50)], **more)
+
+
+def test_the_fixed_instructions_come_first_and_are_the_same_bytes_for_every_incident_and_task() -> None:
+    a = prompt.messages(ModelStage.TRIAGE, evidence("payment", "unavailable"), "shop")
+    b = prompt.messages(ModelStage.PLANNING, evidence("order", "latency"), "other", {"scale:Deployment/order"})
+    assert a[0] == b[0] and a[0]["role"] == "system" and "rollout-restart" in a[0]["content"]
+    # Within one incident, the plan's question repeats the diagnosis's up to the task at the end.
+    c = prompt.messages(ModelStage.PLANNING, evidence("payment", "unavailable"), "shop", {"scale:Deployment/payment"})
+    head = a[1]["content"].removesuffix('Task: "diagnose".')
+    assert c[1]["content"].startswith(head) and c[1]["content"].endswith('Task: "plan".')
+    assert "Tried and undone: scale:Deployment/payment." in c[1]["content"]
+
+
+def test_the_evidence_is_trimmed_to_what_the_symptom_needs() -> None:
+    down = prompt.trimmed(evidence("payment", "unavailable"))
+    assert [w["service"] for w in down["workloads"]] == ["payment"]  # off its path: gone
+    assert "traces" not in down  # traces do not explain an outage
+    assert len(down["logLines"]) == prompt.LOG_LINES and {len(x) for x in down["logLines"]} == {prompt.LOG_CHARS}
+    slow = prompt.trimmed(evidence("order", "latency"))
+    assert [w["service"] for w in slow["workloads"]] == ["order", "product", "payment"]
+    assert len(slow["traces"]) == prompt.TRACES
+
+
+def test_the_triage_prompt_is_shorter_than_the_whole_evidence() -> None:
+    import json
+    ev = evidence("payment", "unavailable")
+    whole = json.dumps(ev.model_dump(by_alias=True))
+    assert len(prompt.evidence_document(ev, "shop")) < len(whole) / 2
