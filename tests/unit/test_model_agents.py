@@ -184,7 +184,8 @@ def test_any_exception_from_the_model_falls_back_and_the_incident_moves_on(clust
     assert st["llm"]["calls"] == 2
 
 
-def test_a_check_that_breaks_on_a_model_plan_refuses_it(cluster: MemoryCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_check_that_breaks_on_a_model_plan_refuses_it(cluster: MemoryCluster,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*args: object) -> None:
         raise KeyError("spec")
     monkeypatch.setattr(pipeline.plancheck, "vet", broken)
@@ -244,7 +245,8 @@ def test_a_model_that_times_out_is_tried_once_more_then_the_rules_plan(cluster: 
     plans = [r for r in fake.requests if task_of(r["body"]) == "plan"]
     assert len(plans) == 2  # one retry
     assert st["phase"] == "DryRun" and st["plan"]["planner"] == "rules"
-    assert "did not answer within" in st["diagnosis"]["fallbackReason"] and "2 tries" in st["diagnosis"]["fallbackReason"]
+    why = st["diagnosis"]["fallbackReason"]
+    assert "did not answer within" in why and "2 tries" in why
     assert st["llm"]["calls"] == 3  # the diagnosis, then the plan twice
 
 
@@ -272,7 +274,8 @@ def test_the_model_s_diagnosis_text_is_cleaned_and_capped(cluster: MemoryCluster
 
 def evidence(service: str, kind: str, **more: Any) -> Evidence:
     return Evidence(symptoms=[Symptom(kind=kind, service=service, signal="s")],
-                    workloads=[WorkloadFacts(service=s, deployment=s) for s in ("gateway", "order", "product", "payment")],
+                    workloads=[WorkloadFacts(service=s, deployment=s) for s in ("gateway", "order", "product",
+                                                                                "payment")],
                     traces=[TraceFacts(traceId=f"t{i}", root="order: GET", durationMs=900.0) for i in range(5)],
                     logLines=[f"payment-1/app: line {i} " + "z" * 400 for i in range(50)], **more)
 

@@ -28,7 +28,16 @@ from ..detection.evidence import corroborated, evidence, symptoms_of
 from ..detection.signals import health_of
 from ..domain.clock import parse, seconds_text, stamp
 from ..domain.metrics import WINDOW
-from ..domain.models import Action, Diagnosis, Evidence, Health, IncidentSpec, MitigationPlan, Symptom, TraceFacts
+from ..domain.models import (
+    Action,
+    Diagnosis,
+    Evidence,
+    Health,
+    IncidentSpec,
+    MitigationPlan,
+    Symptom,
+    TraceFacts,
+)
 from ..domain.ports import Obj
 from ..domain.snapshot import Snapshot
 from ..domain.topology import NAME_LABEL, path_from
@@ -188,7 +197,8 @@ def model_use(t: Tick) -> selection.Ask:
                             last_plan_by=(t.status.get("plan") or {}).get("planner"), attempt=t.attempt)
 
 
-def model_status(t: Tick, stage: ModelStage, answer: ModelAnswer | None, fallback: str) -> tuple[dict[str, Any], list[Op]]:
+def model_status(t: Tick, stage: ModelStage, answer: ModelAnswer | None,
+                 fallback: str) -> tuple[dict[str, Any], list[Op]]:
     """`status.llm` after this stage (its calls, tokens and seconds; the fallback and why) and the
     Warning Event of a fallback; nothing when the model had no part in it."""
     total = t.status.get("llm")
