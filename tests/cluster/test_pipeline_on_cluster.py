@@ -157,6 +157,10 @@ def forget(cluster: Cluster, shop: str, *names: str) -> None:
         cluster.kubectl("delete", "incident", name, "-n", shop, "--wait=false", check=False)
 
 
+# These tests are about the model's plans: it plans every attempt and is not asked to diagnose.
+MODEL_PLANS: dict[str, object] = {"planner": "llm", "llm_triage": False}
+
+
 def llm(fake: FakeLlm, timeout: float = 5.0) -> LlmPlanner:
     config = LlmConfig(base_url=fake.base_url, api_key="k", model="fake-model", timeout_seconds=timeout,
                        max_retries=0)
@@ -168,9 +172,9 @@ def test_a_good_model_plan_is_used_and_its_tokens_recorded(cluster: Cluster, sho
                         "payment has too few replicas")
     with FakeLlm(lambda req: answer).running() as fake:
         name = new_incident(cluster, shop, mode="dry-run")
-        st = Runner(kube, shop, name, llm(fake)).run({"DryRun"})
+        st = Runner(kube, shop, name, llm(fake), **MODEL_PLANS).run({"DryRun"})
     assert st["diagnosis"]["planner"] == "llm" and "fallbackReason" not in st["diagnosis"]
-    assert st["diagnosis"]["rootCause"] == "payment has too few replicas"
+    assert st["plan"]["rootCause"] == "payment has too few replicas"
     assert [(a["type"], a["replicas"]) for a in st["plan"]["actions"]] == [("scale", 2)]
     assert st["llm"]["model"] == "fake-model" and st["llm"]["calls"] == 1 and st["llm"]["promptTokens"] > 100
 
@@ -194,7 +198,7 @@ def test_a_bad_or_absent_model_answer_falls_back_to_the_rules(cluster: Cluster, 
                "broken-config": "not a valid config", "timeout": "did not answer within"}
     with FakeLlm(lambda req: replies[case]).running() as fake:
         name = new_incident(cluster, shop, mode="dry-run")
-        runner = Runner(kube, shop, name, llm(fake, timeout=1))
+        runner = Runner(kube, shop, name, llm(fake, timeout=1), **MODEL_PLANS)
         st = runner.run({"DryRun"})
     assert st["diagnosis"]["planner"] == "rules"
     assert reasons[case] in st["diagnosis"]["fallbackReason"]
@@ -297,7 +301,7 @@ def test_with_no_metrics_source_validation_holds_and_undoes_nothing(cluster: Clu
     scale = plan_reply([{"type": "scale", "target": {"kind": "Deployment", "name": "product"}, "replicas": 2}])
     with FakeLlm(lambda req: scale).running() as fake:
         name = new_incident(cluster, shop, service="product", symptom="latency", maxAttempts=2)
-        runner = Runner(kube, shop, name, llm(fake), signal_wait_seconds=4)
+        runner = Runner(kube, shop, name, llm(fake), signal_wait_seconds=4, **MODEL_PLANS)
         runner.run({"Validating"}, steps=200)
 
         def holding() -> bool:
@@ -375,7 +379,7 @@ def test_prompt_injection_in_a_real_pod_log_stays_data_and_the_plan_it_asks_for_
             return plan_reply([])
         with FakeLlm(obey).running() as fake:
             name = new_incident(cluster, shop, service="gateway", symptom="error-rate", mode="dry-run")
-            runner = Runner(kube, shop, name, llm(fake))
+            runner = Runner(kube, shop, name, llm(fake), **MODEL_PLANS)
             st = runner.run({"DryRun", "Escalated"})
         [ev] = seen
         assert any(INJECTION in line for line in ev["logLines"])  # it reached the model, as data

@@ -15,7 +15,7 @@ from kopf.testing import KopfRunner
 from localkube.cluster import Cluster
 from localkube.testing import Traffic, wait_for
 from tests.e2e.conftest import OPERATOR_ARGS
-from tests.fake_llm import FakeLlm, evidence_of, plan_reply
+from tests.fake_llm import FakeLlm, plan_reply, tried_of
 
 
 @contextmanager
@@ -141,11 +141,12 @@ def test_a_plan_that_does_not_help_is_undone_and_the_incident_escalated(
     restart = plan_reply([{"type": "rollout-restart", "target": {"kind": "Deployment", "name": "order"}}])
     traffic = Traffic(f"http://127.0.0.1:{cluster.host_port(30080)}")
     traffic.thread.start()
-    with FakeLlm(lambda req: restart if evidence_of(req)["tried"] else scale).running() as fake:
+    with FakeLlm(lambda req: scale if tried_of(req) == "nothing" else restart).running() as fake:
         try:
             with running(cluster, shop, monkeypatch, SRE_OPERATOR_MAX_ATTEMPTS="2", SRE_OPERATOR_LLM_API_KEY="k",
                          SRE_OPERATOR_LLM_BASE_URL=fake.base_url, SRE_OPERATOR_LLM_MODEL="fake",
-                         SRE_OPERATOR_LLM_TIMEOUT_SECONDS="5"):
+                         SRE_OPERATOR_LLM_TIMEOUT_SECONDS="5", SRE_OPERATOR_PLANNER="llm",
+                         SRE_OPERATOR_LLM_TRIAGE="false"):
                 wait_for(lambda: known_good_recorded(cluster, shop) and traffic.ok_since(time.monotonic() - 5), 90,
                          "a healthy reading")
                 cluster.apply(f"apiVersion: sre.stratus.dev/v1alpha1\nkind: FaultScenario\n"

@@ -39,8 +39,8 @@ Task "plan": propose the smallest plan that restores the service level, using on
 - If no action would help, return an empty list of actions and say why.
 Answer with JSON only, in the schema you are given.""".replace("{catalogue}", catalogue())
 
-LOG_LINES = 20
-LOG_CHARS = 200
+LOG_LINES = 15
+LOG_CHARS = 300
 TRACES = 3
 # Symptoms a trace can explain (a slow or failing call down the path); the others leave traces out.
 TRACED = frozenset({SymptomKind.LATENCY, SymptomKind.ERROR_RATE, SymptomKind.SATURATION, SymptomKind.ROUTE_MISSING})
