@@ -55,6 +55,22 @@ def test_the_table_and_the_timeline() -> None:
         cli.describe(c, "shop", "nope")
 
 
+def test_describe_shows_the_diagnosis_and_what_the_model_cost() -> None:
+    c = MemoryCluster()
+    incident(c, phase="DryRun",
+             diagnosis={"summary": "payment is down", "rootCause": "revision 3 crashes", "confidence": 0.7,
+                        "suspect": {"kind": "Deployment", "name": "payment"}, "evidence": ["0/1 ready"],
+                        "diagnosedBy": "llm", "planner": "rules", "fallbackReason": "the plan names deployment/x"},
+             llm={"model": "qwen", "calls": 2, "promptTokens": 900, "completionTokens": 80, "callSeconds": [1.5, 0.4],
+                  "fallbacks": 1, "reasons": [{"stage": "planning", "reason": "the plan names deployment/x"}]})
+    text = cli.describe(c, "shop", "payment-unavailable-1")
+    for part in ("Diagnosis (by llm; untrusted text, shown only)", "payment is down", "suspect: deployment/payment",
+                 "- 0/1 ready", "planned by rules", "the model's plan was not used: the plan names deployment/x",
+                 "Model: qwen, 2 call(s), 900 prompt + 80 completion tokens, took 1.5s, 0.4s",
+                 "rules used at planning: the plan names deployment/x"):
+        assert part in text, part
+
+
 def test_an_approval_names_the_waiting_attempt_and_who_gave_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SRE_OPERATOR_USER", "alice")
     c = MemoryCluster()

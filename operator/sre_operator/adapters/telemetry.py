@@ -42,11 +42,12 @@ class PrometheusTelemetry:
                                ["type", "outcome"], registry=r)
         self.undos = Counter(f"{PREFIX}_undos", "Actions restored from their undo record, by outcome "
                              "(undone, failed, skipped)", ["outcome"], registry=r)
-        self.llm_calls = Counter(f"{PREFIX}_llm_calls", "Calls to the model for a plan", ["model"], registry=r)
+        self.llm_calls = Counter(f"{PREFIX}_llm_calls", "Calls to the model (triage and planning)", ["model"],
+                                 registry=r)
         self.llm_tokens = Counter(f"{PREFIX}_llm_tokens", "Tokens the model's calls cost, by kind (prompt, completion)",
                                   ["model", "kind"], registry=r)
-        self.llm_fallbacks = Counter(f"{PREFIX}_llm_fallbacks", "Plans asked of the model where the rules' plan was "
-                                     "used instead", ["model"], registry=r)
+        self.llm_fallbacks = Counter(f"{PREFIX}_llm_fallbacks", "Questions to the model whose answer was not "
+                                     "used (the rules decided)", ["model"], registry=r)
         self.detector_cycle_seconds = Histogram(f"{PREFIX}_detector_cycle_seconds", "One detector cycle over every "
                                                 "watched namespace", buckets=CYCLE_BUCKETS, registry=r)
         self.watched_namespaces = Gauge(f"{PREFIX}_watched_namespaces", "Namespaces the detector reads", registry=r)
