@@ -29,7 +29,7 @@ from sre_operator.planning import prompt, selection
 from sre_operator.planning.llm import LlmPlanner
 from tests.fake_llm import FakeLlm, Reply, diagnosis_reply, plan_reply, task_of
 from tests.fakes.cluster import MemoryCluster, shop
-from tests.unit.test_pipeline import FAILING, Figures, Model, incident, ports, run, scale_to_zero, settings
+from tests.unit.test_pipeline import FAILING, NS, Figures, Model, incident, ports, run, scale_to_zero, settings
 
 
 @pytest.fixture
@@ -306,3 +306,11 @@ def test_the_triage_prompt_is_shorter_than_the_whole_evidence() -> None:
     ev = evidence("payment", "unavailable")
     whole = json.dumps(ev.model_dump(by_alias=True))
     assert len(prompt.evidence_document(ev, "shop")) < len(whole) / 2
+
+
+def test_an_unreadable_status_with_a_model_configured_fails_the_incident_rather_than_loop(
+        cluster: MemoryCluster) -> None:
+    incident(cluster)
+    cluster.patch_status("Incident", NS, "inc", {"phase": "Planning", "attempts": 1, "actions": [{"attempt": 1}]})
+    st = run(cluster, ports(cluster, Figures(), llm=Model(restart("product"))), settings(planner="llm"), limit=5)
+    assert st["phase"] == "Failed" and "KeyError" in st["message"]

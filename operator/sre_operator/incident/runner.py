@@ -114,8 +114,8 @@ def observe(ports: Ports, incident: Obj, settings: Settings) -> pipeline.Tick:
     if need.model and ports.llm is not None:
         try:
             wanted = pipeline.model_use(tick).ask
-        except ValueError:
-            return tick  # the Incident cannot be read: the stage says why
+        except (ValueError, KeyError, TypeError):
+            return tick  # the Incident cannot be read: the stage says why (never a tick that raises forever)
         if wanted:
             tick = replace(tick, model=ask_model(ports.llm, tick, ports.clock))
     return tick
