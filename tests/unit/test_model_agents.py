@@ -29,7 +29,17 @@ from sre_operator.planning import prompt, selection
 from sre_operator.planning.llm import LlmPlanner
 from tests.fake_llm import FakeLlm, Reply, diagnosis_reply, plan_reply, task_of
 from tests.fakes.cluster import MemoryCluster, shop
-from tests.unit.test_pipeline import FAILING, NS, Figures, Model, incident, ports, run, scale_to_zero, settings
+from tests.unit.test_pipeline import (
+    FAILING,
+    NS,
+    Figures,
+    Model,
+    incident,
+    ports,
+    run,
+    scale_to_zero,
+    settings,
+)
 
 
 @pytest.fixture

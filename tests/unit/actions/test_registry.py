@@ -29,7 +29,7 @@ def test_every_action_type_has_exactly_one_spec_and_every_spec_a_type() -> None:
 
 
 def test_the_planner_s_catalogue_lists_every_action_once() -> None:
-    from sre_operator.planning.llm import SYSTEM_PROMPT
+    from sre_operator.planning.prompt import SYSTEM_PROMPT
     lines = actions.catalogue().splitlines()
     assert len(lines) == len(ActionType)
     for t, line in zip(ActionType, lines, strict=False):
