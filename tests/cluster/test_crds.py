@@ -3,6 +3,7 @@ message, printer columns shown."""
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
@@ -70,6 +71,33 @@ def test_incident_status_is_a_subresource_and_validated(crds: Cluster, namespace
     # A status change through the main resource is ignored, as status is a subresource.
     crds.kubectl("patch", "incident", name, "-n", namespace, "--type=merge", "-p", '{"status": {"attempts": 9}}')
     assert crds.kubectl("get", "inc", name, "-n", namespace, "-o", "jsonpath={.status.attempts}").stdout == "1"
+
+
+
+def test_the_diagnosis_is_explained_and_a_long_or_foreign_one_refused(crds: Cluster, namespace: str) -> None:
+    from localkube.testing import wait_for
+
+    def explained() -> str:
+        out = crds.kubectl("explain", "incident.status.diagnosis", check=False)
+        return out.stdout if out.returncode == 0 and "suspect" in out.stdout else ""
+    text = wait_for(explained, 60, "kubectl explain incident.status.diagnosis")
+    assert "never acted on" in text and "diagnosedBy" in text
+    crds.kubectl("apply", "-n", namespace, "-f", str(CRDS / "examples" / "incident.yaml"))
+    name = "payment-unavailable-x7k2p"
+
+    def status(diagnosis: dict) -> subprocess.CompletedProcess[str]:
+        return crds.kubectl("patch", "incident", name, "-n", namespace, "--subresource=status", "--type=merge",
+                            "-p", json.dumps({"status": {"diagnosis": diagnosis}}), check=False)
+    ok = status({"summary": "payment is down", "rootCause": "r", "diagnosedBy": "llm", "evidence": ["0/1 ready"],
+                 "suspect": {"kind": "Deployment", "name": "payment"}})
+    assert ok.returncode == 0, ok.stderr
+    long = status({"summary": "x" * 2000})
+    assert long.returncode != 0 and "status.diagnosis.summary: Too long" in long.stderr
+    foreign = status({"suspect": {"kind": "Namespace", "name": "kube-system"}})
+    assert foreign.returncode != 0 and "Unsupported value" in foreign.stderr
+    spec = crds.kubectl("patch", "incident", name, "-n", namespace, "--type=merge",
+                        "-p", '{"spec": {"planner": "always"}}', check=False)
+    assert spec.returncode != 0 and "spec.planner" in spec.stderr
 
 
 HUGE = "a" * 70000
