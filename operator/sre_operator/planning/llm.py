@@ -70,7 +70,7 @@ class LlmDiagnosis(_Answer):
 
 
 class LlmError(RuntimeError):
-    """The model did not give a usable plan; `usage` is what the call(s) cost anyway."""
+    """The model gave no usable answer; `usage` is what the call(s) cost anyway."""
 
     def __init__(self, reason: str, usage: dict[str, Any]) -> None:
         super().__init__(reason)
