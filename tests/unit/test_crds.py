@@ -44,9 +44,19 @@ def test_crd_metadata(kind: str, short: str) -> None:
     assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
 
 
+# The schema keywords the CRDs use: any other key is a slip (a YAML flow mapping split at a comma
+# inside a description makes one, which the API server refuses).
+KEYWORDS = {"type", "description", "properties", "items", "required", "enum", "default", "format", "pattern",
+            "minimum", "maximum", "exclusiveMinimum", "minLength", "maxLength", "minItems", "maxItems",
+            "maxProperties", "additionalProperties", "nullable", "x-kubernetes-preserve-unknown-fields",
+            "x-kubernetes-validations", "x-kubernetes-list-type", "x-kubernetes-list-map-keys",
+            "x-kubernetes-int-or-string", "anyOf", "oneOf"}
+
+
 @pytest.mark.parametrize("kind", ["FaultScenario", "Incident"])
 def test_schemas_are_structural(kind: str) -> None:
     for path, node in walk(schema(kind)):
+        assert set(node) <= KEYWORDS, (path, sorted(set(node) - KEYWORDS))
         assert "$ref" not in node, path
         if node.get("x-kubernetes-preserve-unknown-fields"):
             assert node.get("description"), f"{path}: free-form fields must say why"
