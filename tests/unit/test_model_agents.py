@@ -23,7 +23,7 @@ from sre_operator.domain.models import (
 )
 from sre_operator.domain.policy import LlmConfig
 from sre_operator.domain.vocabulary import ModelStage, PlannerPolicy
-from sre_operator.incident import pipeline
+from sre_operator.incident import pipeline, runner
 from sre_operator.incident.step import Event
 from sre_operator.planning import prompt, selection
 from sre_operator.planning.llm import LlmPlanner
@@ -324,3 +324,31 @@ def test_an_unreadable_status_with_a_model_configured_fails_the_incident_rather_
     cluster.patch_status("Incident", NS, "inc", {"phase": "Planning", "attempts": 1, "actions": [{"attempt": 1}]})
     st = run(cluster, ports(cluster, Figures(), llm=Model(restart("product"))), settings(planner="llm"), limit=5)
     assert st["phase"] == "Failed" and "KeyError" in st["message"]
+
+
+def test_incidents_take_turns_for_the_model_and_say_they_wait(cluster: MemoryCluster) -> None:
+    import threading
+    scale_to_zero(cluster)
+    incident(cluster, mode="dry-run")
+    slot = threading.Lock()
+    slot.acquire()  # another incident is asking
+    threading.Timer(0.5, slot.release).start()
+    model = Model(restart("product"), diagnosis=found())
+    st = run(cluster, ports(cluster, Figures(), llm=model, model_slot=slot), settings(), limit=20)
+    assert st["phase"] == "DryRun" and st["diagnosis"]["diagnosedBy"] == "llm" and model.diagnosed == 1
+    said = [w[3] for w in cluster.writes if w[0] == "patch_status"]
+    assert {"message": runner.WAITING_FOR_THE_MODEL} in said
+    assert slot.acquire(blocking=False)  # given back
+
+
+def test_a_slot_held_too_long_is_a_fallback_not_a_wait_forever(cluster: MemoryCluster) -> None:
+    import threading
+    scale_to_zero(cluster)
+    incident(cluster, mode="dry-run")
+    slot = threading.Lock()
+    slot.acquire()  # never given back
+    model = Model(restart("product"), diagnosis=found())
+    st = run(cluster, ports(cluster, Figures(), llm=model, model_slot=slot),
+             settings(llm_timeout_seconds=0.1, llm_max_retries=0), limit=20)
+    assert st["phase"] == "DryRun" and model.diagnosed == 0 and st["diagnosis"]["diagnosedBy"] == "rules"
+    assert "the model stayed busy for 0s with another incident" in st["llm"]["reasons"][0]["reason"]

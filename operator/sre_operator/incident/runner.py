@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -68,6 +69,12 @@ def _no_event(event: Event) -> None:
     pass
 
 
+# One model slot per operator process: a small model on a CPU answers one question at a time, and
+# Incidents asking at once would only time each other out. They take turns, and say they wait.
+MODEL_SLOT = threading.Lock()
+WAITING_FOR_THE_MODEL = "waiting for the model: another incident is asking it"
+
+
 @dataclass
 class Ports:
     cluster: Cluster
@@ -77,6 +84,7 @@ class Ports:
     traces: TraceSource | None = None
     clock: Callable[[], dt.datetime] = field(default=clock.now)
     telemetry: Telemetry = NO_TELEMETRY
+    model_slot: threading.Lock = field(default=MODEL_SLOT)
 
 
 @dataclass(frozen=True)
@@ -117,8 +125,26 @@ def observe(ports: Ports, incident: Obj, settings: Settings) -> pipeline.Tick:
         except (ValueError, KeyError, TypeError):
             return tick  # the Incident cannot be read: the stage says why (never a tick that raises forever)
         if wanted:
-            tick = replace(tick, model=ask_model(ports.llm, tick, ports.clock))
+            tick = replace(tick, model=in_turn(ports, ports.llm, tick, settings))
     return tick
+
+
+def in_turn(ports: Ports, llm: Planner, tick: pipeline.Tick, settings: Settings) -> pipeline.ModelAnswer:
+    """Asks the model when the slot is free. While another Incident holds it, status says so; a
+    slot held longer than a whole question may take (every try timing out, twice over) is an
+    answer without a plan: the rules decide, the Incident moves on."""
+    slot = ports.model_slot
+    if not slot.acquire(blocking=False):
+        ports.cluster.patch_status(KIND, tick.namespace, tick.name, {"message": WAITING_FOR_THE_MODEL})
+        longest = settings.llm_timeout_seconds * (settings.llm_max_retries + 1) * 2
+        if not slot.acquire(timeout=longest):
+            stage = ModelStage.TRIAGE if tick.phase == Phase.TRIAGING else ModelStage.PLANNING
+            return pipeline.ModelAnswer(None, {}, f"the model stayed busy for {longest:.0f}s with another incident",
+                                        stage=stage)
+    try:
+        return ask_model(llm, tick, ports.clock)
+    finally:
+        slot.release()
 
 
 def ask_model(llm: Planner, tick: pipeline.Tick, now: Callable[[], dt.datetime] = clock.now) -> pipeline.ModelAnswer:
