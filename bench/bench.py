@@ -56,8 +56,7 @@ def bench_shop(n: int = 100) -> list[tuple[str, str]]:
                                          SHOP_PRODUCT_URL=f"http://127.0.0.1:{ports['product']}",
                                          SHOP_PAYMENT_URL=f"http://127.0.0.1:{ports['payment']}").start())
             started.append(procs.gateway(ports["gateway"], data / "gw", order=f"127.0.0.1:{ports['order']}",
-                                         product=f"127.0.0.1:{ports['product']}",
-                                         payment=f"127.0.0.1:{ports['payment']}").start())
+                                         product=f"127.0.0.1:{ports['product']}").start())
             for p in started:
                 p.wait_healthy()
             url = f"http://127.0.0.1:{ports['gateway']}/api/orders"

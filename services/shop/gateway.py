@@ -13,13 +13,14 @@ class TemplateError(ValueError):
     pass
 
 
-def render_config(*, listen: str, order: str, product: str, payment: str, access_log: str,
+def render_config(*, listen: str, order: str, product: str, access_log: str,
                   run_dir: str = "/tmp",  # noqa: S108 - NGINX's pid and temp files, in the pod's own /tmp
                   template: Path = TEMPLATE) -> str:
     """Fill the template. `listen` is NGINX's `listen` value (`8080`, `127.0.0.1:8080`);
-    `order`/`product`/`payment` are `host:port` upstreams; `run_dir` holds the pid and temp files."""
+    `order`/`product` are `host:port` upstreams (payment is the order saga's to call, never the
+    gateway's); `run_dir` holds the pid and temp files."""
     values = {"@@LISTEN_PORT@@": listen, "@@RUN_DIR@@": run_dir, "@@ORDER_UPSTREAM@@": order,
-              "@@PRODUCT_UPSTREAM@@": product, "@@PAYMENT_UPSTREAM@@": payment, "@@ACCESS_LOG@@": access_log}
+              "@@PRODUCT_UPSTREAM@@": product, "@@ACCESS_LOG@@": access_log}
     text = template.read_text()
     for token, value in values.items():
         if not value or any(c in value for c in ";{}\n '\""):

@@ -54,8 +54,7 @@ def main(argv: list[str] | None = None) -> int:
                      "SHOP_PAYMENT_URL": f"http://127.0.0.1:{ports['payment']}"} if name == "order" else {}
             started.append(procs.service(name, ports[name], data, **env, **extra).start())
         started.append(procs.gateway(args.gateway_port, data / "gateway",
-                                     order=f"127.0.0.1:{ports['order']}", product=f"127.0.0.1:{ports['product']}",
-                                     payment=f"127.0.0.1:{ports['payment']}").start())
+                                     order=f"127.0.0.1:{ports['order']}", product=f"127.0.0.1:{ports['product']}").start())
         for p in started:
             p.wait_healthy()
     except Exception as exc:  # noqa: BLE001 - report and stop what started
@@ -66,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     gw = "http://localhost" if args.gateway_port == 80 else f"http://localhost:{args.gateway_port}"
     print(f"""
 The shop is running (logs and data in {data}):
-  gateway  {gw}   (/api/orders, /api/products, /api/payments, /nginx-health)
+  gateway  {gw}   (GET /api/products[/{{id}}], POST /api/orders, GET /api/orders/{{id}}, /nginx-health)
   order    http://127.0.0.1:{ports['order']}    product http://127.0.0.1:{ports['product']}    payment http://127.0.0.1:{ports['payment']}
   metrics  http://127.0.0.1:{ports['order']}/metrics (and each service's /metrics)
 

@@ -93,7 +93,7 @@ def service(name: str, port: int, data_dir: Path, **env: str) -> ManagedProcess:
                           full_env, f"http://127.0.0.1:{port}/health")
 
 
-def gateway(port: int, work_dir: Path, *, order: str, product: str, payment: str) -> ManagedProcess:
+def gateway(port: int, work_dir: Path, *, order: str, product: str) -> ManagedProcess:
     """NGINX (Debian's binary) with the rendered gateway config, on 127.0.0.1:port."""
     work_dir.mkdir(parents=True, exist_ok=True)
     conf = work_dir / "nginx.conf"
@@ -103,7 +103,6 @@ def gateway(port: int, work_dir: Path, *, order: str, product: str, payment: str
             run_dir=str(work_dir),
             order=order,
             product=product,
-            payment=payment,
             access_log=str(work_dir / "access.json"),
         )
     )

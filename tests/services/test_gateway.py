@@ -1,6 +1,7 @@
 """The NGINX gateway (Debian's nginx with the chart's template) in front of the real services."""
 from __future__ import annotations
 
+import http.client
 import json
 import sys
 from collections.abc import Iterator
@@ -18,8 +19,7 @@ from .conftest import Shop, scrape_value, wait_for
 def gateway(shop: Shop, tmp_path: Path) -> Iterator[str]:
     port = procs.free_port()
     gw = procs.gateway(port, tmp_path / "gateway", order=f"127.0.0.1:{shop.ports['order']}",
-                       product=f"127.0.0.1:{shop.ports['product']}",
-                       payment=f"127.0.0.1:{shop.ports['payment']}").start().wait_healthy()
+                       product=f"127.0.0.1:{shop.ports['product']}").start().wait_healthy()
     yield f"http://127.0.0.1:{port}"
     gw.stop()
 
@@ -30,9 +30,55 @@ def test_routes_reach_each_service(shop: Shop, gateway: str) -> None:
     order = httpx.post(f"{gateway}/api/orders", json={"product_id": "P001", "qty": 1, "customer_name": "Demo User"})
     assert order.status_code == 201 and order.json()["status"] == "confirmed"
     assert httpx.get(f"{gateway}/api/orders/{order.json()['id']}").json()["id"] == order.json()["id"]
-    assert httpx.get(f"{gateway}/api/payments/{order.json()['payment_id']}").json()["status"] == "approved"
+    assert httpx.get(f"{gateway}/api/products/P001").json()["id"] == "P001"
     resp = httpx.get(f"{gateway}/somewhere/else")
     assert resp.status_code == 404 and resp.json()["error"]["code"] == "not_found"
+
+
+# What a shopper has no business calling: the saga's own calls to product and payment, and the
+# list of every order with its customer's name (issue "Trust boundaries"). Encoded and dotted
+# spellings of the same paths are tried too: NGINX matches the decoded, normalised path.
+HOSTILE = [
+    ("POST", "/api/products/P001/reservations", {"reservation_id": "grab-all", "qty": 1000}),
+    ("POST", "/api/products/P001%2Freservations", {"reservation_id": "grab-enc", "qty": 1000}),
+    ("POST", "/api/orders/../products/P001/reservations", {"reservation_id": "grab-dot", "qty": 1000}),
+    ("DELETE", "/api/products/P001/reservations/{order}", None),
+    ("POST", "/api/products/P001/reservations/{order}/confirm", None),
+    ("POST", "/api/payments", {"order_id": "free", "amount": 1.0, "customer_name": "x"}),
+    ("GET", "/api/payments/{payment}", None),
+    ("GET", "/api/payments?order_id={order}", None),
+    ("GET", "/api/orders", None),
+    ("GET", "/api/orders?limit=500", None),
+    ("DELETE", "/api/orders/{order}", None),
+    ("POST", "/api/products/P001", {}),
+]
+
+
+def test_the_gateway_exposes_only_what_a_shopper_uses(shop: Shop, gateway: str) -> None:
+    order = httpx.post(f"{gateway}/api/orders", json={"product_id": "P001", "qty": 1, "customer_name": "Secret Name"})
+    assert order.status_code == 201
+    ids = {"order": order.json()["id"], "payment": order.json()["payment_id"]}
+    stock = shop.stock("P001")
+    host, port = gateway.removeprefix("http://").split(":")
+    for method, path, body in HOSTILE:
+        # http.client sends the path as written (httpx would resolve `..` before sending).
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        conn.request(method, path.format(**ids), body=json.dumps(body) if body is not None else None,
+                     headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        text = resp.read().decode()
+        conn.close()
+        assert resp.status in (403, 404), (method, path, resp.status, text)
+        assert "Secret Name" not in text
+        if resp.status == 403:
+            assert json.loads(text)["error"]["code"] == "forbidden"
+    # Nothing reached a service: stock untouched, one payment for the order, the order as placed.
+    assert shop.stock("P001") == stock
+    payments = httpx.get(f"{shop.url('payment')}/api/payments", params={"order_id": "free"}).json()
+    assert payments["count"] == 0
+    assert httpx.get(f"{gateway}/api/orders/{ids['order']}").json()["status"] == "confirmed"
+    # The saga itself still makes these calls, service to service.
+    assert shop.order("P001").json()["status"] == "confirmed" and shop.stock("P001") == stock - 1
 
 
 def test_upstream_down_is_a_json_502(shop: Shop, gateway: str) -> None:
@@ -40,24 +86,25 @@ def test_upstream_down_is_a_json_502(shop: Shop, gateway: str) -> None:
     resp = httpx.get(f"{gateway}/api/products")
     assert resp.status_code == 502
     assert resp.json()["error"]["code"] == "bad_gateway"
-    # The other routes still work.
-    assert httpx.get(f"{gateway}/api/orders").status_code == 200
+    # The other routes still work (the order service itself answers that it has no such order).
+    resp = httpx.get(f"{gateway}/api/orders/ORD-NONE")
+    assert resp.status_code == 404 and resp.json()["error"]["code"] == "order_not_found"
 
 
 def test_access_log_is_json_with_upstream_status(shop: Shop, gateway: str, tmp_path: Path) -> None:
     httpx.get(f"{gateway}/api/products")
-    shop.stop("payment")
-    httpx.get(f"{gateway}/api/payments/PAY-1")
+    shop.stop("order")
+    httpx.get(f"{gateway}/api/orders/ORD-1")
     log = tmp_path / "gateway" / "access.json"
 
     def both_logged() -> list[dict] | None:
         entries = [json.loads(ln) for ln in log.read_text().splitlines()] if log.exists() else []
-        return entries if {"/api/products", "/api/payments/PAY-1"} <= {e["uri"] for e in entries} else None
+        return entries if {"/api/products", "/api/orders/ORD-1"} <= {e["uri"] for e in entries} else None
 
     entries = wait_for(both_logged, what="access log lines for both requests")
     ok = next(e for e in entries if e["uri"] == "/api/products")
     assert ok["status"] == 200 and ok["upstream_status"] == "200" and ok["request_time"] >= 0
-    bad = next(e for e in entries if e["uri"] == "/api/payments/PAY-1")
+    bad = next(e for e in entries if e["uri"] == "/api/orders/ORD-1")
     assert bad["status"] == 502 and bad["upstream_status"].startswith("502")
 
 

@@ -73,7 +73,7 @@ def test_shop_renders_services_with_probes_limits_storage_and_scrape_annotations
 
 def test_gateway_configmap_is_the_local_runs_config() -> None:
     cm = by_kind(render("shop"), "ConfigMap")["gateway-config"]
-    expected = render_config(listen="8080", order="order:5001", product="product:5002", payment="payment:5003",
+    expected = render_config(listen="8080", order="order:5001", product="product:5002",
                              access_log="/var/log/gateway/access.json", run_dir="/tmp")
     assert cm["data"]["nginx.conf"].strip() == expected.strip()
 

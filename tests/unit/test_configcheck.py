@@ -8,10 +8,10 @@ import pytest
 from shop.gateway import render_config
 from sre_operator.actions import configcheck
 
-GOOD = render_config(listen="8080", order="order:5001", product="product:5002", payment="payment:5003",
+GOOD = render_config(listen="8080", order="order:5001", product="product:5002",
                      access_log="/var/log/gateway/access.json")
 SERVICES = {"order": {5001}, "product": {5002}, "payment": {5003}, "gateway": {80}}
-LOCATION = "        location /api/orders   { proxy_pass http://order_service; }\n"
+LOCATION = "        location = /api/products { proxy_pass http://product_service; }\n"
 
 
 def with_location(extra: str) -> str:

@@ -19,7 +19,6 @@ helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version }}
     | replace "@@RUN_DIR@@" "/tmp"
     | replace "@@ORDER_UPSTREAM@@" (printf "order:%v" .Values.services.order.port)
     | replace "@@PRODUCT_UPSTREAM@@" (printf "product:%v" .Values.services.product.port)
-    | replace "@@PAYMENT_UPSTREAM@@" (printf "payment:%v" .Values.services.payment.port)
     | replace "@@ACCESS_LOG@@" "/var/log/gateway/access.json" -}}
 {{- end -}}
 

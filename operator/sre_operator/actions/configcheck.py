@@ -48,6 +48,7 @@ ALLOWED: dict[str, frozenset[str]] = {name: frozenset(blocks) for name, blocks i
     "proxy_next_upstream": ["http", "server", "location"], "proxy_next_upstream_tries": ["http", "server", "location"],
     "proxy_intercept_errors": ["http", "server", "location"], "listen": ["server"], "location": ["server"],
     "return": ["server", "location"], "proxy_pass": ["location"], "error_page": ["http", "server", "location"],
+    "limit_except": ["location"], "deny": ["limit_except"],
 }.items()}
 LOG_TARGETS = ("stderr", "off", "/dev/stdout", "/dev/stderr")
 LOG_DIR = "/var/log/gateway/"  # the emptyDir the gateway shares with its log exporter

@@ -15,8 +15,9 @@ DEFAULT_ROUTE = "/api/products"
 
 def without_route(config: str, route: str) -> str:
     """The same NGINX config without the `location` block that serves `route`."""
-    pattern = re.compile(r"^[ \t]*location\s+(?:\^~\s+)?" + re.escape(route) + r"\s*\{[^{}]*\}[ \t]*\n?",
-                         re.MULTILINE)
+    # A prefix (`^~`) or exact (`=`) location; its body may hold one level of blocks (`limit_except`).
+    pattern = re.compile(r"^[ \t]*location\s+(?:(?:\^~|=)\s+)?" + re.escape(route)
+                         + r"\s*\{(?:[^{}]|\{[^{}]*\})*\}[ \t]*\n?", re.MULTILINE)
     out, n = pattern.subn("", config)
     if n == 0:
         raise FaultError(f"the gateway config has no `location {route}` block to remove")

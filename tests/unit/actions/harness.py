@@ -16,7 +16,7 @@ from sre_operator.domain.snapshot import KNOWN_GOOD, Snapshot
 from tests.fakes.cluster import MemoryCluster, shop
 
 NS = "shop"
-GOOD_CONFIG = render_config(listen="8080", order="order:5001", product="product:5002", payment="payment:5003",
+GOOD_CONFIG = render_config(listen="8080", order="order:5001", product="product:5002",
                             access_log="/var/log/gateway/access.json")
 
 
