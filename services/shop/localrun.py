@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
                      "SHOP_PAYMENT_URL": f"http://127.0.0.1:{ports['payment']}"} if name == "order" else {}
             started.append(procs.service(name, ports[name], data, **env, **extra).start())
         started.append(procs.gateway(args.gateway_port, data / "gateway",
-                                     order=f"127.0.0.1:{ports['order']}", product=f"127.0.0.1:{ports['product']}").start())
+                                     order=f"127.0.0.1:{ports['order']}",
+                                     product=f"127.0.0.1:{ports['product']}").start())
         for p in started:
             p.wait_healthy()
     except Exception as exc:  # noqa: BLE001 - report and stop what started
