@@ -1,6 +1,7 @@
 """Start, watch and stop the shop's processes on loopback: used by `shop.localrun` and the tests."""
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -77,6 +78,13 @@ class ManagedProcess:
             self.proc.wait(5)
         except ProcessLookupError:
             pass
+
+    def kill(self) -> None:
+        """SIGKILL, no shutdown: a crash, as the tests of recovery need one."""
+        if self.alive and self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
 
     def log_tail(self, lines: int = 40) -> str:
         try:

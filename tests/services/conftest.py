@@ -33,6 +33,9 @@ class Shop:
     def stop(self, name: str) -> None:
         self.running.pop(name).stop()
 
+    def kill(self, name: str) -> None:
+        self.running.pop(name).kill()
+
     def restart(self, name: str) -> None:
         self.stop(name)
         self.start(name)

@@ -1,10 +1,14 @@
 """The order saga against real product, payment and order processes."""
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
+
 import httpx
 import pytest
 
-from .conftest import Shop
+from .conftest import Shop, wait_for
 
 
 def payments_for(shop: Shop, order_id: str) -> int:
@@ -57,17 +61,91 @@ def test_payment_down_compensates_and_records_the_failure(shop: Shop) -> None:
     assert stored["status"] == "failed"
 
 
-def test_payment_timeout_compensates(make_shop) -> None:
+def order_status(shop: Shop, order_id: str) -> str:
+    return str(httpx.get(f"{shop.url('order')}/api/orders/{order_id}").json()["status"])
+
+
+# Recovery runs often and soon in these tests, so they need not wait out the defaults.
+RECOVERY = {"SHOP_RECOVERY_INTERVAL_S": "0.3", "SHOP_RECOVERY_GRACE_S": "0.5"}
+
+
+def test_a_timed_out_charge_is_not_taken_as_not_charged(make_shop) -> None:
+    """The charge's answer is lost (payment is slower than order's timeout) but the charge is made:
+    the order must not release its stock and fail while the customer is charged. It waits, pending,
+    until payment says, then confirms."""
     shop = make_shop(payment={"SHOP_FAULT_HOOKS": "true"},
-                     order={"SHOP_HTTP_TIMEOUT_S": "0.3", "SHOP_HTTP_RETRIES": "0"})
+                     order={"SHOP_HTTP_TIMEOUT_S": "0.3", "SHOP_HTTP_RETRIES": "0", **RECOVERY})
     for name in ("product", "payment", "order"):
         shop.start(name)
     httpx.post(f"{shop.url('payment')}/fault/latency", json={"ms": 1500}).raise_for_status()
     before = shop.stock()
     resp = shop.order()
     assert resp.status_code == 504, resp.text
-    assert resp.json()["status"] == "failed" and "timed out" in resp.json()["reason"]
-    assert shop.stock() == before
+    order = resp.json()
+    assert order["status"] == "pending" and "timed out" in order["reason"] and "not known" in order["reason"]
+    assert shop.stock() == before - 1  # still reserved: it may have been paid for
+    wait_for(lambda: payments_for(shop, order["id"]) == 1, what="payment to make the slow charge")
+    httpx.delete(f"{shop.url('payment')}/fault").raise_for_status()
+    wait_for(lambda: order_status(shop, order["id"]) == "confirmed", what="the pending order to be confirmed")
+    stored = httpx.get(f"{shop.url('order')}/api/orders/{order['id']}").json()
+    assert payments_for(shop, order["id"]) == 1 and stored["payment_id"]
+    assert any(s["step"] == "settle" and s["outcome"] == "charged" for s in stored["steps"])
+    assert shop.stock() == before - 1
+
+
+def _crash_order_mid_charge(shop: Shop) -> tuple[str, int]:
+    """Place an order, and kill order (SIGKILL) while payment holds its charge. Returns the order id
+    and the stock before."""
+    httpx.post(f"{shop.url('payment')}/fault/latency", json={"ms": 2000}).raise_for_status()
+    before = shop.stock()
+    placing = threading.Thread(target=lambda: _ignore_errors(shop.order), daemon=True)
+    placing.start()
+    wait_for(lambda: shop.stock() == before - 1, what="the reservation")
+    time.sleep(0.3)  # the charge is on its way, held by payment's latency
+    shop.kill("order")
+    placing.join(10)
+    [order_id] = _pending_ids(shop)
+    return order_id, before
+
+
+def _ignore_errors(call) -> None:
+    with contextlib.suppress(httpx.HTTPError):
+        call()
+
+
+def _pending_ids(shop: Shop) -> list[str]:
+    import sqlite3
+    with sqlite3.connect(shop.data / "order.db") as conn:
+        return [r[0] for r in conn.execute("SELECT id FROM orders WHERE status = 'pending'")]
+
+
+def test_an_order_a_crash_interrupted_after_the_charge_is_confirmed_on_start(make_shop) -> None:
+    shop = make_shop(payment={"SHOP_FAULT_HOOKS": "true"}, order={"SHOP_HTTP_TIMEOUT_S": "10", **RECOVERY})
+    for name in ("product", "payment", "order"):
+        shop.start(name)
+    order_id, before = _crash_order_mid_charge(shop)
+    wait_for(lambda: payments_for(shop, order_id) == 1, what="payment to finish the charge")
+    shop.start("order")
+    wait_for(lambda: order_status(shop, order_id) == "confirmed", what="the interrupted order to be confirmed")
+    assert shop.stock() == before - 1 and payments_for(shop, order_id) == 1
+
+
+def test_an_order_a_crash_interrupted_before_the_charge_is_compensated_on_start(make_shop) -> None:
+    shop = make_shop(payment={"SHOP_FAULT_HOOKS": "true"}, order={"SHOP_HTTP_TIMEOUT_S": "10", **RECOVERY})
+    for name in ("product", "payment", "order"):
+        shop.start(name)
+    order_id, before = _crash_order_mid_charge(shop)
+    shop.kill("payment")  # before its latency ran out: the charge was never made
+    shop.start("payment")
+    shop.start("order")
+    wait_for(lambda: order_status(shop, order_id) == "failed", what="the interrupted order to be compensated")
+    stored = httpx.get(f"{shop.url('order')}/api/orders/{order_id}").json()
+    assert "interrupted" in stored["reason"] and shop.stock() == before
+    assert payments_for(shop, order_id) == 0
+    # The key is closed: a charge under it that arrived only now is refused, never made.
+    resp = httpx.post(f"{shop.url('payment')}/api/payments", headers={"Idempotency-Key": f"order-{order_id}"},
+                      json={"order_id": order_id, "amount": 1.0, "customer_name": "Demo User"})
+    assert resp.status_code == 409 and resp.json()["error"]["code"] == "idempotency_key_closed"
 
 
 def test_out_of_stock_is_a_409_and_charges_nothing(shop: Shop) -> None:

@@ -40,3 +40,20 @@ def test_invalid_payments_are_422(shop: Shop) -> None:
         assert resp.status_code == 422 and resp.json()["error"]["code"] == "invalid_request"
     resp = httpx.post(url, json={"order_id": "o", "amount": 1, "customer_name": "a"}, headers={"Idempotency-Key": ""})
     assert resp.status_code == 422
+
+
+def test_settle_returns_the_charge_or_closes_the_key_for_good(shop: Shop) -> None:
+    """What order asks when a charge's answer was lost: made (then the payment), or not, and then
+    never: a charge under that key that arrives later is refused."""
+    url = f"{shop.url('payment')}/api/payments"
+    body = {"order_id": "ORD-X4", "amount": 3, "customer_name": "Ann"}
+    made = httpx.post(url, json=body, headers={"Idempotency-Key": "k-4"}).json()
+    settled = httpx.post(f"{url}/settle", headers={"Idempotency-Key": "k-4"}).json()
+    assert settled["made"] is True and settled["payment"]["id"] == made["id"]
+    assert httpx.post(url, json=body, headers={"Idempotency-Key": "k-4"}).status_code == 200  # still replays
+    settled = httpx.post(f"{url}/settle", headers={"Idempotency-Key": "k-5"}).json()
+    assert settled == {"idempotency_key": "k-5", "made": False, "payment": None}
+    late = httpx.post(url, json={**body, "order_id": "ORD-X5"}, headers={"Idempotency-Key": "k-5"})
+    assert late.status_code == 409 and late.json()["error"]["code"] == "idempotency_key_closed"
+    assert httpx.get(url, params={"order_id": "ORD-X5"}).json()["count"] == 0
+    assert httpx.post(f"{url}/settle").status_code == 422  # the key is required

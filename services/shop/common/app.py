@@ -1,8 +1,9 @@
 """The app factory every service uses: errors, metrics, faults, tracing, health and readiness."""
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -32,6 +33,7 @@ class ShopApp:
         self.faults = faults.FaultState(settings, self.metrics)
         self.readiness_checks: dict[str, ReadinessCheck] = {}
         self.on_shutdown: list[Callable[[], Awaitable[None]]] = []
+        self.background: list[Callable[[], Coroutine[Any, Any, None]]] = []  # loops run from start to shutdown
 
     def build(self, *routers: Any) -> FastAPI:
         shop = self
@@ -40,7 +42,11 @@ class ShopApp:
         async def lifespan(_: FastAPI) -> AsyncIterator[None]:
             logs.log(shop.logger, logging.INFO, "service started", port=shop.settings.port,
                      db=str(shop.db.path), fault_hooks=shop.settings.fault_hooks)
+            tasks = [asyncio.create_task(fn()) for fn in shop.background]
             yield
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             for fn in shop.on_shutdown:
                 await fn()
             tracing.shutdown()

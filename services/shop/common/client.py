@@ -16,13 +16,20 @@ from .metrics import ShopMetrics
 
 
 class UpstreamError(Exception):
-    """The dependency could not give an answer: kind is `timeout`, `unavailable`, `error` or `rejected`."""
+    """The dependency could not give an answer: kind is `timeout`, `unavailable`, `error` or `rejected`.
 
-    def __init__(self, target: str, kind: str, message: str) -> None:
+    `maybe_done`: some attempt may have reached the callee and been carried out there, its answer
+    lost (a read timed out, the connection broke after the request went out). A refused connection
+    or an open circuit means it was not sent; a 5xx is an answer (the shop's handlers commit in one
+    transaction, so it means nothing was committed). A lost answer says nothing either way.
+    """
+
+    def __init__(self, target: str, kind: str, message: str, maybe_done: bool = False) -> None:
         super().__init__(f"{target}: {message}")
         self.target = target
         self.kind = kind
         self.message = message
+        self.maybe_done = maybe_done
 
 
 class ServiceClient:
@@ -47,6 +54,7 @@ class ServiceClient:
                       headers: dict[str, str] | None = None) -> httpx.Response:
         attempts = 1 + (self.retries if idempotent else 0)
         last: UpstreamError | None = None
+        maybe_done = False  # whether any attempt so far may have been carried out, its answer lost
         for attempt in range(attempts):
             if attempt:
                 await asyncio.sleep(min(0.05 * 2 ** attempt, 0.5))
@@ -54,23 +62,26 @@ class ServiceClient:
                 self.breaker.before_call()
             except CircuitOpenError as exc:
                 self._count("rejected")
-                raise UpstreamError(self.target, "rejected", str(exc)) from exc
+                raise UpstreamError(self.target, "rejected", str(exc), maybe_done) from exc
             try:
                 resp = await self._http.request(method, path, json=json, headers=headers)
-            except httpx.TimeoutException:
+            except httpx.TimeoutException as exc:
                 self.breaker.record_failure()
                 self._count("timeout")
-                last = UpstreamError(self.target, "timeout", f"{method} {path} timed out")
+                maybe_done = maybe_done or not isinstance(exc, httpx.ConnectTimeout)
+                last = UpstreamError(self.target, "timeout", f"{method} {path} timed out", maybe_done)
                 continue
             except httpx.TransportError as exc:
                 self.breaker.record_failure()
                 self._count("error")
-                last = UpstreamError(self.target, "unavailable", f"{method} {path} failed: {exc!r}")
+                maybe_done = maybe_done or not isinstance(exc, httpx.ConnectError)
+                last = UpstreamError(self.target, "unavailable", f"{method} {path} failed: {exc!r}", maybe_done)
                 continue
             if resp.status_code >= 500:
                 self.breaker.record_failure()
                 self._count("error")
-                last = UpstreamError(self.target, "error", f"{method} {path} answered {resp.status_code}")
+                last = UpstreamError(self.target, "error", f"{method} {path} answered {resp.status_code}",
+                                     maybe_done)
                 continue
             self.breaker.record_success()
             self._count("ok")

@@ -25,6 +25,10 @@ class ShopSettings(BaseSettings):
     http_retries: int = Field(2, ge=0, le=5)
     breaker_failures: int = Field(5, ge=1, le=1000)
     breaker_reset_s: float = Field(10.0, gt=0, le=3600)
+    # order: how often pending orders are looked at, and how long one must have stood still to be
+    # finished from what product and payment say (longer than any call of a live saga takes).
+    recovery_interval_s: float = Field(15.0, gt=0, le=3600)
+    recovery_grace_s: float = Field(30.0, ge=0, le=86_400)
 
     payment_max_amount: float = Field(10_000.0, gt=0)
 

@@ -6,6 +6,8 @@ into a total one. Order's own readiness is its storage and its failed state.
 """
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 import httpx
@@ -14,6 +16,7 @@ from fastapi import FastAPI
 from shop.common import settings as cfg
 from shop.common.app import ShopApp, serve
 from shop.common.client import ServiceClient
+from shop.common.logs import log
 
 from . import api, store
 from .saga import Saga
@@ -46,7 +49,19 @@ def create_app(settings: cfg.ShopSettings | None = None) -> FastAPI:
     shop.on_shutdown += [product.aclose, payment.aclose, probe.aclose]
     def count(outcome: str, reason: str) -> None:
         shop.metrics.orders.labels(settings.service, outcome, reason).inc()
-    return shop.build(api.router(shop, Saga(shop.db, product, payment, shop.logger, on_outcome=count)))
+    saga = Saga(shop.db, product, payment, shop.logger, on_outcome=count)
+
+    async def recover_pending() -> None:
+        """From start on: finish the orders a crash or an unanswered charge left pending."""
+        while True:
+            try:
+                await saga.recover(settings.recovery_grace_s)
+            except Exception as exc:  # noqa: BLE001 - a bad pass must not end the loop; logged, tried again
+                log(shop.logger, logging.ERROR, "order recovery failed", error=repr(exc))
+            await asyncio.sleep(settings.recovery_interval_s)
+
+    shop.background.append(recover_pending)
+    return shop.build(api.router(shop, saga))
 
 
 def main() -> None:

@@ -61,3 +61,12 @@ def recent(db: Database, limit: int, status: str | None) -> list[dict[str, Any]]
     with db.connect() as conn:
         rows = conn.execute(query + " ORDER BY created_at DESC, id DESC LIMIT ?", (*args, limit)).fetchall()
     return [_order(r) for r in rows]
+
+
+def stuck(db: Database, grace_s: float) -> list[dict[str, Any]]:
+    """Orders still `pending` that have not moved for `grace_s` seconds, oldest first."""
+    with db.connect() as conn:
+        rows = conn.execute(
+            "SELECT * FROM orders WHERE status = 'pending' AND updated_at <= strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?)"
+            " ORDER BY updated_at LIMIT 100", (f"-{grace_s:.3f} seconds",)).fetchall()
+    return [_order(r) for r in rows]

@@ -35,6 +35,13 @@ def router(shop: ShopApp) -> APIRouter:
         headers = {"Idempotent-Replayed": "true"} if replayed else {}
         return JSONResponse(payment, status_code=status, headers=headers)
 
+    @r.post("/settle")
+    async def settle(idempotency_key: Annotated[str, Header(alias="Idempotency-Key", min_length=1,
+                                                              max_length=128)]) -> dict[str, Any]:
+        """Was the charge under this key made? If not, it never will be: the key is closed."""
+        payment = await db.run(lambda: ledger.settle(db, idempotency_key))
+        return {"idempotency_key": idempotency_key, "made": payment is not None, "payment": payment}
+
     @r.get("")
     async def by_order(order_id: Annotated[str, Query(min_length=1, max_length=128)]) -> dict[str, Any]:
         return {"order_id": order_id, "count": await db.run(lambda: ledger.count_for_order(db, order_id))}

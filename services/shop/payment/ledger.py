@@ -18,6 +18,10 @@ CREATE TABLE IF NOT EXISTS payments (
     idempotency_key TEXT UNIQUE, request_hash TEXT NOT NULL,
     created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
 );
+CREATE TABLE IF NOT EXISTS closed_keys (
+    idempotency_key TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now'))
+);
 """
 
 
@@ -41,6 +45,9 @@ def charge(db: Database, *, order_id: str, amount: float, customer_name: str, id
     digest = request_hash(order_id, amount, customer_name)
     with db.transaction() as conn:
         if idempotency_key is not None:
+            if conn.execute("SELECT 1 FROM closed_keys WHERE idempotency_key = ?", (idempotency_key,)).fetchone():
+                raise ShopError(409, "idempotency_key_closed",
+                                "the caller gave up the charge under this Idempotency-Key; it is not made")
             row = conn.execute("SELECT * FROM payments WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
             if row is not None:
                 if row["request_hash"] != digest:
@@ -70,3 +77,15 @@ def get(db: Database, payment_id: str) -> dict[str, Any]:
 def count_for_order(db: Database, order_id: str) -> int:
     with db.connect() as conn:
         return int(conn.execute("SELECT COUNT(*) FROM payments WHERE order_id = ?", (order_id,)).fetchone()[0])
+
+
+def settle(db: Database, idempotency_key: str) -> dict[str, Any] | None:
+    """The payment made under `idempotency_key`, or None after closing the key: a caller whose charge
+    timed out asks this before it compensates. One transaction with `charge`'s, so a charge still on
+    its way is either here already or refused when it comes (never made after the caller was told no)."""
+    with db.transaction() as conn:
+        row = conn.execute("SELECT * FROM payments WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
+        if row is not None:
+            return _payment(row)
+        conn.execute("INSERT OR IGNORE INTO closed_keys (idempotency_key) VALUES (?)", (idempotency_key,))
+        return None
