@@ -135,7 +135,7 @@ def test_a_sound_plan_passes() -> None:
     (act("scale", "Deployment", "payment", replicas=0), "allowed 1..10"),
     (act("patch-configmap", "ConfigMap", "gateway-config", data={"evil.conf": "x"}), "has no key"),
     (act("patch-configmap", "ConfigMap", "gateway-config",
-         data={"nginx.conf": GOOD_CONFIG.replace("payment:5003", "payment:1")}), "serves port(s) 5003, not 1"),
+         data={"nginx.conf": GOOD_CONFIG.replace("product:5002", "product:1")}), "serves port(s) 5002, not 1"),
     (act("patch-configmap", "ConfigMap", "gateway-config",
          data={"nginx.conf": GOOD_CONFIG.replace("proxy_pass", "proxy_passs")}),
      "is not allowed in the gateway config"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 GATEWAY = "gateway"
 # Caller → the services it sends requests to: an outage or a slowdown travels up these edges.
-ROUTES_TO: dict[str, tuple[str, ...]] = {GATEWAY: ("order", "product", "payment"), "order": ("product", "payment")}
+ROUTES_TO: dict[str, tuple[str, ...]] = {GATEWAY: ("order", "product"), "order": ("product", "payment")}
 # Every service of the map, callers first (the dashboard draws them in this order).
 SERVICES: tuple[str, ...] = (GATEWAY, "order", "product", "payment")
 
