@@ -38,14 +38,64 @@ Obj = views.Obj
 STATIC = Path(__file__).parent / "static"
 
 
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+
+
 class DashboardSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SRE_DASHBOARD_")
 
     namespace: str = "shop"
     prometheus_url: str = "http://prometheus.observability:9090"
-    host: str = "0.0.0.0"  # noqa: S104 - a pod serves on its IP
+    # Loopback unless told otherwise: outside a cluster nobody else should reach it. The chart sets
+    # 0.0.0.0 (a pod serves on its IP).
+    host: str = "127.0.0.1"
     port: int = Field(8888, ge=1, le=65535)
     health_seconds: float = Field(5.0, gt=0, le=300)
+    # Open event streams at most; one more is answered 429 (each holds a queue and a connection).
+    max_streams: int = Field(1000, ge=1, le=100_000)
+    # Host headers served (besides the loopback names and the Service's): a page on another name
+    # that resolves to us (DNS rebinding) gets 400, so it cannot read the API in the browser.
+    allowed_hosts: str = ""  # comma-separated
+    service_name: str = "sre-operator-dashboard"
+    service_namespace: str = ""
+    # Undo records (pod templates, ConfigMap data) and environment values are left out of the API
+    # unless this says otherwise.
+    expose_records: bool = False
+
+    def hosts(self) -> frozenset[str]:
+        """Every Host name served: loopback, the Service's DNS names, and `allowed_hosts`."""
+        svc = [self.service_name]
+        if self.service_namespace:
+            base = f"{self.service_name}.{self.service_namespace}"
+            svc += [base, f"{base}.svc", f"{base}.svc.cluster.local"]
+        extra = [h.strip() for h in self.allowed_hosts.split(",") if h.strip()]
+        return frozenset(h.lower() for h in (*LOOPBACK_HOSTS, *svc, *extra))
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header, without its port (`[::1]:8888` → `::1`)."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:header.find("]")] if "]" in header else header
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class HostCheck:
+    """ASGI middleware: requests whose Host is not served get 400, before any route runs. `/healthz`
+    is exempt (the kubelet's probes name the pod's IP) and says nothing."""
+
+    def __init__(self, app: Any, hosts: frozenset[str]) -> None:
+        self.app = app
+        self.hosts = hosts
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope.get("path") != "/healthz":
+            headers = dict(scope.get("headers") or [])
+            host = headers.get(b"host", b"").decode("latin-1")
+            if host_name(host) not in self.hosts:
+                await JSONResponse({"error": "this Host is not served"}, status_code=400)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 @dataclass
@@ -248,16 +298,19 @@ def create_app(settings: DashboardSettings | None = None, sources: Sources | Non
         inc = await asyncio.to_thread(src.kube.get, "Incident", settings.namespace, name)
         if inc is None:
             raise HTTPException(404, f"no incident {name!r} in {settings.namespace}")
-        return JSONResponse(views.incident_detail(inc))
+        return JSONResponse(views.incident_detail(inc, expose_records=settings.expose_records))
 
     @app.get("/api/series")
     async def api_series(minutes: int = Query(15, ge=1, le=180)) -> JSONResponse:
         src: Sources = state["sources"]
         return JSONResponse(await asyncio.to_thread(src.series, minutes))
 
-    @app.get("/api/stream")
-    async def api_stream() -> StreamingResponse:
+    @app.get("/api/stream", response_model=None)
+    async def api_stream() -> StreamingResponse | JSONResponse:
         hub: Hub = state["hub"]
+        if len(hub.subscribers) >= settings.max_streams:
+            return JSONResponse({"error": f"{settings.max_streams} streams are open already"}, status_code=429,
+                                headers={"Retry-After": "10"})
         queue: asyncio.Queue[Obj] = asyncio.Queue()
         hub.subscribers.add(queue)
 
@@ -279,4 +332,5 @@ def create_app(settings: DashboardSettings | None = None, sources: Sources | Non
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
+    app.add_middleware(HostCheck, hosts=settings.hosts())
     return app

@@ -69,9 +69,37 @@ def incident_row(inc: Obj) -> dict[str, Any]:
             "message": st.get("message", "")}
 
 
-def incident_detail(inc: Obj) -> dict[str, Any]:
+HIDDEN = "(hidden: set SRE_DASHBOARD_EXPOSE_RECORDS=true to show)"
+# Keys whose whole value stays out of the API: a pod template (its env, image, command), an
+# action's intended write, a ConfigMap's data.
+_HIDDEN_KEYS = frozenset({"template", "intent", "data", "stringData"})
+
+
+def redact(value: Any) -> Any:
+    """`value` without pod templates, intended writes, ConfigMap data or environment values (names
+    stay, values go): what an undo record or a plan may carry, which a viewer of the page need not
+    see and a page on a rebound name must not read."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if k in _HIDDEN_KEYS and v not in (None, "", {}, []):
+                out[k] = HIDDEN
+            elif k == "env" and isinstance(v, list):
+                out[k] = [{"name": e.get("name"), "value": HIDDEN} if isinstance(e, dict) else HIDDEN for e in v]
+            elif k == "env" and isinstance(v, dict):
+                out[k] = dict.fromkeys(v, HIDDEN)
+            else:
+                out[k] = redact(v)
+        return out
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def incident_detail(inc: Obj, expose_records: bool = False) -> dict[str, Any]:
     """Everything the pipeline recorded, in the order it happened: phases, symptoms, diagnosis,
-    plan, each action with its result and undo record, validation before/after, LLM usage."""
+    plan, each action with its result and undo record, validation before/after, LLM usage. Undo
+    records' templates and data and every environment value are `redact`ed unless `expose_records`."""
     st = inc.get("status") or {}
     row = incident_row(inc)
     steps: list[dict[str, Any]] = [{"at": t.get("at"), "kind": "phase", "title": t.get("phase"),
@@ -91,9 +119,10 @@ def incident_detail(inc: Obj) -> dict[str, Any]:
                   "text": f"{u.get('outcome')}: {u.get('message', '')}"}
                  for u in st.get("undoLog") or [])
     steps.sort(key=lambda s: s.get("at") or "")
-    return {**row, "symptoms": st.get("symptoms") or [], "triageSummary": st.get("triageSummary", ""),
-            "diagnosis": st.get("diagnosis") or {}, "plan": st.get("plan") or {}, "llm": st.get("llm") or {},
-            "conditions": st.get("conditions") or [], "steps": steps}
+    detail = {**row, "symptoms": st.get("symptoms") or [], "triageSummary": st.get("triageSummary", ""),
+              "diagnosis": st.get("diagnosis") or {}, "plan": st.get("plan") or {}, "llm": st.get("llm") or {},
+              "conditions": st.get("conditions") or [], "steps": steps}
+    return detail if expose_records else dict(redact(detail))
 
 
 def log_line(event: Obj) -> dict[str, Any] | None:

@@ -52,7 +52,8 @@ def test_incident_row_and_timeline_in_order() -> None:
     d = views.incident_detail(INCIDENT)
     assert [s["kind"] for s in d["steps"]] == ["phase", "action", "validation", "phase"]
     action = d["steps"][1]
-    assert action["title"] == "rollback deployment/payment" and action["undo"] == {"template": {"x": 1}}
+    assert action["title"] == "rollback deployment/payment" and action["undo"] == {"template": views.HIDDEN}
+    assert views.incident_detail(INCIDENT, expose_records=True)["steps"][1]["undo"] == {"template": {"x": 1}}
     assert d["steps"][2]["after"] == {"errorRatio": 0.0} and "(passed)" in d["steps"][2]["title"]
     fresh = views.incident_row({"metadata": {"name": "n", "creationTimestamp": "t"}, "spec": {}})
     assert fresh["phase"] == "Detected" and fresh["open"] and fresh["detectedAt"] == "t"
