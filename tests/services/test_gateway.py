@@ -9,8 +9,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 
 from shop import procs
+from shop.gateway import render_config
+from shop.gateway_exporter.tailer import GatewayMetrics
+from sre_operator.faults.route_removed import without_route
 
 from .conftest import Shop, scrape_value, wait_for
 
@@ -132,3 +136,35 @@ def test_exporter_turns_the_access_log_into_metrics(shop: Shop, gateway: str, tm
         assert scrape_value(text, "gateway_http_request_duration_seconds_count", route="/api/products") == 6.0
     finally:
         exporter.stop()
+
+
+def test_a_removed_route_still_reads_as_unrouted_and_a_refused_one_does_not(shop: Shop, tmp_path: Path) -> None:
+    """The route-removed fault takes out the exact `/api/products` location: NGINX then answers
+    that path 404 with no upstream, which the exporter counts as unrouted (the detector's signal).
+    A shopper probing an internal path gets 403, which must not look like a missing route."""
+    work, port = tmp_path / "gw-removed", procs.free_port()
+    work.mkdir()
+    conf = render_config(listen=f"127.0.0.1:{port}", run_dir=str(work), order=f"127.0.0.1:{shop.ports['order']}",
+                         product=f"127.0.0.1:{shop.ports['product']}", access_log=str(work / "access.json"))
+    (work / "nginx.conf").write_text(without_route(conf, "/api/products"))
+    gw = procs.ManagedProcess("gateway", [procs.NGINX, "-e", "/dev/stderr", "-p", str(work), "-c",
+                                          str(work / "nginx.conf"), "-g", "daemon off;"],
+                              work / "nginx.log", None, f"http://127.0.0.1:{port}/nginx-health").start()
+    try:
+        gw.wait_healthy()
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/api/products").status_code == 404
+        assert httpx.get(f"{base}/api/products/P001").status_code == 200  # the by-id location stays
+        assert httpx.post(f"{base}/api/products/P001/reservations", json={}).status_code == 403
+        assert httpx.get(f"{base}/api/orders").status_code == 403
+        log = work / "access.json"
+        wait_for(lambda: log.exists() and len(log.read_text().splitlines()) == 4, what="4 access log lines")
+        registry = CollectorRegistry()
+        metrics = GatewayMetrics(registry)
+        for line in log.read_text().splitlines():
+            metrics.observe(line)
+        text = generate_latest(registry).decode()
+        assert scrape_value(text, "gateway_unrouted_requests_total", route="/api/products") == 1.0
+        assert scrape_value(text, "gateway_unrouted_requests_total", route="/api/orders") is None
+    finally:
+        gw.stop()
