@@ -1,4 +1,4 @@
-"""`sre-operator run [-n NS ... | -A] [--liveness URL] [--verbose] [--leader-election]`: the operator
+"""`sre-operator run [-n NS ... | -A] [--liveness URL] [--verbose] [--leader-election] [--log-format F]`: the operator
 (the same as `kopf run -m sre_operator.handlers...`); `sre-operator incidents | describe | approve |
 reject` for people (`cli.py`); `sre-operator dashboard | version`.
 
@@ -49,6 +49,9 @@ def parser() -> argparse.ArgumentParser:
     where.add_argument("-A", "--all-namespaces", action="store_true", help="serve every namespace (the default)")
     run.add_argument("--liveness", metavar="URL", help="serve a liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
     run.add_argument("--verbose", action="store_true")
+    run.add_argument("--log-format", choices=("plain", "full", "json"),
+                     help="text (full: with time and logger) or one JSON document per line "
+                          "(default: SRE_OPERATOR_LOG_FORMAT, full)")
     run.add_argument("--leader-election", action="store_true",
                      help="take the Lease sre-operator-leader in $POD_NAMESPACE before acting")
     sub.add_parser("dashboard", help="serve the dashboard (sre_dashboard)")
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     kube.load_config()
     if args.command == "run":
-        return run(args.namespace, args.liveness, args.verbose, args.leader_election)
+        return run(args.namespace, args.liveness, args.verbose, args.leader_election, args.log_format)
     return people(args)
 
 
@@ -102,13 +105,17 @@ def people(args: argparse.Namespace) -> int:
     return 0
 
 
-def run(namespaces: list[str], liveness: str | None, verbose: bool, leader_election: bool) -> int:
+LOG_FORMATS = {"plain": kopf.LogFormat.PLAIN, "full": kopf.LogFormat.FULL, "json": kopf.LogFormat.JSON}
+
+
+def run(namespaces: list[str], liveness: str | None, verbose: bool, leader_election: bool,
+        log_format: str | None = None) -> int:
     import importlib
 
     for mod in HANDLER_MODULES:
         importlib.import_module(mod)
-    kopf.configure(verbose=verbose)
     settings = Settings()  # the one reading of the environment, handed to the handlers in the memo
+    kopf.configure(verbose=verbose, log_format=LOG_FORMATS[log_format or settings.log_format])
     telemetry = serve_metrics(settings.metrics_port)
     telemetry.leading(not leader_election)
     # The identity is the pod's name: kopf's default asks the password database for the user,

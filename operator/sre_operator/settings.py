@@ -8,6 +8,7 @@ import os
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .domain.notify import Sink
 from .domain.policy import Caps, LlmConfig, Slo, Thresholds
 from .domain.vocabulary import PlannerPolicy
 
@@ -61,6 +62,24 @@ class Settings(BaseSettings):
 
     # The operator's own metrics on /metrics (adapters/telemetry.py), served by every replica; 0: off.
     metrics_port: int = Field(9464, ge=0, le=65535)
+
+    # Notices (AwaitingApproval, Escalated, Resolved) to a JSON webhook and/or a Slack-compatible
+    # incoming webhook; in the chart both URLs come from a Secret (they carry tokens). Empty: none.
+    notify_webhook_url: str = ""
+    notify_slack_url: str = ""
+    notify_attempts: int = Field(4, ge=1, le=10)
+    notify_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    # The dashboard's address as people reach it: notices link an Incident there (empty: no link).
+    dashboard_url: str = ""
+    # Finished Incidents (Resolved, Escalated, DryRun, Failed) are deleted this long after they
+    # finished (their record stays in Events and the metrics); 0: kept for ever.
+    finished_ttl_seconds: float = Field(7 * 24 * 3600.0, ge=0)
+    # Log lines as text (`plain`, `full`: kopf's formats) or one JSON document per line (`json`).
+    log_format: str = Field("full", pattern="^(plain|full|json)$")
+
+    def sinks(self) -> list[Sink]:
+        return [Sink(kind, url.strip()) for kind, url in (("webhook", self.notify_webhook_url),
+                                                          ("slack", self.notify_slack_url)) if url.strip()]
 
     def thresholds(self) -> Thresholds:
         return Thresholds(error_ratio=self.error_ratio_threshold, p95_seconds=self.p95_threshold_seconds,

@@ -308,3 +308,28 @@ def test_jaeger_receives_spans_from_other_pods() -> None:
     protocols = config["receivers"]["otlp"]["protocols"]
     assert protocols["http"]["endpoint"] == "0.0.0.0:4318" and protocols["grpc"]["endpoint"] == "0.0.0.0:4317"
     assert config["extensions"]["jaeger_query"]["http"]["endpoint"] == "0.0.0.0:16686"
+
+
+def test_the_operator_chart_reads_the_notification_sinks_from_a_secret() -> None:
+    """The sinks' URLs (they carry tokens) come from a Secret, each key optional; the dashboard link,
+    the finished Incidents' TTL and the log format are settings."""
+    dep = by_kind(render("sre-operator", "--set", "notifications.existingSecret=notify",
+                         "--set", "notifications.dashboardUrl=https://sre.example", "--set", "finishedTtlSeconds=3600",
+                         "--set", "logFormat=json"), "Deployment")["rel"]["spec"]["template"]["spec"]
+    ctr = dep["containers"][0]
+    env = {e["name"]: e for e in ctr["env"]}
+    assert env["SRE_OPERATOR_NOTIFY_WEBHOOK_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "notify", "key": "webhook-url", "optional": True}
+    assert env["SRE_OPERATOR_NOTIFY_SLACK_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "notify", "key": "slack-webhook-url", "optional": True}
+    assert env["SRE_OPERATOR_DASHBOARD_URL"]["value"] == "https://sre.example"
+    assert env["SRE_OPERATOR_FINISHED_TTL_SECONDS"]["value"] == "3600"
+    assert "--log-format=json" in ctr["args"]
+    default = by_kind(render("sre-operator"), "Deployment")["rel"]["spec"]["template"]["spec"]["containers"][0]
+    names = {e["name"] for e in default["env"]}
+    assert not {"SRE_OPERATOR_NOTIFY_WEBHOOK_URL", "SRE_OPERATOR_NOTIFY_SLACK_URL"} & names
+    assert "--log-format=full" in default["args"]
+    # Every name the chart sets is a setting the operator reads.
+    from sre_operator.settings import Settings
+    known = {f"SRE_OPERATOR_{name.upper()}" for name in Settings.model_fields}
+    assert {n for n in env if n.startswith("SRE_OPERATOR_")} - known == {"SRE_OPERATOR_LEASE_SECONDS"}

@@ -21,6 +21,9 @@ MITIGATE_BUCKETS = (10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600
 CYCLE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0)
 
 
+SINKS = ("webhook", "slack")
+
+
 def _known(value: str, enum: type[StrEnum]) -> str:
     return value if value in enum.__members__.values() else "other"
 
@@ -53,6 +56,8 @@ class PrometheusTelemetry:
         self.watched_namespaces = Gauge(f"{PREFIX}_watched_namespaces", "Namespaces the detector reads", registry=r)
         self.leader = Gauge(f"{PREFIX}_leader", "1 while this process holds the leader Lease and acts, 0 on standby",
                             registry=r)
+        self.notifications = Counter(f"{PREFIX}_notifications", "Notices to a sink (webhook, slack) by outcome "
+                                     "(delivered, failed: retries given up)", ["sink", "outcome"], registry=r)
         for phase in Phase:  # every phase present from the start: an alert's increase() sees the first one
             if phase != Phase.DETECTED:
                 self.transitions.labels(phase=phase.value)
@@ -87,6 +92,10 @@ class PrometheusTelemetry:
 
     def leading(self, leader: bool) -> None:
         self.leader.set(1 if leader else 0)
+
+    def notification(self, sink: str, outcome: str) -> None:
+        self.notifications.labels(sink=sink if sink in SINKS else "other",
+                                  outcome=outcome if outcome in ("delivered", "failed") else "other").inc()
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> WSGIServer:  # noqa: S104 - scraped at the pod's IP
         """`/metrics` (any path, as prometheus-client serves it) on `port` (0: any free one), in a

@@ -31,6 +31,9 @@ class Telemetry(Protocol):
     def leading(self, leader: bool) -> None:
         """Whether this process holds the leader Lease (acts) or stands by."""
 
+    def notification(self, sink: str, outcome: str) -> None:
+        """A notice reached a sink (`delivered`) or its retries were given up (`failed`)."""
+
 
 class NoTelemetry:
     """Records nothing."""
@@ -54,6 +57,9 @@ class NoTelemetry:
         pass
 
     def leading(self, leader: bool) -> None:
+        pass
+
+    def notification(self, sink: str, outcome: str) -> None:
         pass
 
 

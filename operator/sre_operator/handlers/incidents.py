@@ -12,12 +12,15 @@ import kopf
 
 from ..adapters.kube import GROUP, VERSION, Kube
 from ..adapters.llm_client import chat_client
+from ..adapters.notify import HttpNotifier
 from ..adapters.prometheus import PrometheusMetrics
 from ..adapters.traces import TraceReader
 from ..detection.loop import detector_loop
 from ..detection.signals import Objects, Reader
+from ..domain.notify import Notifier
 from ..domain.telemetry import NO_TELEMETRY, Telemetry
 from ..domain.vocabulary import TERMINAL
+from ..incident import notices
 from ..incident.runner import Ports, run_incident
 from ..incident.step import Event
 from ..planning.llm import LlmPlanner
@@ -41,9 +44,27 @@ def telemetry_of(memo: kopf.Memo) -> Telemetry:
     return telemetry if telemetry is not None else NO_TELEMETRY
 
 
+def notifier_of(memo: kopf.Memo) -> Notifier | None:
+    """The one notifier of the process (made at startup: kopf copies the memo per resource), or
+    None when no sink is configured."""
+    notifier: Notifier | None = getattr(memo, "notifier", None)
+    return notifier
+
+
+def runs(status: dict[str, Any] | None, memo: kopf.Memo) -> bool:
+    """An Incident's daemon runs while it is open, and once more when finished but not yet told
+    (a notice the last operator had not delivered before it stopped)."""
+    status = status or {}
+    return status.get("phase") not in TERMINAL or (notifier_of(memo) is not None and notices.pending(status))
+
+
 @kopf.on.startup()
 def start(memo: kopf.Memo, logger: Any, **_: Any) -> None:
     settings = settings_of(memo)  # the one reading of the environment (main's, when it read them)
+    if settings.sinks():
+        memo.notifier = HttpNotifier(settings.sinks(), telemetry_of(memo), attempts=settings.notify_attempts,
+                                     timeout=settings.notify_timeout_seconds)
+        logger.info("notices go to the %s sink(s)", ", ".join(s.kind for s in settings.sinks()))
     if not settings.watched():
         logger.info("no SRE_OPERATOR_WATCH_NAMESPACES: the detector is off (incidents can still be created)")
         return
@@ -68,7 +89,7 @@ def stop_detector(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, id="run_incident", cancellation_timeout=10,
-             when=lambda status, **_: (status or {}).get("phase") not in TERMINAL)
+             when=lambda status, memo, **_: runs(status, memo))
 def incident_daemon(stopped: kopf.DaemonStopped, name: str, namespace: str | None, body: kopf.Body,
                     memo: kopf.Memo, **_: Any) -> None:
     if not namespace:  # Incidents are namespaced; kopf types the argument as optional
@@ -81,5 +102,5 @@ def incident_daemon(stopped: kopf.DaemonStopped, name: str, namespace: str | Non
     ports = Ports(cluster=Kube(), metrics=PrometheusMetrics(settings.prometheus_url), emit=emit,
                   llm=LlmPlanner(llm_config, chat_client(llm_config)) if llm_config else None,
                   traces=TraceReader(settings.jaeger_url) if settings.jaeger_url else None,
-                  telemetry=telemetry_of(memo))
+                  telemetry=telemetry_of(memo), notifier=notifier_of(memo))
     run_incident(ports, namespace, name, settings, stopped)

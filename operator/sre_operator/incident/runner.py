@@ -31,6 +31,7 @@ from ..domain import clock
 from ..domain.clock import parse
 from ..domain.metrics import Metrics
 from ..domain.models import Diagnosis, Evidence, MitigationPlan, TraceFacts
+from ..domain.notify import Notifier
 from ..domain.ports import Cluster, ClusterError, Obj, recent_logs
 from ..domain.snapshot import Snapshot
 from ..domain.telemetry import NO_TELEMETRY, Telemetry
@@ -38,7 +39,7 @@ from ..domain.topology import NAME_LABEL
 from ..domain.vocabulary import TERMINAL, ModelStage, Outcome, Phase
 from ..planning.llm import LlmError
 from ..settings import Settings
-from . import pipeline
+from . import notices, pipeline
 from .step import Event, Status, Step, Write, merged
 
 log = logging.getLogger("sre_operator.pipeline")
@@ -85,6 +86,7 @@ class Ports:
     clock: Callable[[], dt.datetime] = field(default=clock.now)
     telemetry: Telemetry = NO_TELEMETRY
     model_slot: threading.Lock = field(default=MODEL_SLOT)
+    notifier: Notifier | None = None  # None: no sink configured, nothing told
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,9 @@ def execute(ports: Ports, incident: Obj, step: Step, now: dt.datetime) -> dict[s
             patch, events = pipeline.settle(op, status, generation, now)
             ports.cluster.patch_status(KIND, ns, name, patch)
             before, status = status, merged(status, patch)
+            if "phase" in patch:
+                decided(meta, f"{before.get('phase') or Phase.DETECTED} → {patch['phase']}: {patch.get('message', '')}",
+                        phase=patch["phase"])
             report(ports.telemetry, incident.get("spec") or {}, before, patch, status)
             for event in events:
                 emit(ports, event)
@@ -206,10 +211,22 @@ def execute(ports: Ports, incident: Obj, step: Step, now: dt.datetime) -> dict[s
             except ClusterError as exc:
                 if exc.transient or step.on_refused is None:
                     raise
+                decided(meta, f"{op.verb} {op.kind}/{op.name} refused: {exc}", write=f"{op.kind}/{op.name}")
                 return execute(ports, {**incident, "status": status}, step.on_refused(str(exc)), now)
+            decided(meta, f"{op.verb} {op.kind}/{op.name}", write=f"{op.kind}/{op.name}")
         else:
             emit(ports, op)
     return status
+
+
+def decided(meta: dict[str, Any], text: str, **fields: str) -> None:
+    """One log line per decision (a phase moved, a write made), naming the Incident: in the text,
+    and as fields of a JSON line (`--log-format json`), with kopf's own `object` reference."""
+    ns, name = meta.get("namespace"), meta.get("name")
+    ref = {"apiVersion": "sre.stratus.dev/v1alpha1", "kind": KIND, "name": name, "namespace": ns,
+           "uid": meta.get("uid")}
+    log.info("incident %s/%s: %s", ns, name, text[:1000],
+             extra={"incident": name, "namespace": ns, "k8s_ref": ref, **fields})
 
 
 COUNTED = frozenset({Outcome.APPLIED, Outcome.FAILED, Outcome.UNDONE})
@@ -267,6 +284,28 @@ def emit(ports: Ports, event: Event) -> None:
         log.warning("event %s not emitted: %s", event.reason, exc)
 
 
+def tell(ports: Ports, incident: Obj, settings: Settings) -> None:
+    """Hands the notice the Incident is due (if any) to the notifier; its outcome is recorded in
+    `status.notified` when the sinks are done, from the notifier's thread. Until then every tick
+    offers it again (the notifier ignores a key in flight), and so does the next operator after a
+    restart: the notice is told once per transition."""
+    if ports.notifier is None:
+        return
+    try:
+        notice = notices.due(incident, settings.dashboard_url)
+        key = notices.key_of(incident.get("status") or {})
+        if notice is None or key is None:
+            return
+        ns, name = notice.namespace, notice.name
+
+        def done(outcome: str) -> None:
+            ports.cluster.patch_status(KIND, ns, name, notices.record(key, outcome, ports.clock()))
+            log.info("incident %s/%s: %s notice %s", ns, name, notice.phase, outcome)
+        ports.notifier.notify(notice, done)
+    except Exception as exc:  # noqa: BLE001 - telling is a courtesy: it never stops the pipeline
+        log.warning("incident %s: notice not handed over: %s", incident.get("metadata", {}).get("name"), exc)
+
+
 def tick(ports: Ports, namespace: str, name: str, settings: Settings) -> Ticked | None:
     """One step of one Incident (None: it is gone)."""
     incident = ports.cluster.get(KIND, namespace, name)
@@ -276,6 +315,7 @@ def tick(ports: Ports, namespace: str, name: str, settings: Settings) -> Ticked 
     step = pipeline.advance(observed)
     report_model(ports.telemetry, observed.model, step)
     status = execute(ports, incident, step, observed.now)
+    tell(ports, {**incident, "status": status}, settings)
     return Ticked(status.get("phase") or Phase.DETECTED, step.again)
 
 
