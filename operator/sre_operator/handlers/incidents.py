@@ -17,10 +17,11 @@ from ..adapters.prometheus import PrometheusMetrics
 from ..adapters.traces import TraceReader
 from ..detection.loop import detector_loop
 from ..detection.signals import Objects, Reader
+from ..domain import clock
 from ..domain.notify import Notifier
 from ..domain.telemetry import NO_TELEMETRY, Telemetry
 from ..domain.vocabulary import TERMINAL
-from ..incident import notices
+from ..incident import notices, retention
 from ..incident.runner import Ports, run_incident
 from ..incident.step import Event
 from ..planning.llm import LlmPlanner
@@ -104,3 +105,15 @@ def incident_daemon(stopped: kopf.DaemonStopped, name: str, namespace: str | Non
                   traces=TraceReader(settings.jaeger_url) if settings.jaeger_url else None,
                   telemetry=telemetry_of(memo), notifier=notifier_of(memo))
     run_incident(ports, namespace, name, settings, stopped)
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, id="expire_finished", interval=60, initial_delay=30,
+            when=lambda status, **_: (status or {}).get("phase") in TERMINAL)
+def expire_finished(body: kopf.Body, namespace: str | None, memo: kopf.Memo, logger: Any, **_: Any) -> None:
+    """A finished Incident past `finished_ttl_seconds` is deleted (its Events and metrics remain)."""
+    settings = settings_of(memo)
+    if not namespace or not settings.acts_in(namespace) or settings.finished_ttl_seconds <= 0:
+        return
+    if retention.expire(Kube(), dict(body), clock.now(), settings.finished_ttl_seconds,
+                        telling=notifier_of(memo) is not None):
+        logger.info("deleted: finished more than %.0fs ago (finished_ttl_seconds)", settings.finished_ttl_seconds)
