@@ -6,6 +6,7 @@ nothing the operator does."""
 from __future__ import annotations
 
 import copy
+import time
 import urllib.request
 from typing import Any
 
@@ -27,6 +28,7 @@ from tests.unit.test_pipeline import (
     Cycles,
     Figures,
     Model,
+    approve,
     incident,
     ports,
     run,
@@ -157,7 +159,24 @@ def test_approval_waits_are_counted(cluster: MemoryCluster) -> None:
     t = PrometheusTelemetry()
     st = run(cluster, ports(cluster, Figures(), telemetry=t), settings(), limit=5)
     assert st["phase"] == "AwaitingApproval"
-    assert exposed(t)['sre_operator_phase_transitions_total{phase="AwaitingApproval"}'] == 1
+    m = exposed(t)
+    assert m['sre_operator_phase_transitions_total{phase="AwaitingApproval"}'] == 1
+    # The open-Incident gauges an alert on a long wait reads: one waiting, since its timeline entry.
+    assert m['sre_operator_open_incidents{phase="AwaitingApproval"}'] == 1
+    assert m['sre_operator_open_incidents{phase="Mitigating"}'] == 0
+    waited = time.time() - parse(st["timeline"][-1]["at"]).timestamp()  # type: ignore[union-attr]
+    assert abs(m['sre_operator_oldest_incident_in_phase_seconds{phase="AwaitingApproval"}'] - waited) < 5
+    approve(cluster, "attempt-1")
+    assert run(cluster, ports(cluster, Figures(product=dict(HEALTHY)), telemetry=t), settings())["phase"] == "Resolved"
+    m = exposed(t)
+    assert m['sre_operator_open_incidents{phase="AwaitingApproval"}'] == 0  # finished: no longer counted
+    assert m['sre_operator_oldest_incident_in_phase_seconds{phase="AwaitingApproval"}'] == 0
+    t.in_phase("shop/x", "Validating", None)
+    t.in_phase("shop/gone", "Planning", time.time() - 60)
+    runner.tick(ports(cluster, Figures(), telemetry=t), NS, "gone", settings())  # deleted meanwhile
+    m = exposed(t)
+    assert m['sre_operator_open_incidents{phase="Validating"}'] == 1
+    assert m['sre_operator_open_incidents{phase="Planning"}'] == 0
 
 
 def test_the_detector_loop_records_each_cycle_and_the_namespaces_it_reads(cluster: MemoryCluster) -> None:

@@ -5,12 +5,17 @@ metrics"). Label values come from the vocabulary (anything else is counted as `o
 hand-made Incident cannot grow the series without bound; the model's name comes from the settings."""
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
 from enum import StrEnum
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
-from ..domain.vocabulary import ActionType, Outcome, Phase, SymptomKind
+from ..domain.vocabulary import TERMINAL, ActionType, Outcome, Phase, SymptomKind
 
 PREFIX = "sre_operator"
 # Detection takes breach_cycles × the interval (10 s by default) plus the scrape's own lag.
@@ -26,6 +31,41 @@ SINKS = ("webhook", "slack")
 
 def _known(value: str, enum: type[StrEnum]) -> str:
     return value if value in enum.__members__.values() else "other"
+
+
+OPEN_PHASES = [p.value for p in Phase if p not in TERMINAL]
+
+
+class OpenIncidents(Collector):
+    """The Incidents this process is handling, by phase, and how long the one longest in each phase
+    has been there (what an alert on "AwaitingApproval for more than N minutes" reads). Computed
+    when scraped from what the runner last said; every open phase is present, 0 when empty."""
+
+    def __init__(self) -> None:
+        self.open: dict[str, tuple[str, float]] = {}
+        self.lock = threading.Lock()
+
+    def set(self, incident: str, phase: str | None, since: float | None) -> None:
+        with self.lock:
+            if phase is None or phase not in OPEN_PHASES:
+                self.open.pop(incident, None)
+            else:
+                self.open[incident] = (phase, since if since is not None else time.time())
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        count = GaugeMetricFamily(f"{PREFIX}_open_incidents", "Open Incidents this process handles, by phase",
+                                  labels=["phase"])
+        oldest = GaugeMetricFamily(f"{PREFIX}_oldest_incident_in_phase_seconds", "How long the open Incident "
+                                   "longest in a phase has been in it (0: none in it)", labels=["phase"])
+        now = time.time()
+        with self.lock:
+            entries = list(self.open.values())
+        for phase in OPEN_PHASES:
+            ages = [max(0.0, now - since) for p, since in entries if p == phase]
+            count.add_metric([phase], len(ages))
+            oldest.add_metric([phase], max(ages, default=0.0))
+        yield count
+        yield oldest
 
 
 class PrometheusTelemetry:
@@ -58,6 +98,8 @@ class PrometheusTelemetry:
                             registry=r)
         self.notifications = Counter(f"{PREFIX}_notifications", "Notices to a sink (webhook, slack) by outcome "
                                      "(delivered, failed: retries given up)", ["sink", "outcome"], registry=r)
+        self.open_incidents = OpenIncidents()
+        r.register(self.open_incidents)
         for phase in Phase:  # every phase present from the start: an alert's increase() sees the first one
             if phase != Phase.DETECTED:
                 self.transitions.labels(phase=phase.value)
@@ -92,6 +134,9 @@ class PrometheusTelemetry:
 
     def leading(self, leader: bool) -> None:
         self.leader.set(1 if leader else 0)
+
+    def in_phase(self, incident: str, phase: str | None, since: float | None = None) -> None:
+        self.open_incidents.set(incident, phase, since)
 
     def notification(self, sink: str, outcome: str) -> None:
         self.notifications.labels(sink=sink if sink in SINKS else "other",

@@ -31,6 +31,10 @@ class Telemetry(Protocol):
     def leading(self, leader: bool) -> None:
         """Whether this process holds the leader Lease (acts) or stands by."""
 
+    def in_phase(self, incident: str, phase: str | None, since: float | None = None) -> None:
+        """The open Incident `incident` (namespace/name) is in `phase` since `since` (a Unix time);
+        `phase` None: it is finished or gone (no longer counted)."""
+
     def notification(self, sink: str, outcome: str) -> None:
         """A notice reached a sink (`delivered`) or its retries were given up (`failed`)."""
 
@@ -57,6 +61,9 @@ class NoTelemetry:
         pass
 
     def leading(self, leader: bool) -> None:
+        pass
+
+    def in_phase(self, incident: str, phase: str | None, since: float | None = None) -> None:
         pass
 
     def notification(self, sink: str, outcome: str) -> None:

@@ -277,6 +277,21 @@ def report_model(telemetry: Telemetry, answer: pipeline.ModelAnswer | None, step
         log.warning("telemetry not recorded: %s", exc)
 
 
+def report_phase(telemetry: Telemetry, key: str, status: dict[str, Any] | None) -> None:
+    """The Incident's phase and since when (its last timeline entry), for the open-Incident gauges;
+    a finished or gone one is no longer counted."""
+    try:
+        phase = None if status is None else str(status.get("phase") or Phase.DETECTED)
+        if status is None or phase is None or phase in TERMINAL:
+            telemetry.in_phase(key, None)
+            return
+        last = (status.get("timeline") or [{}])[-1]
+        since = parse(last.get("at")) if last.get("phase") == phase else parse(status.get("detectedAt"))
+        telemetry.in_phase(key, phase, since.timestamp() if since is not None else None)
+    except Exception as exc:  # noqa: BLE001 - as above
+        log.warning("telemetry not recorded: %s", exc)
+
+
 def emit(ports: Ports, event: Event) -> None:
     try:
         ports.emit(event)
@@ -310,12 +325,14 @@ def tick(ports: Ports, namespace: str, name: str, settings: Settings) -> Ticked 
     """One step of one Incident (None: it is gone)."""
     incident = ports.cluster.get(KIND, namespace, name)
     if incident is None:
+        report_phase(ports.telemetry, f"{namespace}/{name}", None)
         return None
     observed = observe(ports, incident, settings)
     step = pipeline.advance(observed)
     report_model(ports.telemetry, observed.model, step)
     status = execute(ports, incident, step, observed.now)
     tell(ports, {**incident, "status": status}, settings)
+    report_phase(ports.telemetry, f"{namespace}/{name}", status)
     return Ticked(status.get("phase") or Phase.DETECTED, step.again)
 
 
