@@ -125,3 +125,13 @@ def test_unknown_fields_are_refused_when_strict_and_never_stored(crds: Cluster, 
     spec = json.loads(crds.kubectl("get", "fs", "extra", "-n", namespace, "-o", "json").stdout)["spec"]
     assert "runAsRoot" not in spec and "evil" not in spec["target"]  # pruned by the structural schema
     assert spec["target"] == {"name": "payment", "kind": "Deployment"}
+
+
+def test_kubectl_explain_prints_every_field_s_description(crds: Cluster) -> None:
+    out = crds.kubectl("explain", "incident.status.diagnosis").stdout
+    assert "The planner's diagnosis of the current attempt" in out and "rootCause" in out
+    assert "The root cause, in words." in crds.kubectl("explain", "incident.status.diagnosis.rootCause").stdout
+    notified = crds.kubectl("explain", "incident.status.notified").stdout
+    assert "The notices told to people" in notified
+    selector = crds.kubectl("explain", "faultscenario.spec.target.selector").stdout
+    assert "Selects the objects targeted by label" in selector
