@@ -9,7 +9,7 @@ PY      := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 .PHONY: help setup demo shop-local test test-unit test-services test-cluster lint coverage \
-        cluster-bin cluster-up cluster-down kind-up kind-down bench bench-scenarios bench-scale clean
+        cluster-bin cluster-up cluster-down kind-up kind-down bench bench-scenarios bench-scale crds clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -65,6 +65,9 @@ cluster-up: setup cluster-bin ## start the local cluster (root; no Docker needed
 
 cluster-down: ## stop the local cluster and remove everything it made
 	$(PY) -m localkube down
+
+crds: ## apply the CRDs to the current kubeconfig's cluster (Helm installs crds/ once and never upgrades them)
+	kubectl apply --server-side --force-conflicts -f charts/sre-operator/crds/
 
 kind-up: ## (machines with Docker) kind cluster, images, CRDs and charts
 	bash scripts/kind-up.sh
