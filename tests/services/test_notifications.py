@@ -81,6 +81,9 @@ def test_webhook_and_slack_receivers_get_the_approval_and_the_resolution_once(re
         for _ in range(3):  # offered on every tick while in flight: delivered once
             notifier.notify(notice, lambda outcome, key=key: recorded.append((key, outcome)))
         assert notifier.drain(20)
+        # Offered once more by a tick that read the Incident before its record was written: ignored.
+        notifier.notify(notice, lambda outcome, key=key: recorded.append((key, outcome)))
+        assert notifier.drain(20)
     assert recorded == [("AwaitingApproval-attempt-1", "delivered"), ("Resolved", "delivered")]
     hooks = [(h, b) for path, h, b in receiver.got if path == "/hook"]
     slack = [b for path, _, b in receiver.got if path == "/slack"]

@@ -10,6 +10,7 @@ import logging
 import queue
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ from ..domain.telemetry import NO_TELEMETRY, Telemetry
 
 log = logging.getLogger("sre_operator.notify")
 RETRY_STATUS = frozenset({408, 425, 429})
+FINISHED_KEPT = 10_000
 
 
 def _slack_escape(text: str) -> str:
@@ -50,6 +52,9 @@ class HttpNotifier:
         self.attempts, self.timeout, self.backoff = max(1, attempts), timeout, backoff
         self.queue: queue.Queue[tuple[Notice, Callable[[str], None]]] = queue.Queue(maxsize=queue_size)
         self.in_flight: set[str] = set()
+        # Keys this process has finished: a tick that read the Incident just before its record was
+        # written offers the notice once more, and is ignored (bounded: the oldest are forgotten).
+        self.finished: OrderedDict[str, None] = OrderedDict()
         self.lock = threading.Lock()
         self.session = requests.Session()
         self.worker = threading.Thread(target=self._work, name="notifier", daemon=True)
@@ -57,7 +62,7 @@ class HttpNotifier:
 
     def notify(self, notice: Notice, done: Callable[[str], None]) -> None:
         with self.lock:
-            if notice.key in self.in_flight:
+            if notice.key in self.in_flight or notice.key in self.finished:
                 return
             try:
                 self.queue.put_nowait((notice, done))
@@ -79,6 +84,9 @@ class HttpNotifier:
             finally:
                 with self.lock:
                     self.in_flight.discard(notice.key)
+                    self.finished[notice.key] = None
+                    while len(self.finished) > FINISHED_KEPT:
+                        self.finished.popitem(last=False)
                 self.queue.task_done()
 
     def deliver(self, sink: Sink, notice: Notice) -> bool:

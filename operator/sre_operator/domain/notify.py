@@ -33,7 +33,8 @@ class Notifier(Protocol):
     def notify(self, notice: Notice, done: Callable[[str], None]) -> None:
         """Hands `notice` over without waiting for any receiver and never raises; calls `done` once,
         later and from another thread, with the outcome: "delivered" (every sink took it) or
-        "failed: <sinks>" (retries given up). A notice whose key is already in flight is ignored."""
+        "failed: <sinks>" (retries given up). A notice whose key is in flight, or was finished by
+        this process, is ignored."""
 
 
 @dataclass(frozen=True)
