@@ -393,3 +393,41 @@ def test_prompt_injection_in_a_real_pod_log_stays_data_and_the_plan_it_asks_for_
     finally:
         cluster.kubectl("scale", "deployment/product", "-n", shop, "--replicas=1")
         cluster.kubectl("rollout", "status", "deployment/product", "-n", shop, "--timeout=120s", timeout=130)
+
+
+@pytest.mark.usefixtures("payment_crashed")
+def test_a_local_receiver_is_told_of_the_approval_wait_and_the_escalation_once_each(cluster: Cluster, shop: str,
+                                                                                      kube: Kube) -> None:
+    """The real runner, the real HTTP notifier and a receiver on loopback: each transition is told
+    once, and its record in `status.notified` is kept by the API server (the CRD declares it)."""
+    from localkube.testing import wait_for
+    from sre_operator.adapters.notify import HttpNotifier
+    from sre_operator.domain.notify import Sink
+    from sre_operator.incident.pipeline import REJECT_ANNOTATION
+    from tests.services.test_notifications import Receiver
+
+    receiver = Receiver()
+    name = new_incident(cluster, shop, mode="approve", maxAttempts=1, summary="payment is not ready")
+    try:
+        runner = Runner(kube, shop, name, dashboard_url="http://127.0.0.1:8888")
+        runner.ports.notifier = HttpNotifier([Sink("webhook", receiver.url("/hook"))], attempts=2, backoff=0.1)
+        runner.run({"AwaitingApproval"})
+        wait_for(lambda: (runner.incident()["status"].get("notified") or {}).get("AwaitingApproval-attempt-1"),
+                 30, "the approval notice recorded")
+        for _ in range(3):  # ticked again and again while it waits: told once
+            runner.run({"AwaitingApproval"}, steps=1)
+        cluster.kubectl("annotate", "incident", name, "-n", shop, f"{REJECT_ANNOTATION}=attempt-1")
+        runner.run({"Escalated"})
+        wait_for(lambda: "Escalated" in (runner.incident()["status"].get("notified") or {}), 30,
+                 "the escalation notice recorded")
+        runner.run({"Escalated"}, steps=2)
+        got = [body for path, _, body in receiver.got if path == "/hook"]
+        assert [b["phase"] for b in got] == ["AwaitingApproval", "Escalated"]
+        uid = runner.incident()["metadata"]["uid"]
+        assert got[0]["key"] == f"{uid}/AwaitingApproval-attempt-1" and got[0]["summary"] == "payment is not ready"
+        assert got[0]["service"] == "payment" and got[0]["namespace"] == shop and got[0]["diagnosis"]
+        assert got[0]["link"] == f"http://127.0.0.1:8888/?namespace={shop}&incident={name}"
+        assert runner.incident()["status"]["notified"]["Escalated"]["outcome"] == "delivered"
+    finally:
+        receiver.close()
+        forget(cluster, shop, name)
