@@ -431,3 +431,41 @@ def test_a_local_receiver_is_told_of_the_approval_wait_and_the_escalation_once_e
     finally:
         receiver.close()
         forget(cluster, shop, name)
+
+
+@pytest.mark.usefixtures("payment_crashed")
+def test_the_operator_tells_a_receiver_and_removes_the_incident_after_its_ttl(
+        cluster: Cluster, shop: str, kube: Kube, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The whole operator (kopf, the Incident handlers) with its sinks and TTL from the environment:
+    the approval wait and the escalation are told once each to a loopback receiver; the finished
+    Incident is deleted once past its TTL (its Events remain)."""
+    from kopf.testing import KopfRunner
+
+    from localkube.testing import wait_for
+    from sre_operator.incident.pipeline import REJECT_ANNOTATION
+    from tests.services.test_notifications import Receiver
+
+    receiver = Receiver()
+    for key, value in {"NOTIFY_WEBHOOK_URL": receiver.url("/hook"), "NOTIFY_SLACK_URL": receiver.url("/slack"),
+                       "PROMETHEUS_URL": DEAD_PROMETHEUS, "FINISHED_TTL_SECONDS": "2", "SETTLE_SECONDS": "0",
+                       "METRICS_PORT": "0", "WATCH_NAMESPACES": ""}.items():
+        monkeypatch.setenv(f"SRE_OPERATOR_{key}", value)
+    name = new_incident(cluster, shop, mode="approve", maxAttempts=1)
+
+    def phases(path: str) -> list[str]:
+        return [b["phase"] if path == "/hook" else b["text"].split("*")[1] for p, _, b in receiver.got if p == path]
+    try:
+        with KopfRunner(["run", "--standalone", "--namespace", shop, "-m", "sre_operator.handlers.incidents"]) as run:
+            wait_for(lambda: phases("/hook") == ["AwaitingApproval"] and phases("/slack") == ["AwaitingApproval"],
+                     90, "the approval notice")
+            cluster.kubectl("annotate", "incident", name, "-n", shop, f"{REJECT_ANNOTATION}=attempt-1")
+            wait_for(lambda: kube.get("Incident", shop, name) is None, 90,
+                     "the escalated Incident deleted after its TTL")
+            assert phases("/hook") == phases("/slack") == ["AwaitingApproval", "Escalated"]
+        assert run.exception is None, run.output
+        assert "Traceback" not in run.output, run.output
+        events = cluster.kubectl("get", "events", "-n", shop, "--field-selector", f"involvedObject.name={name}").stdout
+        assert "Escalated" in events  # its record stays
+    finally:
+        receiver.close()
+        forget(cluster, shop, name)

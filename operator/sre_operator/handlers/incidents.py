@@ -107,7 +107,7 @@ def incident_daemon(stopped: kopf.DaemonStopped, name: str, namespace: str | Non
     run_incident(ports, namespace, name, settings, stopped)
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, id="expire_finished", interval=60, initial_delay=30,
+@kopf.timer(GROUP, VERSION, PLURAL, id="expire_finished", interval=30, initial_delay=5,
             when=lambda status, **_: (status or {}).get("phase") in TERMINAL)
 def expire_finished(body: kopf.Body, namespace: str | None, memo: kopf.Memo, logger: Any, **_: Any) -> None:
     """A finished Incident past `finished_ttl_seconds` is deleted (its Events and metrics remain)."""
