@@ -30,6 +30,7 @@ from . import cli
 from .adapters import kube
 from .domain.ports import ClusterError
 from .domain.telemetry import NO_TELEMETRY, Telemetry
+from .domain.tracing import NO_SPANS, Spans
 from .settings import Settings
 
 if TYPE_CHECKING:
@@ -117,6 +118,11 @@ def run(namespaces: list[str], liveness: str | None, verbose: bool, leader_elect
     settings = Settings()  # the one reading of the environment, handed to the handlers in the memo
     kopf.configure(verbose=verbose, log_format=LOG_FORMATS[log_format or settings.log_format])
     telemetry = serve_metrics(settings.metrics_port)
+    spans: Spans = NO_SPANS
+    if settings.otlp_endpoint:
+        from .adapters.spans import OtlpSpans
+        spans = OtlpSpans(settings.otlp_endpoint)
+        log.info("spans to %s", settings.otlp_endpoint)
     telemetry.leading(not leader_election)
     # The identity is the pod's name: kopf's default asks the password database for the user,
     # which an arbitrary runAsUser does not have.
@@ -134,7 +140,8 @@ def run(namespaces: list[str], liveness: str | None, verbose: bool, leader_elect
         elector.keep(on_lost=lambda: os._exit(3), stop=threading.Event())
     try:
         kopf.run(clusterwide=not namespaces, namespaces=namespaces, standalone=True,
-                 liveness_endpoint=liveness, identity=identity, memo=kopf.Memo(settings=settings, telemetry=telemetry))
+                 liveness_endpoint=liveness, identity=identity,
+                 memo=kopf.Memo(settings=settings, telemetry=telemetry, spans=spans))
     finally:
         telemetry.leading(False)
         if elector is not None and not elector.lost.is_set():

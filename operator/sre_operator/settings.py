@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     # Tokens (prompt + completion) one Incident may spend on the model; past them, the rules alone.
     llm_token_budget: int = Field(20000, ge=0)
 
+    # Spans of each Incident's phases and model calls, over OTLP/HTTP (e.g. http://jaeger.observability:4318,
+    # the shop's Jaeger); empty: none.
+    otlp_endpoint: str = ""
     # The operator's own metrics on /metrics (adapters/telemetry.py), served by every replica; 0: off.
     metrics_port: int = Field(9464, ge=0, le=65535)
 

@@ -51,3 +51,33 @@ def test_the_failing_trace_of_an_order_names_the_dead_dependency(make_shop: Call
     assert second.slowest_span.startswith("order: ") and " ms" in second.slowest_span
     # A trace store that does not answer is missing evidence, not an error.
     assert TraceReader("http://127.0.0.1:9", timeout=1).evidence("order") == []
+
+
+def test_the_operator_s_spans_of_an_incident_reach_jaeger_as_one_trace(jaeger: tuple[str, str]) -> None:
+    """The operator's own OTLP adapter (`adapters/spans.py`) exports to the same Jaeger: the
+    Incident's span and its phases' spans, found in Jaeger under the trace id of the Incident's uid."""
+    import httpx
+
+    from sre_operator.adapters.spans import OtlpSpans
+    from sre_operator.domain.tracing import Ref
+
+    query, otlp = jaeger
+    spans = OtlpSpans(otlp)
+    ref = Ref("0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9", "shop", "inc-payment")
+    spans.phase(ref, "Triaging", 1_700_000_000, 1_700_000_002, {"sre.incident.service": "payment"})
+    spans.model_call(ref, "gpt-test", 1_700_000_002, 1_700_000_003, {"gen_ai.operation.name": "chat"})
+    spans.incident(ref, 1_700_000_000, 1_700_000_060, {"sre.incident.phase": "Resolved"})
+    assert spans.flush()
+
+    def trace() -> dict | None:
+        r = httpx.get(f"{query}/api/traces/0b1c2d3e4f5046178293a4b5c6d7e8f9", timeout=5)
+        data = r.json().get("data") if r.status_code == 200 else None
+        return data[0] if data and len(data[0]["spans"]) == 3 else None
+    found = wait_for(trace, timeout=30, interval=0.5, what="the Incident's trace in Jaeger")
+    by_name = {s["operationName"]: s for s in found["spans"]}
+    assert set(by_name) == {"incident shop/inc-payment", "Triaging", "chat gpt-test"}
+    root = by_name["incident shop/inc-payment"]
+    assert not root["references"] and root["duration"] == 60_000_000
+    for child in ("Triaging", "chat gpt-test"):
+        assert by_name[child]["references"][0]["spanID"] == root["spanID"]
+    assert {p["serviceName"] for p in found["processes"].values()} == {"sre-operator"}

@@ -20,6 +20,7 @@ from ..detection.signals import Objects, Reader
 from ..domain import clock
 from ..domain.notify import Notifier
 from ..domain.telemetry import NO_TELEMETRY, Telemetry
+from ..domain.tracing import NO_SPANS
 from ..domain.vocabulary import TERMINAL
 from ..incident import notices, retention
 from ..incident.runner import Ports, run_incident
@@ -103,7 +104,8 @@ def incident_daemon(stopped: kopf.DaemonStopped, name: str, namespace: str | Non
     ports = Ports(cluster=Kube(), metrics=PrometheusMetrics(settings.prometheus_url), emit=emit,
                   llm=LlmPlanner(llm_config, chat_client(llm_config)) if llm_config else None,
                   traces=TraceReader(settings.jaeger_url) if settings.jaeger_url else None,
-                  telemetry=telemetry_of(memo), notifier=notifier_of(memo))
+                  telemetry=telemetry_of(memo), notifier=notifier_of(memo),
+                  spans=getattr(memo, "spans", None) or NO_SPANS)
     run_incident(ports, namespace, name, settings, stopped)
 
 

@@ -36,6 +36,7 @@ from ..domain.ports import Cluster, ClusterError, Obj, recent_logs
 from ..domain.snapshot import Snapshot
 from ..domain.telemetry import NO_TELEMETRY, Telemetry
 from ..domain.topology import NAME_LABEL
+from ..domain.tracing import NO_SPANS, Ref, Spans
 from ..domain.vocabulary import TERMINAL, ModelStage, Outcome, Phase
 from ..planning.llm import LlmError
 from ..settings import Settings
@@ -87,6 +88,7 @@ class Ports:
     telemetry: Telemetry = NO_TELEMETRY
     model_slot: threading.Lock = field(default=MODEL_SLOT)
     notifier: Notifier | None = None  # None: no sink configured, nothing told
+    spans: Spans = NO_SPANS
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,9 @@ def observe(ports: Ports, incident: Obj, settings: Settings) -> pipeline.Tick:
         except (ValueError, KeyError, TypeError):
             return tick  # the Incident cannot be read: the stage says why (never a tick that raises forever)
         if wanted:
-            tick = replace(tick, model=in_turn(ports, ports.llm, tick, settings))
+            answer = in_turn(ports, ports.llm, tick, settings)
+            report_model_span(ports.spans, incident, settings.llm_model, ports.clock(), answer)
+            tick = replace(tick, model=answer)
     return tick
 
 
@@ -173,6 +177,31 @@ def ask_model(llm: Planner, tick: pipeline.Tick, now: Callable[[], dt.datetime] 
     return replace(answer, usage={**answer.usage, "callSeconds": [seconds]})
 
 
+def ref_of(incident: Obj) -> Ref:
+    meta = incident.get("metadata") or {}
+    return Ref(str(meta.get("uid") or ""), str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+
+
+def report_model_span(spans: Spans, incident: Obj, model: str, end: dt.datetime,
+                      answer: pipeline.ModelAnswer) -> None:
+    """The model call (its own `callSeconds`, ending now) as a span with the GenAI semantic
+    conventions' attributes, and the stage it was asked for."""
+    try:
+        usage = answer.usage
+        seconds = sum(float(x) for x in usage.get("callSeconds") or [])
+        attrs: dict[str, str | int | float | bool] = {
+            "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": model,
+            "gen_ai.usage.input_tokens": int(usage.get("promptTokens", 0)),
+            "gen_ai.usage.output_tokens": int(usage.get("completionTokens", 0)), "sre.model.stage": str(answer.stage)}
+        if usage.get("model"):
+            attrs["gen_ai.response.model"] = str(usage["model"])[:100]
+        if answer.error:
+            attrs["error.type"] = answer.error[:200]
+        spans.model_call(ref_of(incident), model, end.timestamp() - seconds, end.timestamp(), attrs)
+    except Exception as exc:  # noqa: BLE001 - a span is a courtesy: it never stops the pipeline
+        log.warning("span not recorded: %s", exc)
+
+
 def apply(cluster: Cluster, namespace: str, write: Write) -> None:
     if write.verb == "delete":
         try:
@@ -203,6 +232,7 @@ def execute(ports: Ports, incident: Obj, step: Step, now: dt.datetime) -> dict[s
                 decided(meta, f"{before.get('phase') or Phase.DETECTED} → {patch['phase']}: {patch.get('message', '')}",
                         phase=patch["phase"])
             report(ports.telemetry, incident.get("spec") or {}, before, patch, status)
+            report_spans(ports.spans, incident, before, status)
             for event in events:
                 emit(ports, event)
         elif isinstance(op, Write):
@@ -261,6 +291,40 @@ def report(telemetry: Telemetry, spec: dict[str, Any], before: dict[str, Any], p
                 telemetry.undo(str(entry.get("outcome") or ""))
     except Exception as exc:  # noqa: BLE001 - a figure is a courtesy: it never stops the pipeline
         log.warning("telemetry not recorded: %s", exc)
+
+
+def entered(status: dict[str, Any], phase: str) -> dt.datetime | None:
+    """When the Incident entered `phase` (its last timeline entry; Detected: its creation)."""
+    timeline = status.get("timeline") or []
+    last = timeline[-1] if timeline and isinstance(timeline[-1], dict) else {}
+    if last.get("phase") == phase:
+        return parse(last.get("at"))
+    return parse(status.get("detectedAt")) if phase in (Phase.DETECTED, Phase.TRIAGING) else None
+
+
+def report_spans(spans: Spans, incident: Obj, before: dict[str, Any], after: dict[str, Any]) -> None:
+    """A persisted move out of a phase is that phase's span; a move into a final phase is the
+    Incident's own span too (from its creation)."""
+    try:
+        left, now = str(before.get("phase") or Phase.DETECTED), str(after.get("phase") or Phase.DETECTED)
+        if left == now:
+            return
+        spec, ref = incident.get("spec") or {}, ref_of(incident)
+        created = parse(after.get("detectedAt")) or parse(incident.get("metadata", {}).get("creationTimestamp"))
+        end = entered(after, now)
+        start = created if left == Phase.DETECTED else entered(before, left)
+        if end is None or start is None:
+            return
+        common = {"sre.incident.service": str(spec.get("service") or "")[:63],
+                  "sre.incident.symptom": str(spec.get("symptom") or "")[:64]}
+        attempts = int(after.get("attempts") or 0)
+        spans.phase(ref, left, start.timestamp(), end.timestamp(),
+                    {**common, "sre.incident.next_phase": now, "sre.incident.attempt": attempts + 1})
+        if now in TERMINAL and created is not None:
+            spans.incident(ref, created.timestamp(), end.timestamp(),
+                           {**common, "sre.incident.phase": now, "sre.incident.attempts": attempts})
+    except Exception as exc:  # noqa: BLE001 - a span is a courtesy: it never stops the pipeline
+        log.warning("span not recorded: %s", exc)
 
 
 def report_model(telemetry: Telemetry, answer: pipeline.ModelAnswer | None, step: Step) -> None:
