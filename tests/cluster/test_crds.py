@@ -128,9 +128,9 @@ def test_unknown_fields_are_refused_when_strict_and_never_stored(crds: Cluster, 
 
 
 def test_kubectl_explain_prints_every_field_s_description(crds: Cluster) -> None:
-    out = crds.kubectl("explain", "incident.status.diagnosis").stdout
-    assert "The planner's diagnosis of the current attempt" in out and "rootCause" in out
-    assert "The root cause, in words." in crds.kubectl("explain", "incident.status.diagnosis.rootCause").stdout
+    out = crds.kubectl("explain", "incident.status.undoLog").stdout
+    assert "Every action restored from its undo record" in out and "The attempt whose action was undone." in out
+    assert "Attempts (plan, act, validate, undo) before" in crds.kubectl("explain", "incident.spec.maxAttempts").stdout
     notified = crds.kubectl("explain", "incident.status.notified").stdout
     assert "The notices told to people" in notified
     selector = crds.kubectl("explain", "faultscenario.spec.target.selector").stdout

@@ -168,3 +168,23 @@ def test_every_field_has_a_description_for_kubectl_explain(kind: str) -> None:
     missing = [path for path, node in walk(schema(kind)) if path not in ("$", "$.metadata")
                and not path.endswith(("[]", "{}")) and not str(node.get("description") or "").strip()]
     assert missing == [], f"{kind}: {len(missing)} field(s) without a description: {', '.join(missing)}"
+
+
+class _NoDuplicateKeys(yaml.SafeLoader):
+    """A loader that refuses a key given twice in one mapping (PyYAML keeps the last one silently;
+    the API server's YAML reader refuses the document)."""
+
+
+def _mapping(loader: _NoDuplicateKeys, node: yaml.MappingNode, deep: bool = False) -> dict:
+    keys = [loader.construct_object(k, deep=deep) for k, _ in node.value]
+    twice = {k for k in keys if keys.count(k) > 1}
+    assert not twice, f"{sorted(twice)} given twice at line {node.start_mark.line + 1}"
+    return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+
+_NoDuplicateKeys.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+@pytest.mark.parametrize("path", sorted(CRDS.glob("*.yaml")), ids=lambda p: p.name)
+def test_no_key_is_given_twice(path: Path) -> None:
+    yaml.load(path.read_text(), _NoDuplicateKeys)  # noqa: S506 - a SafeLoader that also refuses duplicates

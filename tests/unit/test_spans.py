@@ -36,7 +36,7 @@ def test_one_trace_per_incident_with_a_span_per_phase_and_the_model_call(cluster
     exporter = InMemorySpanExporter()
     spans = OtlpSpans(exporter=exporter)
     p = ports(cluster, Figures(product=dict(HEALTHY)), llm=Model(scale("product", 2)), spans=spans)
-    st = run(cluster, p, settings(llm_model="gpt-test"))
+    st = run(cluster, p, settings(llm_model="gpt-test", planner="llm"))
     assert st["phase"] == "Resolved"
     assert spans.flush()
     got = exporter.get_finished_spans()
@@ -53,9 +53,12 @@ def test_one_trace_per_incident_with_a_span_per_phase_and_the_model_call(cluster
     assert validating.attributes["sre.incident.next_phase"] == "Resolved"
     assert validating.end_time - validating.start_time >= 10 * 10**9  # an early verdict at the least (status times)
     assert root.start_time <= min(s.start_time for s in got) and root.end_time == validating.end_time
-    [call] = [s for s in got if s.name == "chat gpt-test"]
+    calls = {s.attributes["sre.model.stage"]: s for s in got if s.name == "chat gpt-test"}
+    assert set(calls) == {"triage", "planning"}  # planner=llm: the model is asked for both
+    call = calls["planning"]
     assert call.attributes["gen_ai.operation.name"] == "chat" and call.attributes["gen_ai.request.model"] == "gpt-test"
-    assert "gen_ai.usage.input_tokens" in call.attributes and "error.type" not in call.attributes
+    assert call.attributes["gen_ai.usage.input_tokens"] == 100 and "error.type" not in call.attributes
+    assert calls["triage"].attributes["error.type"] == "no diagnosis scripted"  # the rules diagnosed instead
 
 
 def test_a_failed_model_call_says_why_and_broken_spans_change_nothing(cluster: MemoryCluster) -> None:
@@ -64,9 +67,10 @@ def test_a_failed_model_call_says_why_and_broken_spans_change_nothing(cluster: M
     exporter = InMemorySpanExporter()
     spans = OtlpSpans(exporter=exporter)
     st = run(cluster, ports(cluster, Figures(product=dict(HEALTHY)), llm=Model(None, "timed out"), spans=spans),
-             settings())
+             settings(planner="llm"))
     assert st["phase"] == "Resolved" and spans.flush()
-    [call] = [s for s in exporter.get_finished_spans() if s.name.startswith("chat ")]
+    [call] = [s for s in exporter.get_finished_spans()
+              if s.name.startswith("chat ") and s.attributes["sre.model.stage"] == "planning"]
     assert call.attributes["error.type"] == "timed out"
 
     class Broken:
