@@ -106,6 +106,7 @@ class Cluster:
         self._save(state)
 
         admin = cp.prepare_pki(self.layout, f"https://127.0.0.1:{state['ports'][f'{cp.NODE_IP}:{cp.API_PORT}']}")
+        cp.write_admission_config(self.layout)
         if self.kubeconfig_out:
             self.kubeconfig_out.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(admin, self.kubeconfig_out)

@@ -72,6 +72,27 @@ def prepare_pki(layout: Layout, admin_server: str) -> Path:
     return pki.kubeconfig(layout.kubeconfig("admin"), admin_server, "localkube-admin", cert, key)
 
 
+# Pod Security admission for every namespace without a label of its own: `baseline` forbids host
+# namespaces, hostPath, privileged containers and added capabilities (as the node agent does too).
+ADMISSION_CONFIG = """apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+- name: PodSecurity
+  configuration:
+    apiVersion: pod-security.admission.config.k8s.io/v1
+    kind: PodSecurityConfiguration
+    defaults: {enforce: baseline, enforce-version: latest, warn: baseline, warn-version: latest,
+               audit: restricted, audit-version: latest}
+    exemptions: {usernames: [], runtimeClasses: [], namespaces: []}
+"""
+
+
+def write_admission_config(layout: Layout) -> Path:
+    path = layout.data / "admission.yaml"
+    path.write_text(ADMISSION_CONFIG)
+    return path
+
+
 def component_argv(name: str, layout: Layout) -> list[str]:
     d, pki = layout.data, layout.pki.dir
     if name == "etcd":
@@ -92,7 +113,8 @@ def component_argv(name: str, layout: Layout) -> list[str]:
                 f"--service-account-key-file={pki / 'sa.pub'}",
                 f"--service-account-signing-key-file={pki / 'sa.key'}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}", "--authorization-mode=Node,RBAC",
-                "--enable-admission-plugins=NodeRestriction", "--allow-privileged=true",
+                "--enable-admission-plugins=NodeRestriction,PodSecurity", "--allow-privileged=true",
+                f"--admission-control-config-file={d / 'admission.yaml'}",
                 "--profiling=false", "--v=1"]
     if name == "kube-controller-manager":
         conf = layout.kubeconfig("controller-manager")

@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import cgroups, images, nodestatus, provisioner, server
+from . import cgroups, images, nodestatus, provisioner, security, server
 from . import sandbox as sbx
 from .kubeapi import ApiError, KubeApi
 from .podworker import PodWorker
@@ -53,6 +53,7 @@ class Agent:
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self._services: dict[str, tuple[float, list[dict]]] = {}
+        self._levels: dict[str, tuple[float, str]] = {}
 
     # -- helpers for workers ---------------------------------------------------------------
 
@@ -83,6 +84,15 @@ class Agent:
                 items = [s for s in items if s["metadata"]["name"] != "kubernetes"] + [master]
         self._services[namespace] = (time.monotonic(), items)
         return items
+
+    def namespace_level(self, namespace: str) -> str:
+        """The namespace's enforced Pod Security level (`baseline` without a label), cached briefly."""
+        cached = self._levels.get(namespace)
+        if cached and time.monotonic() - cached[0] < 2:
+            return cached[1]
+        lvl = security.level(self.api.get_or_none(f"/api/v1/namespaces/{namespace}"))
+        self._levels[namespace] = (time.monotonic(), lvl)
+        return lvl
 
     def lookup(self, namespace: str):
         def get(kind: str, name: str) -> dict | None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..controlplane import alive as _pid_alive
-from . import cgroups, images, probes
+from . import cgroups, images, probes, security
 from . import env as envmod
 from . import sandbox as sbx
 from .kubeapi import ApiError
@@ -154,6 +154,9 @@ class PodWorker(threading.Thread):
         if phase in ("Succeeded", "Failed") and self.last_status is None and not any(
                 c.running for c in self.containers.values()):
             return False  # a finished pod from before: nothing to run, only to keep its logs
+        if not self._admitted(pod):
+            self._post_status(pod)
+            return False
         if not self._ensure_sandbox(pod):
             self._post_status(pod)
             return False
@@ -170,6 +173,23 @@ class PodWorker(threading.Thread):
         return False
 
     # -- sandbox and volumes ---------------------------------------------------------------
+
+    def _admitted(self, pod: dict) -> bool:
+        """The node's own Pod Security check, before anything of the pod touches the machine (a
+        hostPath is not even looked at). Containers adopted from an earlier agent are not judged again."""
+        if self.sandbox is not None or any(c.attempt is not None for c in self.containers.values()):
+            return True
+        found = security.violations(pod, self.agent.namespace_level(self.ns))
+        if not found:
+            return True
+        msg = (f'pod security level "{self.agent.namespace_level(self.ns)}" of namespace {self.ns} '
+               f"forbids {', '.join(found)}")
+        for c in self.containers.values():
+            if c.waiting_message != msg:
+                c.waiting_reason, c.waiting_message = "CreateContainerConfigError", msg
+                if not c.init:
+                    self.agent.event(pod, "Warning", "Failed", f"Error: {msg}")
+        return False
 
     def _ensure_sandbox(self, pod: dict) -> bool:
         if self.sandbox is not None:
@@ -388,6 +408,7 @@ class PodWorker(threading.Thread):
             "scratch": str(files["mnt"]),
             "readonly_root": bool(sec.get("readOnlyRootFilesystem")),
             "no_new_privs": sec.get("allowPrivilegeEscalation") is False,
+            "capabilities": security.capabilities(sec),
             "mounts": mounts,
             "mask": a.masks,
             "open_paths": a.open_paths,
@@ -449,7 +470,7 @@ class PodWorker(threading.Thread):
             st = c.probes.get(kind)
             if st is None or not st.due(now):
                 continue
-            ok, msg = probes.run_probe(st.probe, c.spec, self.sandbox.ip, c.running["pid"] if c.running else None)
+            ok, msg = probes.run_probe(st.probe, c.spec, self.sandbox.ip, self._enter(c))
             changed = st.record(ok, msg, probes.now())
             if not ok and st.failures <= int(st.probe.get("failureThreshold", 3)):
                 self.agent.event(pod, "Warning", "Unhealthy", f"{kind.capitalize()} probe failed: {msg}")
@@ -463,6 +484,14 @@ class PodWorker(threading.Thread):
                                  f"Container {c.name} failed {kind} probe, will be restarted")
                 self._kill(c, self._grace(pod, st.probe), reason="")
                 return
+
+    def _enter(self, c: Container) -> list[str] | None:
+        """The argv prefix that runs a command inside the container's running attempt, as its
+        process runs (namespaces, root, user, capabilities, env, cgroups)."""
+        if c.running is None or c.attempt is None:
+            return None
+        return [sys.executable, "-m", "localkube.node.nsexec", str(c.files(c.attempt)["spec.json"]),
+                str(c.running["pid"]), "--"]
 
     def _grace(self, pod: dict, probe: dict | None = None) -> float:
         if probe and probe.get("terminationGracePeriodSeconds") is not None:
@@ -502,12 +531,11 @@ class PodWorker(threading.Thread):
         try:
             if "sleep" in hook:
                 time.sleep(min(grace, float(hook["sleep"].get("seconds", 0))))
-            elif "exec" in hook:
-                subprocess.run(["nsenter", "-t", str(c.running["pid"]), "-n", "-m", "-u", "-r", "-w", "--",
-                                *hook["exec"]["command"]], capture_output=True, timeout=max(grace, 0.1), check=False)
+            elif "exec" in hook and (enter := self._enter(c)) is not None:
+                probes.run_in_container(enter, list(hook["exec"]["command"]), max(grace, 0.1))
             elif "httpGet" in hook and self.sandbox is not None:
                 probes.run_probe({"httpGet": hook["httpGet"], "timeoutSeconds": max(grace, 1)}, c.spec,
-                                 self.sandbox.ip, c.running["pid"])
+                                 self.sandbox.ip, None)
         except (subprocess.TimeoutExpired, OSError) as exc:
             self.agent.event(self.pod, "Warning", "FailedPreStopHook", f"PreStopHook failed: {exc}")
 

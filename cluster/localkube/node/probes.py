@@ -2,7 +2,10 @@
 period, timeout and success/failure thresholds."""
 from __future__ import annotations
 
+import contextlib
 import http.client
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -18,8 +21,23 @@ def resolve_port(port: int | str, container: dict) -> int:
     raise ValueError(f"named port {port!r} is not a port of container {container['name']!r}")
 
 
-def run_probe(probe: dict, container: dict, pod_ip: str, pid: int | None) -> tuple[bool, str]:
-    """One attempt; returns (success, message)."""
+def run_in_container(enter: list[str], cmd: list[str], timeout: float) -> tuple[int, bytes]:
+    """Run `cmd` through `enter` (the nsexec prefix of a running container); returns its exit code
+    and output. On timeout the whole process group goes, the part inside the container too."""
+    proc = subprocess.Popen([*enter, *cmd], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return proc.returncode, out
+
+
+def run_probe(probe: dict, container: dict, pod_ip: str, enter: list[str] | None) -> tuple[bool, str]:
+    """One attempt; returns (success, message). `enter` runs a command inside the container."""
     timeout = float(probe.get("timeoutSeconds", 1))
     try:
         if "httpGet" in probe:
@@ -50,13 +68,11 @@ def run_probe(probe: dict, container: dict, pod_ip: str, pid: int | None) -> tup
             with socket.create_connection((t.get("host") or pod_ip, port), timeout=timeout):
                 return True, ""
         if "exec" in probe:
-            if pid is None:
+            if enter is None:
                 return False, "container is not running"
-            cmd = probe["exec"]["command"]
-            out = subprocess.run(["nsenter", "-t", str(pid), "-n", "-m", "-u", "-r", "-w", "--", *cmd],
-                                 capture_output=True, timeout=timeout, check=False)
-            ok = out.returncode == 0
-            return ok, "" if ok else f"exec probe failed (exit {out.returncode}): {out.stdout[-200:]!r}"
+            code, output = run_in_container(enter, list(probe["exec"]["command"]), timeout)
+            ok = code == 0
+            return ok, "" if ok else f"exec probe failed (exit {code}): {output[-200:]!r}"
         if "grpc" in probe:
             return False, "gRPC probes are not supported by the process node"
     except (OSError, subprocess.TimeoutExpired, ValueError, http.client.HTTPException) as exc:

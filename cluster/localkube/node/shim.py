@@ -1,13 +1,14 @@
 """`python -m localkube.node.shim SPEC.json`: starts one container attempt and outlives the agent.
 
-The child joins the container's cgroups and the pod's network namespace, gets its own mount and UTS
-namespaces with a copy-on-write view of the machine's root (an overlay whose upper layer is a
-tmpfs), volumes bound at their mount paths, the cluster's own files hidden, then chroots, drops to
-the pod's user and execs. The shim stays as the parent: it writes the container's output as CRI
+The child joins the container's cgroups and the pod's network namespace, gets its own PID, mount,
+IPC and UTS namespaces with a copy-on-write view of the machine's root (an overlay whose upper layer
+is a tmpfs), its own /proc, a read-only /sys and a /dev holding only the harmless devices, volumes
+bound at their mount paths, the cluster's own files hidden, then chroots, drops to the pod's user,
+group and capabilities and execs: it is PID 1 of its namespace, as in a container runtime. The shim stays as the parent: it writes the container's output as CRI
 log lines (`TIME stdout|stderr F LINE`), `state.json` once started and `exit.json` (exit code,
 signal, OOM kill) at the end, so a restarted agent reads what happened while it was away.
 
-Imports only the standard library and `linux.py`: one shim runs per container.
+Imports only the standard library, `linux.py` and `subpath.py`: one shim runs per container.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import stat
 import sys
 import time
 
-from . import linux
+from . import linux, subpath
 
 MAX_LINE = 16 * 1024
 VIRTUAL_FS = {"proc", "sysfs", "cgroup", "cgroup2", "tmpfs", "devtmpfs", "devpts", "mqueue", "debugfs",
@@ -112,13 +113,75 @@ def _open_ancestors(root: str, path: str) -> None:
             return
 
 
+# /proc entries a container reads but never writes, and those it does not see at all (as runc's
+# defaults): writing /proc/sys or /proc/sysrq-trigger would change the whole machine.
+PROC_READONLY = ("bus", "fs", "irq", "sys", "sysrq-trigger")
+PROC_MASKED = ("acpi", "asound", "kcore", "keys", "latency_stats", "timer_list", "timer_stats", "sched_debug",
+               "scsi")
+DEVICES = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9), "tty": (5, 0)}
+
+
+def _mount_proc_sys_dev(root: str) -> None:
+    """A /proc of the container's own PID namespace, sysfs read-only, and a /dev of its own: no
+    disk, memory or kernel device of the machine is reachable, and /proc/1 is the container."""
+    nosuid = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
+    proc = root + "/proc"
+    linux.mount("proc", proc, "proc", nosuid)
+    for name in PROC_READONLY:
+        p = f"{proc}/{name}"
+        if os.path.exists(p):
+            linux.mount(p, p, None, linux.MS_BIND | linux.MS_REC)
+            linux.mount(None, p, None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY | nosuid)
+    for name in PROC_MASKED:
+        p = f"{proc}/{name}"
+        if os.path.isdir(p):
+            linux.mount("tmpfs", p, "tmpfs", nosuid | linux.MS_RDONLY, "size=0")
+        elif os.path.exists(p):
+            linux.mount("/dev/null", p, None, linux.MS_BIND)
+    linux.mount("sysfs", root + "/sys", "sysfs", nosuid | linux.MS_RDONLY)
+    dev = root + "/dev"
+    linux.mount("tmpfs", dev, "tmpfs", linux.MS_NOSUID | linux.MS_NOEXEC, "mode=0755,size=64k")
+    for name, (major, minor) in DEVICES.items():
+        os.mknod(f"{dev}/{name}", 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+        os.chmod(f"{dev}/{name}", 0o666)  # the umask must not narrow it
+    for d in ("pts", "shm", "mqueue"):
+        os.mkdir(f"{dev}/{d}")
+    linux.mount("devpts", f"{dev}/pts", "devpts", linux.MS_NOSUID | linux.MS_NOEXEC,
+                "newinstance,ptmxmode=0666,mode=0620")
+    linux.mount("tmpfs", f"{dev}/shm", "tmpfs", nosuid, "mode=1777,size=64m")
+    linux.mount("mqueue", f"{dev}/mqueue", "mqueue", nosuid)
+    for name, target in (("ptmx", "pts/ptmx"), ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, f"{dev}/{name}")
+
+
+def capability_set(spec: dict) -> set[int]:
+    names = spec.get("capabilities", linux.DEFAULT_CAPABILITIES)
+    return {linux.CAPABILITIES.index(n) for n in names if n in linux.CAPABILITIES}
+
+
+def become(spec: dict) -> None:
+    """Take the container's identity: groups, group, a bounding set limited to its capabilities,
+    user (leaving root clears the rest), and no_new_privs when privilege escalation is off."""
+    keep = capability_set(spec)
+    os.setgroups(spec.get("groups", []))
+    os.setgid(spec.get("gid", 0))
+    linux.limit_capabilities(keep)
+    uid = spec.get("uid", 0)
+    os.setuid(uid)
+    if uid == 0:
+        linux.set_capabilities(keep)
+    if spec.get("no_new_privs"):
+        linux.no_new_privs()
+
+
 def setup_and_exec(spec: dict, ctl_w: int) -> None:  # noqa: C901 - one linear setup sequence, step by step
     for p in spec.get("cgroup_procs", []):
         with open(p, "w") as fh:
             fh.write(str(os.getpid()))
     os.setsid()
     linux.setns(spec["netns_path"], linux.CLONE_NEWNET)
-    linux.unshare(linux.CLONE_NEWNS | linux.CLONE_NEWUTS)
+    linux.unshare(linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC)
     linux.sethostname(spec["hostname"])
     linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
     scratch = spec["scratch"]
@@ -132,8 +195,7 @@ def setup_and_exec(spec: dict, ctl_w: int) -> None:  # noqa: C901 - one linear s
         target = _ensure_target(root, mnt, False)
         linux.mount(mnt, target, None, linux.MS_BIND | linux.MS_REC)
         linux.mount(None, target, None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY)
-    for fs in ("/proc", "/sys", "/dev"):
-        linux.mount(fs, root + fs, None, linux.MS_BIND | linux.MS_REC)
+    _mount_proc_sys_dev(root)
     for m in masks:
         target = in_root(root, m)
         if os.path.isdir(target):
@@ -143,8 +205,12 @@ def setup_and_exec(spec: dict, ctl_w: int) -> None:  # noqa: C901 - one linear s
     for p in spec.get("open_paths", []):
         _open_ancestors(root, p)
     for m in spec.get("mounts", []):
-        target = _ensure_target(root, m["target"], os.path.isfile(m["source"]))
-        linux.mount(m["source"], target, None, linux.MS_BIND | linux.MS_REC)
+        fd = subpath.open_beneath(m["source"], m["subPath"]) if m.get("subPath") else None
+        source = f"/proc/self/fd/{fd}" if fd is not None else m["source"]
+        target = _ensure_target(root, m["target"], os.path.isfile(source))
+        linux.mount(source, target, None, linux.MS_BIND | linux.MS_REC)
+        if fd is not None:
+            os.close(fd)
         if m.get("readonly"):
             linux.mount(None, target, None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY)
     # The programs themselves (the project's Python and packages) must stay visible even where a
@@ -164,13 +230,9 @@ def setup_and_exec(spec: dict, ctl_w: int) -> None:  # noqa: C901 - one linear s
     os.chroot(root)
     os.chdir(spec.get("cwd") or "/")
     for fd in (0, 1, 2):  # as runc does: the container's user may reopen its stdio (/dev/stdout)
-        if not os.path.samestat(os.fstat(fd), os.stat("/dev/null")):
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):  # our log pipes; never a device of the host
             os.fchown(fd, spec.get("uid", 0), spec.get("gid", 0))
-    os.setgroups(spec.get("groups", []))
-    os.setgid(spec.get("gid", 0))
-    os.setuid(spec.get("uid", 0))
-    if spec.get("no_new_privs"):
-        linux.no_new_privs()
+    become(spec)
     env = spec["env"]
     argv = spec["argv"]
     try:
@@ -188,6 +250,7 @@ def main(spec_path: str) -> int:
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     ctl_r, ctl_w = os.pipe2(os.O_CLOEXEC)
+    linux.unshare(linux.CLONE_NEWPID)  # the child below is PID 1 of a namespace of its own
     pid = os.fork()
     if pid == 0:
         try:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import env as envmod
+from . import subpath
 from .kubeapi import KubeApi
 
 
@@ -233,13 +234,13 @@ class VolumeManager:
             src = self.paths.get(vm["name"])
             if src is None:
                 raise VolumeError(f'volumeMount "{vm["name"]}" names no volume of the pod')
+            mount = {"source": str(src), "target": vm["mountPath"], "readonly": bool(vm.get("readOnly"))}
             if vm.get("subPath"):
-                sub = src / vm["subPath"]
-                if ".." in Path(vm["subPath"]).parts:
-                    raise VolumeError(f'subPath "{vm["subPath"]}" must not contain ".."')
-                if not sub.exists():
-                    sub.mkdir(parents=True)
-                src = sub.resolve() if sub.is_symlink() else sub
-            out.append({"source": str(src), "target": vm["mountPath"], "readonly": bool(vm.get("readOnly"))})
+                try:  # checked (and made) here for a clear error; the shim opens it again the same way
+                    os.close(subpath.open_beneath(str(src), vm["subPath"], create=True))
+                except OSError as exc:
+                    raise VolumeError(f'volumeMount "{vm["name"]}": {exc}') from exc
+                mount["subPath"] = vm["subPath"]
+            out.append(mount)
         return out
 
