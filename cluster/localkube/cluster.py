@@ -18,7 +18,7 @@ import httpx
 from . import addons, kwok, netns
 from . import controlplane as cp
 from .binaries import cache_root, find_binary
-from .node import cgroups
+from .node import cgroups, linux
 
 
 class ClusterError(RuntimeError):
@@ -80,6 +80,15 @@ class Cluster:
     # -- life cycle -------------------------------------------------------------------------
 
     def up(self, timeout: float = 120.0) -> Cluster:
+        """Start everything; files and directories the cluster makes (keys, state, logs, etcd) are
+        its own from the start (umask 077 for it and the processes it starts)."""
+        old = os.umask(0o077)
+        try:
+            return self._up(timeout)
+        finally:
+            os.umask(old)
+
+    def _up(self, timeout: float) -> Cluster:
         netns.require_root()
         started = time.monotonic()
         self.down(quiet=True)
@@ -144,6 +153,7 @@ class Cluster:
         cp.stop_pids(sorted(set(pids)))
         # Containers run in their own sessions under shims: their cgroups find them all.
         cgroups.remove(cgroups.cluster_group(self.name))
+        linux.unmount_under(str(self.data))  # the node's Secret volumes (tmpfs), if its agent died first
         for name in netns.list_names(f"lk-{self.name}-"):
             leftover = netns.pids(name)
             if leftover:

@@ -38,6 +38,11 @@ class Layout:
         return PKI(self.data / "pki")
 
     @property
+    def etcd_pki(self) -> PKI:
+        """etcd's own CA: a certificate of the cluster's CA (kube-proxy's, a node's) opens no door to etcd."""
+        return PKI(self.data / "pki" / "etcd")
+
+    @property
     def logs(self) -> Path:
         return self.data / "logs"
 
@@ -47,6 +52,10 @@ class Layout:
 
 def prepare_pki(layout: Layout, admin_server: str) -> Path:
     """Certificates and kubeconfigs for every component; returns the admin kubeconfig's path."""
+    etcd = layout.etcd_pki
+    etcd.ensure_ca()
+    etcd.issue("server", "localkube-etcd", server=True, client=True, dns=("localhost",), ips=("127.0.0.1",))
+    etcd.issue("apiserver-etcd-client", "kube-apiserver-etcd-client", client=True)
     pki = layout.pki
     pki.ensure_ca()
     pki.service_account_keys()
@@ -95,14 +104,22 @@ def write_admission_config(layout: Layout) -> Path:
 
 def component_argv(name: str, layout: Layout) -> list[str]:
     d, pki = layout.data, layout.pki.dir
+    etcd = layout.etcd_pki.dir
     if name == "etcd":
-        return [str(find_binary("etcd")), f"--data-dir={d / 'etcd'}", "--name=localkube",
-                "--listen-client-urls=http://127.0.0.1:2379", "--advertise-client-urls=http://127.0.0.1:2379",
-                "--listen-peer-urls=http://127.0.0.1:2380", "--initial-advertise-peer-urls=http://127.0.0.1:2380",
-                "--initial-cluster=localkube=http://127.0.0.1:2380", "--unsafe-no-fsync=true",
+        # Clients and the (single) peer only with a certificate of etcd's own CA.
+        tls = [f"--cert-file={etcd / 'server.crt'}", f"--key-file={etcd / 'server.key'}", "--client-cert-auth",
+               f"--trusted-ca-file={etcd / 'ca.crt'}", f"--peer-cert-file={etcd / 'server.crt'}",
+               f"--peer-key-file={etcd / 'server.key'}", "--peer-client-cert-auth",
+               f"--peer-trusted-ca-file={etcd / 'ca.crt'}"]
+        return [str(find_binary("etcd")), f"--data-dir={d / 'etcd'}", "--name=localkube", *tls,
+                "--listen-client-urls=https://127.0.0.1:2379", "--advertise-client-urls=https://127.0.0.1:2379",
+                "--listen-peer-urls=https://127.0.0.1:2380", "--initial-advertise-peer-urls=https://127.0.0.1:2380",
+                "--initial-cluster=localkube=https://127.0.0.1:2380", "--unsafe-no-fsync=true",
                 "--quota-backend-bytes=4294967296", "--log-level=warn"]
     if name == "kube-apiserver":
-        return [str(find_binary("kube-apiserver")), "--etcd-servers=http://127.0.0.1:2379",
+        return [str(find_binary("kube-apiserver")), "--etcd-servers=https://127.0.0.1:2379",
+                f"--etcd-cafile={etcd / 'ca.crt'}", f"--etcd-certfile={etcd / 'apiserver-etcd-client.crt'}",
+                f"--etcd-keyfile={etcd / 'apiserver-etcd-client.key'}",
                 f"--advertise-address={NODE_IP}", "--bind-address=0.0.0.0", f"--secure-port={API_PORT}",
                 f"--tls-cert-file={pki / 'apiserver.crt'}", f"--tls-private-key-file={pki / 'apiserver.key'}",
                 f"--client-ca-file={pki / 'ca.crt'}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import ipaddress
+import os
 from pathlib import Path
 
 import yaml
@@ -26,8 +27,15 @@ def _pem_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
 
 
 def _write(path: Path, data: bytes, private: bool = False) -> None:
-    path.write_bytes(data)
-    path.chmod(0o600 if private else 0o644)
+    """Created with its final mode (a key is never readable by others, not even for a moment);
+    a leftover file is replaced, not rewritten, so its old mode does not carry over."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if private else 0o644)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
 
 
 class PKI:
@@ -105,7 +113,5 @@ class PKI:
             "users": [{"name": user, "user": {"client-certificate-data": b64(cert), "client-key-data": b64(key)}}],
             "contexts": [{"name": "localkube", "context": {"cluster": "localkube", "user": user}}],
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(config))
-        path.chmod(0o600)
+        _write(path, yaml.safe_dump(config).encode(), private=True)
         return path

@@ -21,7 +21,7 @@ import pytest
 
 from . import netns
 from .cluster import Cluster, PortMapping
-from .node import cgroups
+from .node import cgroups, linux
 
 ROOT = Path(__file__).resolve().parents[2]
 CRDS = ROOT / "crds"
@@ -31,6 +31,7 @@ def leftovers(cluster: Cluster) -> list[str]:
     """Everything of this cluster still on the machine: namespaces, cgroups, processes, nftables."""
     found = [f"netns {n}" for n in netns.list_names(f"lk-{cluster.name}-")]
     found += [f"cgroup {g}" for g in cgroups.leftovers(cluster.name)]
+    found += [f"mount {m}" for m in linux.mounts_under(str(cluster.data))]
     # kube-proxy's nftables tables live in the node namespace; none may ever reach the root one.
     tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=False).stdout
     found += [f"root-namespace nftables {t}" for t in tables.splitlines() if "kube-proxy" in t]

@@ -130,7 +130,8 @@ spec:
   containers:
   - name: main
     image: python:3.11
-    command: ["python3", "-u", "-c", "import os, time; print('started as', os.getppid(), os.urandom(6).hex()); time.sleep(3600)"]
+    command: ["python3", "-u", "-c", "import os, time; print('started as', os.getppid(), os.urandom(6).hex())
+      ; time.sleep(3600)"]
 """)
     wait_for(lambda: ctr_status(cluster, namespace, "sleeper").get("state", {}).get("running"), 60, "running")
     first = container_pid(cluster, namespace, "sleeper", "main")

@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import cgroups, images, nodestatus, provisioner, security, server
+from . import cgroups, images, linux, nodestatus, provisioner, security, server
 from . import sandbox as sbx
 from .kubeapi import ApiError, KubeApi
 from .podworker import PodWorker
@@ -162,6 +162,7 @@ class Agent:
             cgroups.remove(cgroups.group(self.cluster, d.name))
             sbx.destroy(sbx.Sandbox(self.cluster, d.name, "", d / "sandbox"))
             self.ipam.release(d.name)
+            linux.unmount_under(str(d))
             shutil.rmtree(d, ignore_errors=True)
 
     def _watch_pods(self) -> None:
@@ -253,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mask", action="append", help="a host path containers must not see (repeatable)")
     p.add_argument("--volume-resync", type=float, default=5.0)
     args = p.parse_args(argv)
+    os.umask(0o077)  # the node's state (tokens, logs, specs with env values) is root's alone from the start
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(threadName)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     Agent(args).run()

@@ -2,6 +2,7 @@
 the capabilities a container may keep."""
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -47,6 +48,31 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int = 0, d
 
     _check(_libc.mount(b(source), b(target), b(fstype), ctypes.c_ulong(flags), b(data)),
            f"mount {source or fstype} on {target}")
+
+
+MNT_DETACH = 2
+
+
+def umount(target: str, flags: int = MNT_DETACH) -> None:
+    _check(_libc.umount2(target.encode(), flags), f"umount {target}")
+
+
+def mounts_under(prefix: str) -> list[str]:
+    """Mount points at or below `prefix` in this mount namespace, deepest first."""
+    prefix = prefix.rstrip("/")
+    found = []
+    with open("/proc/self/mountinfo") as fh:
+        for line in fh:
+            mnt = line.split()[4].encode().decode("unicode_escape")
+            if mnt == prefix or mnt.startswith(prefix + "/"):
+                found.append(mnt)
+    return sorted(set(found), key=len, reverse=True)
+
+
+def unmount_under(prefix: str) -> None:
+    for mnt in mounts_under(prefix):
+        with contextlib.suppress(OSError):  # already gone: a parent's lazy unmount took it
+            umount(mnt)
 
 
 def sethostname(name: str) -> None:

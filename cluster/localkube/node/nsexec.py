@@ -39,6 +39,7 @@ def main(argv: list[str]) -> int:
         return 126
     child = os.fork()  # the child is in the container's PID namespace
     if child == 0:
+        os.umask(0o022)
         try:
             try:
                 os.chdir(spec.get("cwd") or "/")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..controlplane import alive as _pid_alive
-from . import cgroups, images, probes, security
+from . import cgroups, images, linux, probes, security
 from . import env as envmod
 from . import sandbox as sbx
 from .kubeapi import ApiError
@@ -571,6 +571,7 @@ class PodWorker(threading.Thread):
         else:
             sbx.destroy(sbx.Sandbox(self.agent.cluster, self.uid, "", self.dir / "sandbox"))
         self.agent.ipam.release(self.uid)
+        linux.unmount_under(str(self.dir))
         shutil.rmtree(self.dir, ignore_errors=True)
 
     # -- status ----------------------------------------------------------------------------

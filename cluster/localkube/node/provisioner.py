@@ -49,7 +49,10 @@ def sync_once(agent: Agent, classes: set[str]) -> None:
         if (meta.get("annotations") or {}).get(SELECTED_NODE) != agent.node_name or meta.get("deletionTimestamp"):
             continue
         pv = pv_for(claim, agent.node_name, root)
-        (root / pv["metadata"]["name"]).mkdir(parents=True, exist_ok=True)
+        path = root / pv["metadata"]["name"]
+        if not path.exists():
+            path.mkdir(parents=True)
+            path.chmod(0o777)  # as local-path-provisioner: any user of the claim may write it
         try:
             agent.api.create("/api/v1/persistentvolumes", pv)
             log.info("provisioned %s for %s/%s", pv["metadata"]["name"], meta["namespace"], meta["name"])

@@ -4,9 +4,10 @@ The child joins the container's cgroups and the pod's network namespace, gets it
 IPC and UTS namespaces with a copy-on-write view of the machine's root (an overlay whose upper layer
 is a tmpfs), its own /proc, a read-only /sys and a /dev holding only the harmless devices, volumes
 bound at their mount paths, the cluster's own files hidden, then chroots, drops to the pod's user,
-group and capabilities and execs: it is PID 1 of its namespace, as in a container runtime. The shim stays as the parent: it writes the container's output as CRI
-log lines (`TIME stdout|stderr F LINE`), `state.json` once started and `exit.json` (exit code,
-signal, OOM kill) at the end, so a restarted agent reads what happened while it was away.
+group and capabilities and execs: it is PID 1 of its namespace, as in a container runtime. The
+shim stays as the parent: it writes the container's output as CRI log lines (`TIME stdout|stderr F
+LINE`), `state.json` once started and `exit.json` (exit code, signal, OOM kill) at the end, so a
+restarted agent reads what happened while it was away.
 
 Imports only the standard library, `linux.py` and `subpath.py`: one shim runs per container.
 """
@@ -143,7 +144,7 @@ def _mount_proc_sys_dev(root: str) -> None:
     linux.mount("tmpfs", dev, "tmpfs", linux.MS_NOSUID | linux.MS_NOEXEC, "mode=0755,size=64k")
     for name, (major, minor) in DEVICES.items():
         os.mknod(f"{dev}/{name}", 0o666 | stat.S_IFCHR, os.makedev(major, minor))
-        os.chmod(f"{dev}/{name}", 0o666)  # the umask must not narrow it
+        os.chmod(f"{dev}/{name}", 0o666)  # noqa: S103 - null, zero, random…: every user's, as on any machine
     for d in ("pts", "shm", "mqueue"):
         os.mkdir(f"{dev}/{d}")
     linux.mount("devpts", f"{dev}/pts", "devpts", linux.MS_NOSUID | linux.MS_NOEXEC,
@@ -180,6 +181,7 @@ def setup_and_exec(spec: dict, ctl_w: int) -> None:  # noqa: C901 - one linear s
         with open(p, "w") as fh:
             fh.write(str(os.getpid()))
     os.setsid()
+    os.umask(0o022)  # a container's default, not the node agent's 077
     linux.setns(spec["netns_path"], linux.CLONE_NEWNET)
     linux.unshare(linux.CLONE_NEWNS | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC)
     linux.sethostname(spec["hostname"])

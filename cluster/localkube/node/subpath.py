@@ -18,6 +18,11 @@ class SubPathError(OSError):
     pass
 
 
+def _check_opened(sub: str, mode: int, last: bool) -> None:
+    if stat.S_ISLNK(mode) or (not last and not stat.S_ISDIR(mode)):
+        raise SubPathError(f'subPath "{sub}" changed while it was opened')
+
+
 def open_beneath(base: str, sub: str, create: bool = False) -> int:
     """An O_PATH descriptor of `base/sub`; missing directories are made when `create`."""
     parts = [p for p in sub.split("/") if p and p != "."]
@@ -41,8 +46,7 @@ def open_beneath(base: str, sub: str, create: bool = False) -> int:
             os.close(fd)
             fd = nxt
             mode = os.fstat(fd).st_mode
-            if stat.S_ISLNK(mode) or (i < len(rel) - 1 and not stat.S_ISDIR(mode)):
-                raise SubPathError(f'subPath "{sub}" changed while it was opened')
+            _check_opened(sub, mode, last=i == len(rel) - 1)
     except BaseException:
         os.close(fd)
         raise

@@ -4,8 +4,9 @@ at their mountPaths by the shim.
 ConfigMap, Secret, downwardAPI and projected volumes are written as the kubelet's atomic writer
 does (files are links through a `..data` symlink swapped in one rename), so a changed ConfigMap
 reaches running containers; the projected service-account token comes from the TokenRequest API and
-is renewed at 80% of its life. emptyDir is a fresh directory, a PVC is its PV's directory, hostPath
-is the path itself."""
+is renewed at 80% of its life; Secret and projected volumes are each a tmpfs of their own. emptyDir
+is a fresh directory, a PVC is its PV's directory, hostPath (where Pod Security allows it) is the
+path itself."""
 from __future__ import annotations
 
 import base64
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import env as envmod
-from . import subpath
+from . import linux, subpath
 from .kubeapi import KubeApi
 
 
@@ -47,7 +48,8 @@ def write_atomic(target: Path, files: Files, gid: int | None = None) -> bool:
         p.chmod(mode)
         if gid is not None:
             os.chown(p, 0, gid)
-    new_dir.chmod(0o755)
+    for d in [new_dir, *(p for p in new_dir.rglob("*") if p.is_dir())]:
+        d.chmod(0o755)  # made under the agent's umask 077; the container's user reads through them
     tmp_link = target / "..data_tmp"
     tmp_link.unlink(missing_ok=True)
     tmp_link.symlink_to(new_dir_name)
@@ -65,6 +67,14 @@ def write_atomic(target: Path, files: Files, gid: int | None = None) -> bool:
         elif not child.name.startswith("..") and child.name not in tops:
             child.unlink()
     return True
+
+
+def _memory_backed(path: Path) -> None:
+    """Secrets and tokens live in memory only, as on a kubelet: a tmpfs per volume, never the disk."""
+    path.mkdir(parents=True, exist_ok=True)
+    if not os.path.ismount(path):
+        linux.mount("tmpfs", str(path), "tmpfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC,
+                    "mode=0755,size=16m")
 
 
 def _items(data: dict[str, bytes], items: list[dict] | None, default_mode: int, optional: bool,
@@ -197,8 +207,9 @@ class VolumeManager:
                 self.paths[name] = own
             elif "hostPath" in vol:
                 hp = Path(vol["hostPath"]["path"])
-                if vol["hostPath"].get("type") == "DirectoryOrCreate":
-                    hp.mkdir(parents=True, exist_ok=True)
+                if vol["hostPath"].get("type") == "DirectoryOrCreate" and not hp.exists():
+                    hp.mkdir(parents=True)
+                    hp.chmod(0o755)  # as a kubelet makes it
                 elif not hp.exists():
                     raise VolumeError(f"hostPath {hp} does not exist")
                 self.paths[name] = hp
@@ -223,6 +234,8 @@ class VolumeManager:
                     )
                 else:
                     raise VolumeError(f'volume "{name}": type {sorted(set(vol) - {"name"})} is not supported here')
+                if "secret" in vol or "projected" in vol:
+                    _memory_backed(own)
                 changed |= write_atomic(own, files, self.fs_group)
                 own.chmod(0o755)
                 self.paths[name] = own
