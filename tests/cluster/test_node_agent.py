@@ -305,6 +305,7 @@ apiVersion: v1
 kind: Pod
 metadata: {{name: keeper, namespace: {namespace}}}
 spec:
+  terminationGracePeriodSeconds: 3  # PID 1 without a SIGTERM handler: only SIGKILL ends it, as in any runtime
   containers:
   - {{name: main, image: python:3.11,
      command: ["python3", "-u", "-c", "import time\\nwhile True: print('tick'); time.sleep(0.5)"]}}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from pathlib import Path
 
 from localkube.cluster import Cluster
 from localkube.testing import wait_for
@@ -30,13 +31,17 @@ for line in open("/proc/self/status"):
         key, _, value = line.partition(":")
         print(key, value.strip(), flush=True)
 print("id", os.getuid(), os.getgid(), flush=True)
+import sys
+print("host", os.path.exists(sys.argv[1]), os.path.exists("/work/.library"), os.path.exists("/root/.cache"),
+      open("/etc/shadow").read() == "", sorted(os.listdir("/tmp")), flush=True)
 print("done", flush=True)
 import time
 time.sleep(3600)
 """
 
 
-def _pod(ns: str, name: str, security: str, pod_security: str = "{}", probe: str = "") -> str:
+def _pod(ns: str, name: str, security: str, pod_security: str = "{}", probe: str = "",
+         host_file: str = "/nonexistent") -> str:
     return f"""
 apiVersion: v1
 kind: Pod
@@ -47,7 +52,7 @@ spec:
   containers:
   - name: main
     image: python:3.11
-    command: ["python3", "-u", "-c", {json.dumps(LOOK_AROUND)}, "look-around-marker"]
+    command: ["python3", "-u", "-c", {json.dumps(LOOK_AROUND)}, "{host_file}", "look-around-marker"]
     env: [{{name: PROBE_ENV, value: "yes"}}]
     securityContext: {security}
 {probe}"""
@@ -58,8 +63,11 @@ def _report(cluster: Cluster, ns: str, pod: str) -> dict[str, str]:
     return {k: v for k, _, v in (ln.partition(" ") for ln in out.splitlines())}
 
 
-def test_a_container_is_pid_1_of_its_own_namespace_with_its_own_proc_and_dev(cluster: Cluster, namespace: str) -> None:
-    cluster.apply(_pod(namespace, "look", "{}"))
+def test_a_container_is_pid_1_of_its_own_namespace_with_its_own_proc_and_dev(cluster: Cluster, namespace: str,
+                                                                              tmp_path: Path) -> None:
+    secret = tmp_path / "someone-elses-secret"
+    secret.write_text("s3cret")
+    cluster.apply(_pod(namespace, "look", "{}", host_file=str(secret)))
     r = _report(cluster, namespace, "look")
     assert r["pid"].startswith("1 ")  # PID 1, and nothing of the machine's is visible
     assert json.loads(r["pid"].split(" ", 2)[2]) == [1]
@@ -69,6 +77,9 @@ def test_a_container_is_pid_1_of_its_own_namespace_with_its_own_proc_and_dev(clu
     assert devices <= {"null", "zero", "full", "random", "urandom", "tty", "pts", "shm", "mqueue", "ptmx", "fd",
                        "stdin", "stdout", "stderr"}, devices  # no disk, /dev/mem or /dev/kmsg of the host
     assert r["procsys"] == "read-only"
+    # Root in a container reads none of the machine's private files: not the files of another
+    # program under /tmp, the checkouts under /work, root's home, nor the password hashes.
+    assert r["host"] == "False False False True []", r["host"]
 
 
 def test_capabilities_user_and_no_new_privs_are_enforced(cluster: Cluster, namespace: str) -> None:
@@ -124,7 +135,7 @@ spec:
 
 
 def test_host_access_is_refused_by_the_namespace_pod_security_level(cluster: Cluster, namespace: str,
-                                                                     tmp_path) -> None:
+                                                                     tmp_path: Path) -> None:
     host_dir = str(tmp_path / f"made-by-a-pod-{uuid.uuid4().hex[:6]}")
     # Unlabelled namespaces are baseline: no hostPath, no privileged container, no host namespaces.
     assert "hostPath" in _refused(cluster, _host_pod(namespace, "hp", host_dir))
@@ -143,7 +154,7 @@ spec:
     assert not os.path.exists(host_dir)
 
 
-def test_the_node_agent_refuses_host_access_on_its_own(cluster: Cluster, namespace: str, tmp_path) -> None:
+def test_the_node_agent_refuses_host_access_on_its_own(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
     """A pod admitted while its namespace was privileged, bound to the node after the level was
     lowered: the agent itself refuses it, before anything touches the machine."""
     host_dir = str(tmp_path / f"made-by-a-pod-{uuid.uuid4().hex[:6]}")

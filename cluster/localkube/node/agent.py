@@ -8,9 +8,11 @@ import argparse
 import datetime as dt
 import importlib.util
 import ipaddress
+import json
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -229,13 +231,25 @@ def _open_paths() -> list[str]:
     return sorted(paths)
 
 
+PACKAGES = ("shop", "localkube", "sre_operator", "sre_dashboard")
+
+
 def _program_dirs() -> list[str]:
-    """Directories holding what mapped images run: the virtualenv, the base Python, the packages."""
+    """Directories holding what mapped images run: the virtualenv, the base Python, the packages
+    (where this agent finds them, and where the interpreter finds them without PYTHONPATH, as a
+    container's does)."""
     dirs = {sys.prefix, os.path.realpath(sys.base_prefix)}
-    for mod in ("shop", "localkube", "sre_operator", "sre_dashboard"):
+    for mod in PACKAGES:
         spec = importlib.util.find_spec(mod)
         if spec and spec.submodule_search_locations:
             dirs.update(os.path.dirname(p) for p in spec.submodule_search_locations)
+    probe = ("import importlib.util as u, json\n"
+             f"print(json.dumps([p for m in {PACKAGES!r} if (s := u.find_spec(m)) "
+             "for p in (s.submodule_search_locations or [])]))")
+    out = subprocess.run([sys.executable, "-I", "-c", probe], capture_output=True, text=True, check=False,
+                         cwd="/", env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+    if out.returncode == 0:
+        dirs.update(os.path.dirname(p) for p in json.loads(out.stdout or "[]"))
     return sorted(dirs)
 
 

@@ -89,6 +89,22 @@ def in_root(root: str, path: str, max_links: int = 40) -> str:
     return root + (cur or "/")
 
 
+# Of the machine's root a container sees the system (programs, libraries, their configuration) and
+# nothing of anyone's: home directories, the checkouts under /work, other programs' temporary files
+# and sockets, password hashes and host keys are each covered (an empty tmpfs, or /dev/null).
+SHOWN_TOP = frozenset({"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "var", "proc", "sys", "dev"})
+SCRATCH_DIRS = ("/tmp", "/var/tmp")  # noqa: S108 - each container gets empty ones of its own
+HIDDEN_FILES = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/ssh", "/etc/sudoers",
+                "/etc/sudoers.d", "/var/tmp", "/var/lib/private", "/var/spool", "/var/mail",  # noqa: S108
+                "/var/backups")
+
+
+def hidden_host_paths() -> list[str]:
+    """Everything at the top of the machine's root but the system dirs, and the secrets in those."""
+    tops = [f"/{n}" for n in sorted(os.listdir("/")) if n not in SHOWN_TOP and not os.path.islink(f"/{n}")]
+    return tops + [p for p in HIDDEN_FILES if os.path.lexists(p)]
+
+
 def _ensure_target(root: str, target: str, is_file: bool) -> str:
     path = in_root(root, target)
     if is_file:
@@ -107,6 +123,8 @@ def _open_ancestors(root: str, path: str) -> None:
     for i in range(1, len(parts) + 1):
         try:
             target = in_root(root, "/" + "/".join(parts[:i]))
+            if os.path.ismount(target):
+                return  # a directory bound from the machine: its modes are the machine's, not ours to change
             st = os.stat(target)
             if stat.S_ISDIR(st.st_mode) and not st.st_mode & 0o001:
                 os.chmod(target, (st.st_mode & 0o7777) | 0o001)
@@ -192,7 +210,7 @@ def setup_and_exec(spec: dict, ctl_w: int) -> None:  # noqa: C901 - one linear s
     for d in (upper, work, root):
         os.mkdir(d)
     linux.mount("overlay", root, "overlay", 0, f"lowerdir=/,upperdir={upper},workdir={work}")
-    masks = spec.get("mask", [])
+    masks = [*spec.get("mask", []), *hidden_host_paths()]
     for mnt in _other_mounts(skip=[*masks, scratch]):
         target = _ensure_target(root, mnt, False)
         linux.mount(mnt, target, None, linux.MS_BIND | linux.MS_REC)
@@ -201,9 +219,16 @@ def setup_and_exec(spec: dict, ctl_w: int) -> None:  # noqa: C901 - one linear s
     for m in masks:
         target = in_root(root, m)
         if os.path.isdir(target):
-            linux.mount("tmpfs", target, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "mode=0755,size=64k")
+            opts = "mode=1777,size=512m" if m in SCRATCH_DIRS else "mode=0755,size=64k"
+            linux.mount("tmpfs", target, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, opts)
         elif os.path.exists(target):
             linux.mount("/dev/null", target, None, linux.MS_BIND)
+    # The programs mapped images run (the project's Python and packages) come back, read-only.
+    for prog in spec.get("program_dirs", []):
+        if any(prog == m or prog.startswith(m.rstrip("/") + "/") for m in masks) and os.path.isdir(prog):
+            target = _ensure_target(root, prog, False)
+            linux.mount(prog, target, None, linux.MS_BIND | linux.MS_REC)
+            linux.mount(None, target, None, linux.MS_REMOUNT | linux.MS_BIND | linux.MS_RDONLY)
     for p in spec.get("open_paths", []):
         _open_ancestors(root, p)
     for m in spec.get("mounts", []):
