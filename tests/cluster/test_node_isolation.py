@@ -198,3 +198,34 @@ spec:
     assert "leads out of its volume" in st["state"]["waiting"]["message"]
     # A link that stays inside the volume is followed, as on a kubelet.
     wait_for(lambda: "inside" in logs(cluster, namespace, "sub", "-c", "good"), 60, "the good container's file")
+
+
+def test_a_pre_stop_exec_hook_runs_inside_the_container_as_its_user(cluster: Cluster, namespace: str,
+                                                                    tmp_path: Path) -> None:
+    out = tmp_path / "hook"
+    out.mkdir()
+    out.chmod(0o777)
+    # Only to read the hook's result from outside: a hostPath needs the privileged level.
+    cluster.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=privileged", "--overwrite")
+    hook = 'echo "$(id -u) $HOOK_ENV $(tr "\\0" " " < /proc/1/cmdline)" > /out/hook'
+    cluster.apply(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: hooked, namespace: {namespace}}}
+spec:
+  terminationGracePeriodSeconds: 5
+  securityContext: {{runAsUser: 1234}}
+  containers:
+  - name: main
+    image: python:3.11
+    command: ["python3", "-c", "import signal, sys, time; signal.signal(15, lambda *_: sys.exit(0)); time.sleep(3600)",
+              "hook-marker"]
+    env: [{{name: HOOK_ENV, value: from-the-pod}}]
+    lifecycle: {{preStop: {{exec: {{command: ["sh", "-c", {json.dumps(hook)}]}}}}}}
+    volumeMounts: [{{name: out, mountPath: /out}}]
+  volumes: [{{name: out, hostPath: {{path: {out}}}}}]
+""")
+    wait_for(lambda: ready(cluster, namespace, "hooked"), 60, "the pod to run")
+    cluster.kubectl("delete", "pod", "hooked", "-n", namespace, "--timeout=60s")
+    said = (out / "hook").read_text().split()
+    assert said[:2] == ["1234", "from-the-pod"] and said[-1] == "hook-marker", said
