@@ -229,3 +229,46 @@ spec:
     cluster.kubectl("delete", "pod", "hooked", "-n", namespace, "--timeout=60s")
     said = (out / "hook").read_text().split()
     assert said[:2] == ["1234", "from-the-pod"] and said[-1] == "hook-marker", said
+
+
+def test_node_state_is_private_secrets_stay_in_memory_and_etcd_wants_a_certificate(cluster: Cluster,
+                                                                                    namespace: str) -> None:
+    cluster.kubectl("create", "secret", "generic", "creds", "-n", namespace, "--from-literal=password=hunter2")
+    cluster.apply(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: holder, namespace: {namespace}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: python:3.11
+    command: ["python3", "-c", "print(open('/creds/password').read(), flush=True); import time; time.sleep(3600)"]
+    volumeMounts: [{{name: creds, mountPath: /creds}}]
+  volumes: [{{name: creds, secret: {{secretName: creds}}}}]
+""")
+    wait_for(lambda: "hunter2" in logs(cluster, namespace, "holder"), 60, "the pod to read its secret")
+    uid = pod_json(cluster, namespace, "holder")["metadata"]["uid"]
+    node = cluster.data / "node"
+    for d in (cluster.data / "pki", node, node / "pods", node / "pods" / uid):
+        assert d.stat().st_mode & 0o777 == 0o700, d
+    ctr = node / "pods" / uid / "containers" / "main"
+    for f in [*ctr.glob("0.*"), *(cluster.data / "pki").glob("*.key"), *cluster.data.glob("kubeconfig/*.conf")]:
+        if f.is_file():
+            assert f.stat().st_mode & 0o077 == 0, f  # the container's spec holds its env; its log may hold anything
+    secret_dir = node / "pods" / uid / "volumes" / "creds"
+    mountinfo = Path("/proc/self/mountinfo").read_text().splitlines()
+    mounts = {ln.split()[4]: ln.split(" - ")[1].split()[0] for ln in mountinfo}
+    assert mounts.get(str(secret_dir)) == "tmpfs"  # never written to the disk
+    # etcd answers only a client with a certificate of its own CA (the cluster CA's do not count).
+    pki = cluster.data / "pki"
+    bare = cluster.exec_in_node("curl", "-sk", "-m", "3", "https://127.0.0.1:2379/version")
+    plain = cluster.exec_in_node("curl", "-s", "-m", "3", "http://127.0.0.1:2379/version")
+    other_ca = cluster.exec_in_node("curl", "-sk", "-m", "3", "--cert", str(pki / "admin.crt"), "--key",
+                                    str(pki / "admin.key"), "https://127.0.0.1:2379/version")
+    good = cluster.exec_in_node("curl", "-s", "-m", "3", "--cacert", str(pki / "etcd" / "ca.crt"), "--cert",
+                                str(pki / "etcd" / "apiserver-etcd-client.crt"), "--key",
+                                str(pki / "etcd" / "apiserver-etcd-client.key"), "https://127.0.0.1:2379/version")
+    assert "etcdserver" in good.stdout
+    for refused in (bare, plain, other_ca):
+        assert "etcdserver" not in refused.stdout, refused
