@@ -5,6 +5,8 @@ under its own service account) watching the shop. Then it prints what to run nex
 Idempotent: run it again to upgrade the charts. `make cluster-down` removes everything."""
 from __future__ import annotations
 
+import base64
+import json
 import os
 import subprocess
 import sys
@@ -101,13 +103,19 @@ def _llm_values() -> list[str]:
 
 
 def create_llm_secret(cluster: Cluster) -> None:
+    """The key goes to kubectl on stdin, inside the manifest: never on a command line (where `ps`
+    and an error's quoted command would show it)."""
     key = os.environ.get("SRE_OPERATOR_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY")
     if key:
         cluster.kubectl("create", "namespace", OPERATOR, check=False)
-        manifest = cluster.kubectl("create", "secret", "generic", "sre-operator-llm", "-n", OPERATOR,
-                                   f"--from-literal=api-key={key}", "--dry-run=client", "-o", "yaml").stdout
-        cluster.kubectl("apply", "-f", "-", input=manifest)
+        cluster.kubectl("apply", "-f", "-", input=llm_secret_manifest(key))
 
+
+def llm_secret_manifest(key: str) -> str:
+    """The Secret `sre-operator-llm` (key `api-key`) as JSON for `kubectl apply -f -`."""
+    return json.dumps({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                       "metadata": {"name": "sre-operator-llm", "namespace": OPERATOR},
+                       "data": {"api-key": base64.b64encode(key.encode()).decode()}})
 
 if __name__ == "__main__":
     try:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .domain.notify import Sink
 from .domain.policy import Caps, LlmConfig, Slo, Thresholds
+from .domain.seal import PROCESS_KEY
 from .domain.vocabulary import PlannerPolicy
 
 
@@ -45,7 +46,8 @@ class Settings(BaseSettings):
 
     # The model (any OpenAI-compatible server). Neither a key nor a base URL: the rules plan alone.
     # The key may also come from OPENAI_API_KEY; in the chart it comes from a Secret.
-    llm_api_key: str = ""
+    # A secret type: its repr, str and any error text that quotes the settings show asterisks.
+    llm_api_key: SecretStr = SecretStr("")
     llm_base_url: str = ""  # empty: the openai client's default (api.openai.com)
     llm_model: str = "gpt-4o-mini"
     llm_timeout_seconds: float = Field(30.0, gt=0, le=600)
@@ -63,6 +65,11 @@ class Settings(BaseSettings):
     # Spans of each Incident's phases and model calls, over OTLP/HTTP (e.g. http://jaeger.observability:4318,
     # the shop's Jaeger); empty: none.
     otlp_endpoint: str = ""
+
+    # The key that seals the records the operator writes into a status and later acts on (action
+    # records, fault targets: `domain.seal`); in the chart, from a Secret. Empty: one per process.
+    record_key: SecretStr = SecretStr("")
+
     # The operator's own metrics on /metrics (adapters/telemetry.py), served by every replica; 0: off.
     metrics_port: int = Field(9464, ge=0, le=65535)
 
@@ -98,13 +105,18 @@ class Settings(BaseSettings):
     def llm_config(self) -> LlmConfig | None:
         """How to reach the model: a key (a cloud API), or a base URL alone (a server of our own, such
         as the cluster's llama.cpp, which needs none); neither: no model, the rules alone."""
-        key = self.llm_api_key or os.environ.get("OPENAI_API_KEY", "")
+        key = self.llm_api_key.get_secret_value() or os.environ.get("OPENAI_API_KEY", "")
         if not key and not self.llm_base_url:
             return None
-        return LlmConfig(base_url=self.llm_base_url or None, api_key=key or "no-key", model=self.llm_model,
+        return LlmConfig(base_url=self.llm_base_url or None, api_key=SecretStr(key or "no-key"),
+                         model=self.llm_model,
                          timeout_seconds=self.llm_timeout_seconds, max_retries=self.llm_max_retries,
                          prompt_usd_per_million=self.llm_prompt_usd_per_million,
                          completion_usd_per_million=self.llm_completion_usd_per_million)
+
+    def seal_key(self) -> bytes:
+        """The key of `domain.seal` (the configured one, else this process's own)."""
+        return self.record_key.get_secret_value().encode() or PROCESS_KEY
 
     def watched(self) -> list[str]:
         return [n.strip() for n in self.watch_namespaces.split(",") if n.strip()]

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from pydantic import SecretStr
 
 from localkube.cluster import Cluster
 from localkube.testing import shop_namespace
@@ -162,7 +163,7 @@ MODEL_PLANS: dict[str, object] = {"planner": "llm", "llm_triage": False}
 
 
 def llm(fake: FakeLlm, timeout: float = 5.0) -> LlmPlanner:
-    config = LlmConfig(base_url=fake.base_url, api_key="k", model="fake-model", timeout_seconds=timeout,
+    config = LlmConfig(base_url=fake.base_url, api_key=SecretStr("k"), model="fake-model", timeout_seconds=timeout,
                        max_retries=0)
     return LlmPlanner(config, chat_client(config))
 

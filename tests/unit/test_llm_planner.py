@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import SecretStr
 
 from sre_operator.actions import ActionRefused, configcheck
 from sre_operator.adapters.llm_client import chat_client
@@ -39,7 +40,7 @@ def evidence() -> Evidence:
 
 
 def planner(fake: FakeLlm, timeout: float = 5.0, **kw: object) -> LlmPlanner:
-    config = LlmConfig(base_url=fake.base_url, api_key="test-key", model="test-model",
+    config = LlmConfig(base_url=fake.base_url, api_key=SecretStr("test-key"), model="test-model",
                        timeout_seconds=timeout, max_retries=0, **kw)  # type: ignore[arg-type]
     return LlmPlanner(config, chat_client(config))
 

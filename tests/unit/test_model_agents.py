@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from sre_operator.adapters.llm_client import chat_client
 from sre_operator.domain.models import (
@@ -209,7 +210,7 @@ def test_a_check_that_breaks_on_a_model_plan_refuses_it(cluster: MemoryCluster,
 # -- realistic wrong answers, through the real client ----------------------------------------------------
 
 def llm_port(fake: FakeLlm, timeout: float = 5.0, retries: int = 0) -> LlmPlanner:
-    config = LlmConfig(base_url=fake.base_url, api_key="k", model="small", timeout_seconds=timeout,
+    config = LlmConfig(base_url=fake.base_url, api_key=SecretStr("k"), model="small", timeout_seconds=timeout,
                        max_retries=retries)
     return LlmPlanner(config, chat_client(config))
 

@@ -62,4 +62,4 @@ class ChatClient:
 
 def chat_client(config: LlmConfig) -> ChatClient:
     """The client for the model `config` names."""
-    return ChatClient(config.base_url, config.api_key, config.timeout_seconds, config.max_retries)
+    return ChatClient(config.base_url, config.api_key.get_secret_value(), config.timeout_seconds, config.max_retries)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import SecretStr
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -38,7 +40,7 @@ class Slo:
 @dataclass(frozen=True)
 class LlmConfig:
     base_url: str | None
-    api_key: str
+    api_key: SecretStr  # shown as asterisks in a repr or an error text
     model: str
     timeout_seconds: float = 30.0
     max_retries: int = 1
