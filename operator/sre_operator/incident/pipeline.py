@@ -39,6 +39,7 @@ from ..domain.models import (
     TraceFacts,
 )
 from ..domain.ports import Obj
+from ..domain.seal import seal, verify
 from ..domain.snapshot import Snapshot
 from ..domain.topology import NAME_LABEL, path_from
 from ..domain.vocabulary import DONE_OUTCOMES, TERMINAL, WARNING_PHASES, Mode, ModelStage, Outcome, Phase
@@ -300,7 +301,8 @@ def plan(t: Tick) -> Step:
     # The plan's side of the diagnosis (its root cause and confidence are triage's and stay).
     diagnosis: dict[str, Any] = {"planner": p.planner, "reasoning": p.expected_effect[:4000],
                                  "fallbackReason": fallback[:1000] or None}
-    extra: dict[str, Any] = {"plan": p.model_dump(by_alias=True, exclude_none=True) | {"attempt": attempt},
+    dumped = p.model_dump(by_alias=True, exclude_none=True) | {"attempt": attempt}
+    extra: dict[str, Any] = {"plan": dumped | {"seal": seal(t.settings.seal_key(), _sealed_plan(t, dumped))},
                              "diagnosis": diagnosis}
     llm, events = model_status(t, ModelStage.PLANNING, t.model if t.model and t.model.stage == ModelStage.PLANNING
                                else None, fallback)
@@ -349,6 +351,55 @@ def await_approval(t: Tick) -> Step:
     return NOTHING
 
 
+# -- what the operator wrote, and only that, is acted on --------------------------------------------
+
+def _sealed_plan(t: Tick, plan_: dict[str, Any]) -> dict[str, Any]:
+    return {"incident": t.incident["metadata"].get("uid", ""), "attempt": plan_.get("attempt"),
+            "actions": plan_.get("actions") or []}
+
+
+def _sealed_record(t: Tick, rec: dict[str, Any]) -> dict[str, Any]:
+    """What an action record's seal covers: everything that says what to write, now or to undo it."""
+    return {"incident": t.incident["metadata"].get("uid", ""),
+            **{k: rec.get(k) for k in ("attempt", "index", "type", "target", "intent", "undo")}}
+
+
+def _seal_record(t: Tick, rec: dict[str, Any]) -> None:
+    rec["seal"] = seal(t.settings.seal_key(), _sealed_record(t, rec))
+
+
+def untrusted(t: Tick, records: list[dict[str, Any]]) -> str | None:
+    """Why the plan or one of `records` is not to be acted on (None: each carries the operator's seal
+    over what it says). Whoever may write `incidents/status` can write a plan, an intent, an undo
+    template or a target namespace there; only the operator can seal them."""
+    key, plan_ = t.settings.seal_key(), dict(t.status.get("plan") or {})
+    if not verify(key, _sealed_plan(t, plan_), plan_.get("seal")) or plan_.get("attempt") != t.attempt:
+        return f"the plan in status is not the one this operator made for attempt {t.attempt}"
+    for rec in records:
+        if not verify(key, _sealed_record(t, rec), rec.get("seal")):
+            return f"action record {rec.get('index')} of attempt {rec.get('attempt')} is not as this operator wrote it"
+    return None
+
+
+def tampered(why: str) -> Step:
+    """A record not as the operator wrote it (changed by another hand, or sealed by an operator
+    process with another key): nothing is applied or undone; a person looks."""
+    return fail("RecordTampered", f"{why}: nothing applied or undone (changed by someone else, or written by an "
+                                  "operator process with another SRE_OPERATOR_RECORD_KEY)")
+
+
+def approved(t: Tick) -> str | None:
+    """Why this attempt may not act yet, by the mode (None: it may): the phase in status is no
+    approval, whoever wrote it."""
+    mode = effective_mode(t.settings.mode, t.spec.mode)
+    if mode == Mode.DRY_RUN:
+        return "the operator runs in dry-run mode: nothing is applied"
+    annotations = t.incident["metadata"].get("annotations") or {}
+    if mode == Mode.APPROVE and annotations.get(APPROVE_ANNOTATION) != f"attempt-{t.attempt}":
+        return f"attempt {t.attempt} is not approved ({APPROVE_ANNOTATION}=attempt-{t.attempt})"
+    return None
+
+
 def _failed(t: Tick, records: list[dict[str, Any]], rec: dict[str, Any], why: str) -> Step:
     rec.update(outcome=Outcome.FAILED.value, message=why[:1000], finishedAt=stamp(t.now))
     if rec not in records:
@@ -360,6 +411,12 @@ def mitigate(t: Tick) -> Step:
     """One action per tick: prepared from the snapshot and recorded `pending` with its intent;
     then (next tick) applied and recorded `applied`. When every action is done: Validating."""
     attempt, records, actions = t.attempt, t.records, plan_actions(t)
+    why = untrusted(t, [r for r in records if r.get("attempt") == attempt and (r.get("intent") or r.get("undo"))])
+    if why is not None:
+        return tampered(why)
+    waiting = approved(t)
+    if waiting is not None:
+        return Step((move(Phase.AWAITING_APPROVAL, f"{waiting}: waiting"),))
     if not any(r.get("attempt") == attempt for r in records):  # before the attempt's first action
         targets = {f"{a.target.kind}/{a.target.name}" for a in actions}
         decision = limits.check(t.incident, t.incidents, targets, t.now, t.settings.caps())
@@ -384,6 +441,7 @@ def mitigate(t: Tick) -> Step:
                 records.append(rec)
             rec.update(outcome=Outcome.PENDING.value, message=prepared.summary, undo=prepared.undo,
                        intent=acts.intent_of(prepared))
+            _seal_record(t, rec)
             return Step((note(actions=records),), again=True)  # recorded before it takes effect
         target_now = None if rec["target"]["kind"] == "Pod" else t.snapshot.get(rec["target"]["kind"],
                                                                                 rec["target"]["name"])
@@ -547,6 +605,8 @@ def undo(t: Tick) -> Step:
                    and r.get("index") not in handled), key=lambda r: -int(r["index"]))
     if todo:
         rec = todo[0]
+        if not verify(t.settings.seal_key(), _sealed_record(t, rec), rec.get("seal")):
+            return tampered(f"action record {rec.get('index')} of attempt {attempt} is not as this operator wrote it")
         target = rec["target"]
         entry = {"attempt": attempt, "index": rec["index"], "action": rec["type"],
                  "target": f"{target['kind']}/{target['name']}", "at": stamp(t.now)}
