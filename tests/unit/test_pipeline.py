@@ -14,7 +14,7 @@ import pytest
 from sre_operator.domain.metrics import MetricsReading
 from sre_operator.domain.models import Action, Diagnosis, Evidence, MitigationPlan, Target
 from sre_operator.domain.ports import ClusterError, Obj, PatchType
-from sre_operator.domain.snapshot import KNOWN_GOOD
+from sre_operator.domain.snapshot import ACTION_LEDGER, KNOWN_GOOD
 from sre_operator.incident import pipeline, runner
 from sre_operator.incident.step import Event
 from sre_operator.planning.llm import LlmError
@@ -352,7 +352,8 @@ def test_killed_after_any_write_the_next_operator_finishes_without_repeating_an_
         st = run(cluster, ports(cluster, metrics), s)
         assert st["phase"] == "Resolved", (n, st.get("message"))
         assert all(a["outcome"] == "applied" for a in st["actions"])
-        object_writes = [(v, k, name, b) for v, k, name, b in cluster.writes[start:] if v in ("patch", "delete")]
+        object_writes = [(v, k, name, b) for v, k, name, b in cluster.writes[start:]
+                         if v in ("patch", "delete") and name != ACTION_LEDGER]  # the ledger is no action
         expected = [("patch", "Deployment", "product", {"spec": {"replicas": 1}})] if plan == "scale" else [
             ("patch", "ConfigMap", "gateway-config"), ("patch", "Deployment", "gateway")]
         assert [w[:len(e)] for w, e in zip(object_writes, expected, strict=False)] == expected and \

@@ -5,7 +5,11 @@ The known-good record (ConfigMap `sre-operator-known-good`, written while the sh
 holds, as string values: `<configmap>.<key>` (a config's value), `_replicas.<deployment>` (a replica
 count), `_service.<service>` (a Service's selector and ports as JSON) and `_object.<Kind>.<name>` (a
 whole Deployment, Service or ConfigMap as JSON, stripped of what the server fills in: what a deleted
-object is recreated from); `known_good_*` read them. `detection.known_good` writes them."""
+object is recreated from); `known_good_*` read them. `detection.known_good` writes them.
+
+The action ledger (ConfigMap `sre-operator-actions`, written by the pipeline as it begins each
+action) holds, per `<Kind>.<name>`, when each action on that object began: the blast-radius limits
+count from it, so deleting finished Incidents does not reset them (`incident.limits`)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -17,6 +21,7 @@ from .ports import Cluster, Obj, owned_by
 from .topology import PART_OF
 
 KNOWN_GOOD = "sre-operator-known-good"
+ACTION_LEDGER = "sre-operator-actions"
 REPLICAS_PREFIX = "_replicas."
 SERVICE_PREFIX = "_service."
 OBJECT_PREFIX = "_object."
@@ -30,11 +35,12 @@ class Snapshot:
     taken_at: dt.datetime
     objects: dict[str, list[Obj]] = field(default_factory=dict)  # kind → objects
     known_good: dict[str, str] = field(default_factory=dict)
+    ledger: dict[str, str] | None = None  # the action ledger's data (None: there is none yet)
 
     @classmethod
     def read(cls, cluster: Cluster, namespace: str, at: dt.datetime) -> Snapshot:
         """The application's objects (part-of the shop; ReplicaSets: those its Deployments own) and
-        the known-good record."""
+        the operator's records (known-good, action ledger)."""
         objects = {kind: cluster.list_objects(kind, namespace, None if kind == "ReplicaSet" else PART_OF)
                    for kind in KINDS}
         names = {d["metadata"]["name"] for d in objects["Deployment"]}
@@ -43,7 +49,9 @@ class Snapshot:
                                         for o in r["metadata"].get("ownerReferences") or [])]
         record = cluster.get("ConfigMap", namespace, KNOWN_GOOD)
         good = {str(k): str(v) for k, v in ((record or {}).get("data") or {}).items()}
-        return cls(namespace, at, objects, good)
+        ledger = cluster.get("ConfigMap", namespace, ACTION_LEDGER)
+        return cls(namespace, at, objects, good,
+                   None if ledger is None else {str(k): str(v) for k, v in (ledger.get("data") or {}).items()})
 
     def of(self, kind: str) -> list[Obj]:
         return self.objects.get(kind, [])

@@ -40,8 +40,8 @@ from ..domain.models import (
 )
 from ..domain.ports import Obj
 from ..domain.seal import seal, verify
-from ..domain.snapshot import Snapshot
-from ..domain.topology import NAME_LABEL, path_from
+from ..domain.snapshot import ACTION_LEDGER, Snapshot
+from ..domain.topology import MANAGED_BY, NAME_LABEL, path_from
 from ..domain.vocabulary import DONE_OUTCOMES, TERMINAL, WARNING_PHASES, Mode, ModelStage, Outcome, Phase
 from ..planning import diagnosis as diagnoses
 from ..planning import rules as planner
@@ -419,7 +419,7 @@ def mitigate(t: Tick) -> Step:
         return Step((move(Phase.AWAITING_APPROVAL, f"{waiting}: waiting"),))
     if not any(r.get("attempt") == attempt for r in records):  # before the attempt's first action
         targets = {f"{a.target.kind}/{a.target.name}" for a in actions}
-        decision = limits.check(t.incident, t.incidents, targets, t.now, t.settings.caps())
+        decision = limits.check(t.incident, t.incidents, targets, t.now, t.settings.caps(), t.snapshot.ledger)
         if decision.verdict == "wait":
             return Step((note(decision.message),)) if t.status.get("message") != decision.message else NOTHING
         if decision.verdict == "escalate":
@@ -442,7 +442,8 @@ def mitigate(t: Tick) -> Step:
             rec.update(outcome=Outcome.PENDING.value, message=prepared.summary, undo=prepared.undo,
                        intent=acts.intent_of(prepared))
             _seal_record(t, rec)
-            return Step((note(actions=records),), again=True)  # recorded before it takes effect
+            # Recorded (in the ledger and the Incident) before it takes effect.
+            return Step((ledger_write(t, rec), note(actions=records)), again=True)
         target_now = None if rec["target"]["kind"] == "Pod" else t.snapshot.get(rec["target"]["kind"],
                                                                                 rec["target"]["name"])
         if acts.took_effect(rec["intent"], target_now):
@@ -459,6 +460,17 @@ def mitigate(t: Tick) -> Step:
         return Step((write, note(actions=records)), again=True, on_refused=partial(_failed, t, failed_records, failed))
     return Step((move(Phase.VALIDATING, f"attempt {attempt} applied; waiting for the rollout, then measuring",
                       mitigatedAt=stamp(t.now), validationWindowStart=None),))
+
+
+def ledger_write(t: Tick, rec: dict[str, Any]) -> Write:
+    """The action ledger's entry for an action begun (`limits`: what the per-hour limit counts)."""
+    target = f"{rec['target']['kind']}/{rec['target']['name']}"
+    action_id = f"{t.incident['metadata'].get('uid', t.name)}/{rec['attempt']}/{rec['index']}"
+    data = limits.recorded(t.snapshot.ledger, target, action_id, t.now)
+    if t.snapshot.ledger is None:
+        return Write("create", "ConfigMap", ACTION_LEDGER, "merge",
+                     {"metadata": {"name": ACTION_LEDGER, "labels": MANAGED_BY}, "data": data})
+    return Write("patch", "ConfigMap", ACTION_LEDGER, "merge", {"data": data})
 
 
 def write_of(target: dict[str, Any], intent: dict[str, Any]) -> Write:
