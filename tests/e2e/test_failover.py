@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -33,7 +34,9 @@ def test_killing_the_leader_mid_incident_lets_the_standby_finish_it(cluster: Clu
            "SRE_OPERATOR_WATCH_NAMESPACES": shop, "SRE_OPERATOR_LEASE_SECONDS": "6",
            "SRE_OPERATOR_PROMETHEUS_URL": f"http://127.0.0.1:{cluster.host_port(30090)}",
            "SRE_OPERATOR_DETECT_INTERVAL_SECONDS": "3", "SRE_OPERATOR_SETTLE_SECONDS": "20",
-           "SRE_OPERATOR_BREACH_CYCLES": "2"}
+           "SRE_OPERATOR_BREACH_CYCLES": "2",
+           # One key for both replicas (the chart's record-key Secret): the standby trusts the leader's records.
+           "SRE_OPERATOR_RECORD_KEY": secrets.token_hex(24)}
     ports = [free_port(), free_port()]
     replicas = [subprocess.Popen(
         [sys.executable, "-m", "sre_operator.main", "run", f"--namespace={shop}", "--leader-election",

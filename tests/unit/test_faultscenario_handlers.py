@@ -51,15 +51,42 @@ def test_an_invalid_scenario_is_failed_with_a_warning(cluster: MemoryCluster) ->
     assert cluster.events == [("warn", "InvalidScenario")]  # type: ignore[attr-defined]
 
 
-def test_the_timer_reverts_when_due(cluster: MemoryCluster) -> None:
+def injected(cluster: MemoryCluster) -> dict[str, Any]:
     fs = body(cluster, {"type": "scale-to-zero", "target": {"name": "product"}, "duration": "1s"})
-    fs["status"] = {"phase": "Injected", "revertAt": "2000-01-01T00:00:00Z",
-                    "targets": [{"kind": "Deployment", "namespace": "shop", "name": "product",
-                                 "phase": "Injected", "snapshot": {"replicas": 3}}]}
+    patch = kopf.Patch()
+    handlers.inject(body=fs, patch=patch, logger=LOG)
+    fs["status"] = {**patch["status"], "revertAt": "2000-01-01T00:00:00Z"}
+    return fs
+
+
+def test_the_timer_reverts_when_due(cluster: MemoryCluster) -> None:
+    fs = injected(cluster)
+    assert cluster.objects[("Deployment", "shop", "product")]["spec"]["replicas"] == 0
     patch = kopf.Patch()
     handlers.revert_when_due(body=fs, patch=patch, logger=LOG)
     assert patch["status"]["phase"] == "Reverted"
-    assert cluster.objects[("Deployment", "shop", "product")]["spec"]["replicas"] == 3
+    assert cluster.objects[("Deployment", "shop", "product")]["spec"]["replicas"] == 1
+
+
+@pytest.mark.parametrize("forge", [
+    pytest.param({"snapshot": {"replicas": 30}}, id="snapshot"),
+    pytest.param({"name": "order"}, id="other-object"),
+    pytest.param({"namespace": "kube-system", "name": "coredns"}, id="other-namespace"),
+    pytest.param({"seal": None}, id="unsealed"),
+])
+def test_a_forged_target_record_is_not_written_back(cluster: MemoryCluster, forge: dict[str, Any]) -> None:
+    """Whoever may write `faultscenarios/status` rewrites a target record: nothing of it is written
+    back (its object stays as it is), the record is Failed and the timer warns why."""
+    fs = injected(cluster)
+    fs["status"]["targets"][0].update(forge)
+    writes = len(cluster.writes)
+    patch = kopf.Patch()
+    handlers.revert_when_due(body=fs, patch=patch, logger=LOG)
+    assert [w for w in cluster.writes[writes:] if w[1] != "FaultScenario"] == []
+    assert patch["status"]["reason"] == "RecordTampered" and "not as the injector wrote them" in \
+        patch["status"]["message"]
+    assert patch["status"]["targets"][0]["phase"] == "Failed"
+    assert ("warn", "RecordTampered") in cluster.events  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(("status", "error"), [(503, kopf.TemporaryError), (403, kopf.PermanentError)])

@@ -12,7 +12,13 @@ the Deployment (the snapshot: which pods), written before any of them is flipped
 process is flipped through its fault hook over the API server's pod proxy. A retry flips the same
 recorded pods with the same calls (the hooks set a state, so a second call changes nothing), never a
 pod that appeared since. Reverting calls the clearing hook on the recorded pods that still exist (a
-pod replaced since starts clean). No label or annotation is written on the pods."""
+pod replaced since starts clean). No label or annotation is written on the pods.
+
+A record in status is not an order: whoever may write `faultscenarios/status` could point one at
+any object in any namespace, or give it a snapshot of their choosing. Each record carries the
+operator's seal (`domain.seal`) over what it says (object, namespace, snapshot, pods), made when the
+injector writes it; a record whose seal does not verify, or outside the scenario's namespace, is
+never written back (it is marked Failed and the status says why)."""
 from __future__ import annotations
 
 import copy
@@ -22,6 +28,7 @@ from typing import Any
 
 from ..domain import clock
 from ..domain.ports import Cluster, ClusterError, Obj
+from ..domain.seal import PROCESS_KEY, seal, verify
 from ..domain.vocabulary import FaultPhase, HookState, SelectorMode
 from . import changes, parse_duration, plan, spec_of
 from .base import Change, FaultError, Fields, RuntimeFault
@@ -29,6 +36,7 @@ from .conditions import MESSAGE_MAX, conditions
 
 KIND = "FaultScenario"
 DEFAULT_DURATION = "5m"
+TAMPERED = "RecordTampered"  # the reason when a record in status is not as the injector wrote it
 Clock = Callable[[], dt.datetime]
 # Phases after which a replayed create handler does nothing.
 DONE = frozenset({FaultPhase.INJECTED, FaultPhase.REVERTING, FaultPhase.REVERTED, FaultPhase.FAILED})
@@ -92,6 +100,34 @@ def _record(cluster: Cluster, c: Change) -> Obj:
                                       "revert": [h.as_dict() for h in rt.revert]}
         out["pods"] = _pods_to_flip(cluster, c, rt)
     return out
+
+
+def _sealed(scenario: Obj, record: Obj) -> Obj:
+    """What a record's seal covers: the object, its namespace, the snapshot and which pods."""
+    return {"scenario": scenario["metadata"].get("uid", ""), "kind": record.get("kind"),
+            "namespace": record.get("namespace"), "name": record.get("name"), "snapshot": record.get("snapshot"),
+            "pods": [{"name": p.get("name"), "uid": p.get("uid")} for p in record.get("pods") or []]}
+
+
+def _seal(scenario: Obj, record: Obj, key: bytes) -> Obj:
+    return {**record, "seal": seal(key, _sealed(scenario, record))}
+
+
+def untrusted(scenario: Obj, record: Obj, key: bytes, allowed: Collection[str]) -> str | None:
+    """Why a record in status is not to be written back (None: the injector wrote it as it is)."""
+    if not verify(key, _sealed(scenario, record), record.get("seal")):
+        return "not reverted: the record is not as the injector wrote it"
+    if record.get("namespace") != target_namespace(scenario):
+        return f"not reverted: namespace {record.get('namespace')!r} is not the scenario's target namespace"
+    try:
+        check_namespace(scenario, allowed)
+    except FaultError as exc:
+        return f"not reverted: {exc}"
+    return None
+
+
+def _refuse(record: Obj, why: str) -> None:
+    record.update(phase=str(FaultPhase.FAILED), change=f"{str(record.get('change', ''))[:600]} ({why})"[:1024])
 
 
 def _fields(record: Obj) -> tuple[Fields, list[str]]:
@@ -223,7 +259,7 @@ def _revert_record(cluster: Cluster, record: Obj, at: dt.datetime) -> str | None
 
 
 def inject(cluster: Cluster, scenario: Obj, allowed_namespaces: Collection[str] = frozenset(),
-           now: Clock = clock.now) -> Obj:
+           now: Clock = clock.now, key: bytes = PROCESS_KEY) -> Obj:
     """Inject the scenario; the status patch to write ({} when it is past injecting). Raises
     FaultError, before any change, when the scenario is invalid; ClusterError when transient."""
     meta, status = scenario["metadata"], scenario.get("status") or {}
@@ -237,12 +273,18 @@ def inject(cluster: Cluster, scenario: Obj, allowed_namespaces: Collection[str] 
     if not records:  # first attempt: snapshot, and say so, before any change
         targets = select_targets(cluster, scenario)
         planned = plan(scenario, targets, cluster.list_objects("Deployment", target_namespace(scenario)))
-        records = [_record(cluster, c) for c in planned]
+        records = [_seal(scenario, _record(cluster, c), key) for c in planned]
         desired = {i: c.desired for i, c in enumerate(planned)}
         snapshot = _status(scenario, FaultPhase.PENDING, records, now(), "Selected", "snapshot recorded")
         cluster.patch_status(KIND, meta["namespace"], meta["name"], snapshot)
         scenario = {**scenario, "status": {**status, **snapshot}}
     at = now()
+    refused = [(r, why) for r in records if (why := untrusted(scenario, r, key, allowed_namespaces))]
+    if refused:
+        for r, why in refused:
+            _refuse(r, why)
+        return _roll_back(cluster, scenario, records, f"{len(refused)} target record(s) not as the injector "
+                          "wrote them: nothing injected", at, reason=TAMPERED)
     try:
         for i, r in enumerate(records):  # all Pending: status holds records as snapshotted or as finished
             if _runtime(r) is not None:
@@ -262,8 +304,10 @@ def _duration(scenario: Obj) -> float:
     return parse_duration(str(scenario["spec"].get("duration") or DEFAULT_DURATION))
 
 
-def _roll_back(cluster: Cluster, scenario: Obj, records: list[Obj], message: str, at: dt.datetime) -> Obj:
-    """Revert the records already injected, and mark the scenario Failed."""
+def _roll_back(cluster: Cluster, scenario: Obj, records: list[Obj], message: str, at: dt.datetime,
+               reason: str = "InjectionFailed") -> Obj:
+    """Revert the records already injected (never one refused as untrusted, already Failed), and
+    mark the scenario Failed."""
     for r in records:
         # A runtime record may have flipped some of its pods before it failed: cleared as well.
         if r.get("phase") == FaultPhase.INJECTED or _runtime(r) is not None:
@@ -273,21 +317,34 @@ def _roll_back(cluster: Cluster, scenario: Obj, records: list[Obj], message: str
                 r["change"] = f"{r.get('change', '')} ({why})"[:1024]
         elif r.get("phase") == FaultPhase.PENDING:
             r.update(phase=str(FaultPhase.FAILED))
-    return failed(scenario, message, at, records, reason="InjectionFailed")
+    return failed(scenario, message, at, records, reason=reason)
 
 
-def revert(cluster: Cluster, scenario: Obj, reason: str, now: Clock = clock.now) -> Obj:
-    """Write every target's snapshot back; the status patch ({} when nothing may be in place)."""
+def revert(cluster: Cluster, scenario: Obj, reason: str, now: Clock = clock.now, key: bytes = PROCESS_KEY,
+           allowed_namespaces: Collection[str] = frozenset()) -> Obj:
+    """Write every target's snapshot back (only records the injector wrote, in the scenario's target
+    namespace); the status patch ({} when nothing may be in place)."""
     status = scenario.get("status") or {}
     if status.get("phase") not in REVERTIBLE:
         return {}
     at = now()
     records = [copy.deepcopy(dict(r)) for r in status.get("targets") or []]
+    refused = 0
     for r in records:
+        why = untrusted(scenario, r, key, allowed_namespaces)
+        if why is not None:
+            refused += 1
+            _refuse(r, why)
+            continue
         why = _revert_record(cluster, r, at)
         if why is None:
             r.update(phase=str(FaultPhase.REVERTED), revertedAt=clock.stamp(at))
         else:
             r.update(phase=str(FaultPhase.FAILED), change=f"{r.get('change', '')} ({why})"[:1024])
+    if refused:
+        return _status(scenario, FaultPhase.REVERTED, records, at, TAMPERED,
+                       f"{refused} target record(s) not as the injector wrote them were not reverted (changed by "
+                       f"someone else, or by an operator with another SRE_OPERATOR_RECORD_KEY); the rest reverted "
+                       f"from the snapshot ({reason})", revertedAt=clock.stamp(at))
     return _status(scenario, FaultPhase.REVERTED, records, at, reason,
                    f"reverted from the snapshot ({reason})", revertedAt=clock.stamp(at))

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..domain import clock
 from ..domain.ports import Cluster, Obj
+from ..domain.seal import PROCESS_KEY
 from ..domain.vocabulary import FaultPhase
 from . import injector
 from .base import FaultError
@@ -23,9 +24,9 @@ def scenario_of(body: Mapping[str, Any]) -> Obj:
 
 
 def on_create(cluster: Cluster, scenario: Obj, allowed_namespaces: Collection[str] = frozenset(),
-              now: Clock = clock.now) -> Obj:
+              now: Clock = clock.now, key: bytes = PROCESS_KEY) -> Obj:
     try:
-        return injector.inject(cluster, scenario, allowed_namespaces, now)
+        return injector.inject(cluster, scenario, allowed_namespaces, now, key)
     except FaultError as exc:
         return injector.failed(scenario, str(exc), now())
 
@@ -39,11 +40,13 @@ def due(status: Mapping[str, Any], now: Clock = clock.now) -> bool:
     return at is None or now() >= at
 
 
-def on_timer(cluster: Cluster, scenario: Obj, now: Clock = clock.now) -> Obj:
+def on_timer(cluster: Cluster, scenario: Obj, now: Clock = clock.now, key: bytes = PROCESS_KEY,
+             allowed_namespaces: Collection[str] = frozenset()) -> Obj:
     if not due(scenario.get("status") or {}, now):
         return {}
-    return injector.revert(cluster, scenario, "DurationElapsed", now)
+    return injector.revert(cluster, scenario, "DurationElapsed", now, key, allowed_namespaces)
 
 
-def on_delete(cluster: Cluster, scenario: Obj, now: Clock = clock.now) -> Obj:
-    return injector.revert(cluster, scenario, "Deleted", now)
+def on_delete(cluster: Cluster, scenario: Obj, now: Clock = clock.now, key: bytes = PROCESS_KEY,
+              allowed_namespaces: Collection[str] = frozenset()) -> Obj:
+    return injector.revert(cluster, scenario, "Deleted", now, key, allowed_namespaces)

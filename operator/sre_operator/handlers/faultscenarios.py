@@ -9,6 +9,7 @@ from typing import Any
 import kopf
 
 from ..adapters.kube import GROUP, VERSION, Kube
+from ..domain import clock
 from ..domain.ports import ClusterError, Obj
 from ..domain.vocabulary import FaultPhase
 from ..faults import injector, reconcile
@@ -31,7 +32,7 @@ def _run(fn: Callable[..., Obj], *args: Any) -> Obj:
 @kopf.on.create(GROUP, VERSION, PLURAL)
 def inject(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
     scenario = reconcile.scenario_of(body)
-    status = _run(reconcile.on_create, scenario, SETTINGS.allowed_target_namespaces())
+    status = _run(reconcile.on_create, scenario, SETTINGS.allowed_target_namespaces(), clock.now, SETTINGS.seal_key())
     if not status:
         return
     patch.status.update(status)
@@ -45,9 +46,13 @@ def inject(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) ->
 @kopf.timer(GROUP, VERSION, PLURAL, interval=SETTINGS.revert_check_seconds,
             when=lambda status, **_: status.get("phase") == FaultPhase.INJECTED)
 def revert_when_due(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
-    status = _run(reconcile.on_timer, reconcile.scenario_of(body))
+    status = _run(reconcile.on_timer, reconcile.scenario_of(body), clock.now, SETTINGS.seal_key(),
+                  SETTINGS.allowed_target_namespaces())
     if status:
         patch.status.update(status)
+        if status["reason"] == injector.TAMPERED:
+            kopf.warn(body, reason=injector.TAMPERED, message=status["message"][:1000])
+            return
         kopf.info(body, reason="Reverted", message="spec.duration elapsed: reverted from the snapshot")
         logger.info("reverted %s after its duration", body["metadata"]["name"])
 
@@ -57,5 +62,6 @@ def revert_when_due(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_
 @kopf.on.delete(GROUP, VERSION, PLURAL,
                 when=lambda status, **_: status.get("phase") in (None, *injector.REVERTIBLE))
 def revert_on_delete(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
-    if _run(reconcile.on_delete, reconcile.scenario_of(body)):
+    if _run(reconcile.on_delete, reconcile.scenario_of(body), clock.now, SETTINGS.seal_key(),
+            SETTINGS.allowed_target_namespaces()):
         logger.info("reverted %s on delete", body["metadata"]["name"])
