@@ -64,6 +64,8 @@ class Breach:
 
 
 DEFAULT_THRESHOLDS = Thresholds()
+# The symptoms only the metrics source shows (a Breach's source "prometheus").
+METRIC_SYMPTOMS = frozenset({"scrape-down", "error-rate", "latency", "route-missing", "saturation"})
 
 
 def breaches(signals: list[ServiceSignals], t: Thresholds = DEFAULT_THRESHOLDS) -> list[Breach]:
@@ -149,8 +151,10 @@ class Detector:
     onsets: dict[str, dt.datetime] = field(default_factory=dict)
 
     def observe(self, signals: list[ServiceSignals], now: float | None = None,
-                at: dt.datetime | None = None) -> list[Breach]:
-        """New incidents to open for this reading (`at`: its wall-clock time, for the onsets)."""
+                at: dt.datetime | None = None, complete: bool = True) -> list[Breach]:
+        """New incidents to open for this reading (`at`: its wall-clock time, for the onsets).
+        `complete`: the metrics source answered; when it did not, a breach only it can show is
+        neither counted nor forgotten (missing data is not health): its streak and onset hold."""
         now = time.monotonic() if now is None else now
         # Services with an open incident, or one closed within the cooldown, explain their callers'
         # errors and latency (a 1-minute error ratio still shows the outage after the fix).
@@ -159,9 +163,12 @@ class Detector:
         current = {b.key: b for b in breaches(signals, self.thresholds)
                    if not (b.symptom in ("error-rate", "latency")
                            and any(d in busy and d != b.service for d in ROUTES_TO.get(b.service, ())))}
-        self.streaks = {k: self.streaks.get(k, 0) + 1 for k in current}
+        held = set() if complete else {k for k in self.streaks
+                                       if k not in current and k.split("/", 1)[-1] in METRIC_SYMPTOMS}
+        self.streaks = {**{k: self.streaks[k] for k in held}, **{k: self.streaks.get(k, 0) + 1 for k in current}}
         if at is not None:
-            self.onsets = {k: self.onsets.get(k, at) for k in current}
+            self.onsets = {**{k: self.onsets[k] for k in held if k in self.onsets},
+                           **{k: self.onsets.get(k, at) for k in current}}
         # One incident per service: a second symptom of a service that already has an open
         # incident (a 502 storm is also slow) is evidence for that incident, not a new one; of
         # several new symptoms of one service, the most severe opens it.

@@ -52,7 +52,7 @@ def detect_once(cluster: Cluster, namespace: str, det: Detector, settings: Setti
                  if (i.get("status") or {}).get("phase") not in TERMINAL}
     det.sync_open(open_keys)
     opened = []
-    for b in det.observe(signals, at=at):
+    for b in det.observe(signals, at=at, complete=figures is not None):
         name = f"{b.service}-{b.symptom}-{uuid.uuid4().hex[:5]}"
         cluster.create(KIND, namespace, incident_body(name, b.service, b.symptom, b.source, b.key, b.signal,
                                                       det.onsets.get(b.key, at), settings.max_attempts))

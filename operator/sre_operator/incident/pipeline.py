@@ -228,7 +228,19 @@ def detected(t: Tick) -> Step:
                       timeToDetect=seconds_text(max(0.0, (created - onset).total_seconds()))),), again=True)
 
 
+def hold_for_metrics(t: Tick, stage: str) -> Step:
+    """Missing data is never health: with the metrics source down the stage holds its phase (nothing
+    triaged, planned, judged or undone on part of the evidence), said once in status and an Event."""
+    if (t.status.get("message") or "").startswith("waiting for the metrics source"):
+        return NOTHING
+    return Step((Event("Warning", "SignalsMissing", f"the metrics source does not answer: {stage} holds "
+                       "(nothing is decided, applied or undone until it does)"),
+                 note(f"waiting for the metrics source: {stage} holds, nothing decided or undone meanwhile")))
+
+
 def triage(t: Tick) -> Step:
+    if not t.complete:
+        return hold_for_metrics(t, "triage")
     ev = evidence_of(t)
     if not any(w.service == t.spec.service for w in ev.workloads) and \
             t.snapshot.known_good_object("Deployment", t.spec.service) is None:
@@ -296,6 +308,8 @@ def choose_plan(t: Tick, tried_keys: set[str]) -> tuple[MitigationPlan, str]:
 
 
 def plan(t: Tick) -> Step:
+    if not t.complete:
+        return hold_for_metrics(t, "planning")
     p, fallback = choose_plan(t, tried(t))
     attempt = t.attempt
     # The plan's side of the diagnosis (its root cause and confidence are triage's and stay).
@@ -533,11 +547,7 @@ def validate(t: Tick) -> Step:
     if elapsed < min(EARLY_SECONDS, cfg.settle_seconds):
         return NOTHING
     if not t.complete:  # the metrics source does not answer: hold, judge nothing, undo nothing
-        if (status.get("message") or "").startswith("waiting for the metrics source"):
-            return NOTHING
-        return Step((Event("Warning", "SignalsMissing", "the metrics source does not answer: validation holds "
-                           "(nothing is judged or undone until it does)"),
-                     note("waiting for the metrics source: nothing judged or undone meanwhile")))
+        return hold_for_metrics(t, "validation")
     after = health_of(t.signals, t.spec.service, t.window, t.complete)
     if elapsed < cfg.settle_seconds:  # early: only a conclusive pass ends the window now
         early = judge(_before(t), after, cfg.slo())
