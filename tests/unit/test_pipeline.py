@@ -694,6 +694,8 @@ def test_a_pod_already_gone_when_its_deletion_is_applied_counts_as_deleted(clust
     [pod] = [p["metadata"]["name"] for p in cluster.list_objects("Pod", NS, {"app.kubernetes.io/name": "payment"})]
     model = Model(MitigationPlan(rootCause="a stuck pod", confidence=0.6, planner="llm", actions=[
         Action(type="delete-pod", target=Target(kind="Pod", name=pod))]))
+    cluster.patch_status("Pod", NS, pod, {"conditions": [{"type": "Ready", "status": "False"}]})  # stuck: borne out
+    cluster.tick(60)
     incident(cluster, service="payment", symptom="not-ready")
     p, s = ports(cluster, Figures(), llm=model), settings()
     while not status(cluster).get("actions"):

@@ -288,12 +288,18 @@ def diagnose(t: Tick, ev: Evidence) -> tuple[dict[str, Any], str]:
 def choose_plan(t: Tick, tried_keys: set[str]) -> tuple[MitigationPlan, str]:
     """(plan, why the model's plan was not used): the model's plan when one came and it passes
     every check (the same `vetting.vet` for every model plan); else the rules' plan. Anything
-    wrong with the model's answer, whatever it raises, falls back to the rules."""
-    rules = planner.plan(evidence_of(t), tried_keys)
+    wrong with the model's answer, whatever it raises, falls back to the rules. An Incident's
+    symptoms are a claim (anyone who may create an Incident makes one): unless the signals bear it
+    out, the model's plan is not used, and the rules do only what the operator's own known-good
+    record says."""
+    ev = evidence_of(t)
+    rules = planner.plan(ev, tried_keys)
     answer = t.model
     if answer is None or answer.stage != ModelStage.PLANNING:
         ask = model_use(t)
         return rules, ask.why if ask.fallback else ""
+    if not ev.corroborated:
+        return rules, f"the signals do not bear out {t.spec.symptom} on {t.spec.service}: the model's plan is not used"
     if answer.plan is None:
         return rules, answer.error or "the model gave no plan"
     if not answer.plan.actions and rules.actions:
