@@ -317,6 +317,10 @@ def plan(t: Tick) -> Step:
     if not t.complete:
         return hold_for_metrics(t, "planning")
     p, fallback = choose_plan(t, tried(t))
+    try:  # whoever planned it, the rules included: the whole plan, before any of it is done
+        plancheck.vet(p, t.snapshot, tried(t))
+    except acts.ActionRefused as exc:
+        return Step((move(Phase.ESCALATED, f"the {p.planner} planner's plan was refused: {exc}"),))
     attempt = t.attempt
     # The plan's side of the diagnosis (its root cause and confidence are triage's and stay).
     diagnosis: dict[str, Any] = {"planner": p.planner, "reasoning": p.expected_effect[:4000],
