@@ -6,7 +6,7 @@ import datetime as dt
 import json
 
 from sre_operator.domain.policy import Caps
-from sre_operator.domain.snapshot import ACTION_LEDGER
+from sre_operator.domain.snapshot import ACTION_LEDGER, KNOWN_GOOD
 from sre_operator.incident import limits
 from tests.fakes.cluster import MemoryCluster, shop
 from tests.unit.test_pipeline import HEALTHY, NS, Figures, deployment_patches, incident, ports, run, settings
@@ -22,7 +22,7 @@ def break_product(cluster: MemoryCluster) -> None:
 
 def test_deleting_finished_incidents_does_not_reset_the_hourly_limit() -> None:
     cluster = shop(MemoryCluster())
-    cluster.create("ConfigMap", NS, {"metadata": {"name": "sre-operator-known-good"}, "data": {"_replicas.product": "1"}})
+    cluster.create("ConfigMap", NS, {"metadata": {"name": KNOWN_GOOD}, "data": {"_replicas.product": "1"}})
     s = settings(max_actions_per_workload_per_hour=2)
     p = ports(cluster, Figures(product=dict(HEALTHY)))
     for n in range(2):

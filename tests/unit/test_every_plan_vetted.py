@@ -7,7 +7,16 @@ import pytest
 from sre_operator.domain.models import Action, MitigationPlan, Target
 from sre_operator.incident import pipeline
 from tests.fakes.cluster import MemoryCluster, shop
-from tests.unit.test_pipeline import HEALTHY, Figures, deployment_patches, incident, ports, run, scale_to_zero, settings
+from tests.unit.test_pipeline import (
+    HEALTHY,
+    Figures,
+    deployment_patches,
+    incident,
+    ports,
+    run,
+    scale_to_zero,
+    settings,
+)
 
 
 @pytest.fixture

@@ -6,7 +6,16 @@ import pytest
 
 from sre_operator.domain.models import Action, MitigationPlan, Target
 from tests.fakes.cluster import MemoryCluster, shop
-from tests.unit.test_pipeline import HEALTHY, NS, Figures, Model, deployment_patches, incident, ports, run, settings
+from tests.unit.test_pipeline import (
+    HEALTHY,
+    Figures,
+    Model,
+    deployment_patches,
+    incident,
+    ports,
+    run,
+    settings,
+)
 
 
 @pytest.fixture

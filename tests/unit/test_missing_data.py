@@ -11,7 +11,17 @@ from sre_operator.domain.policy import Thresholds
 from sre_operator.incident import runner
 from sre_operator.incident.step import Event
 from tests.fakes.cluster import MemoryCluster, shop
-from tests.unit.test_pipeline import HEALTHY, NS, Figures, incident, ports, run, scale_to_zero, settings, status
+from tests.unit.test_pipeline import (
+    HEALTHY,
+    NS,
+    Figures,
+    incident,
+    ports,
+    run,
+    scale_to_zero,
+    settings,
+    status,
+)
 
 
 @pytest.fixture

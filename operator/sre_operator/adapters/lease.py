@@ -13,8 +13,10 @@ One leader at most, whatever the clocks and the network do (as client-go's leade
   so a request that hangs cannot hold the leader up;
 - a leader whose last successful renewal *began* more than `renew_deadline` ago (shorter than the
   lease) steps down at once (the process exits and restarts as a candidate): a standby, which
-  saw that renewal's record no earlier than it began, cannot take over before then. What a leader was doing is not lost: an Incident records
-each action's intent before doing it, and the next leader resumes from that record.
+  saw that renewal's record no earlier than it began, cannot take over before then.
+
+What a leader was doing is not lost: an Incident records each action's intent before doing it,
+and the next leader resumes from that record.
 
 `decide` is the pure rule; `LeaderElector` the Kubernetes I/O around it."""
 from __future__ import annotations
