@@ -141,3 +141,15 @@ def test_the_phase_is_no_approval(cluster: MemoryCluster) -> None:
         runner.tick(p, NS, "inc", settings(mode="approve"))
     assert writes_to_the_shop(cluster, before) == []
     assert status(cluster)["phase"] == "AwaitingApproval"
+
+
+def test_in_dry_run_the_phase_mitigating_applies_nothing(cluster: MemoryCluster) -> None:
+    scale_to_zero(cluster)
+    incident(cluster)
+    p = ports(cluster, Figures(product=dict(HEALTHY)))
+    until(cluster, p, lambda st: st.get("phase") == "DryRun", mode="dry-run")
+    forge(cluster, lambda st: st.update(phase="Mitigating"))
+    before = len(cluster.writes)
+    runner.tick(p, NS, "inc", settings(mode="dry-run"))
+    assert writes_to_the_shop(cluster, before) == []
+    assert status(cluster)["phase"] == "DryRun"

@@ -420,7 +420,7 @@ def approved(t: Tick) -> str | None:
         return "the operator runs in dry-run mode: nothing is applied"
     annotations = t.incident["metadata"].get("annotations") or {}
     if mode == Mode.APPROVE and annotations.get(APPROVE_ANNOTATION) != f"attempt-{t.attempt}":
-        return f"attempt {t.attempt} is not approved ({APPROVE_ANNOTATION}=attempt-{t.attempt})"
+        return f"attempt {t.attempt} is not approved ({APPROVE_ANNOTATION}=attempt-{t.attempt}): waiting"
     return None
 
 
@@ -440,7 +440,9 @@ def mitigate(t: Tick) -> Step:
         return tampered(why)
     waiting = approved(t)
     if waiting is not None:
-        return Step((move(Phase.AWAITING_APPROVAL, f"{waiting}: waiting"),))
+        dry = effective_mode(t.settings.mode, t.spec.mode) == Mode.DRY_RUN
+        held = Phase.DRY_RUN if dry else Phase.AWAITING_APPROVAL
+        return Step((move(held, waiting),))
     if not any(r.get("attempt") == attempt for r in records):  # before the attempt's first action
         targets = {f"{a.target.kind}/{a.target.name}" for a in actions}
         decision = limits.check(t.incident, t.incidents, targets, t.now, t.settings.caps(), t.snapshot.ledger)
