@@ -96,3 +96,17 @@ def test_api_errors_become_kopf_retries_or_give_ups(cluster: MemoryCluster, stat
     cluster.fail_next(1, status)
     with pytest.raises(error):
         handlers.inject(body=fs, patch=kopf.Patch(), logger=LOG)
+
+
+def test_a_resumed_injection_does_not_write_a_forged_pending_record(cluster: MemoryCluster) -> None:
+    """A scenario whose status already holds a Pending record (as after a crash mid-injection) that
+    the injector did not write: nothing is injected from it, nothing reverted, the scenario Failed."""
+    fs = body(cluster, {"type": "scale-to-zero", "target": {"name": "product"}, "duration": "1m"})
+    fs["status"] = {"phase": "Pending", "targets": [{"kind": "Deployment", "namespace": "shop", "name": "order",
+                                                     "phase": "Pending", "snapshot": {"replicas": 40}}]}
+    writes = len(cluster.writes)
+    patch = kopf.Patch()
+    handlers.inject(body=fs, patch=patch, logger=LOG)
+    assert [w for w in cluster.writes[writes:] if w[1] != "FaultScenario"] == []
+    assert patch["status"]["phase"] == "Failed" and patch["status"]["reason"] == "RecordTampered"
+    assert ("warn", "RecordTampered") in cluster.events  # type: ignore[attr-defined]
