@@ -32,6 +32,7 @@ from tests.fake_llm import FakeLlm, Reply, diagnosis_reply, plan_reply, task_of
 from tests.fakes.cluster import MemoryCluster, shop
 from tests.unit.test_pipeline import (
     FAILING,
+    HEALTHY,
     NS,
     Figures,
     Model,
@@ -71,12 +72,14 @@ def test_hybrid_a_rule_that_matches_acts_and_the_model_is_not_asked_for_a_plan(c
 
 
 def test_hybrid_with_no_rule_that_matches_the_model_plans(cluster: MemoryCluster) -> None:
-    incident(cluster, service="order", symptom="latency", mode="dry-run")  # healthy, nothing changed: no rule
-    model = Model(restart("order"))
-    st = run(cluster, ports(cluster, Figures(), llm=model), settings(llm_triage=False))
+    # Borne out by the signals (a symptom alone is a claim), nothing changed since healthy: no rule.
+    incident(cluster, service="gateway", symptom="route-missing", mode="dry-run")
+    unrouted = Figures(gateway={**HEALTHY, "unrouted_ratio": 0.9, "unrouted_route": "/api/things"})
+    model = Model(restart("gateway"))
+    st = run(cluster, ports(cluster, unrouted, llm=model), settings(llm_triage=False))
     assert model.asked == 1 and st["phase"] == "DryRun"
     assert st["plan"]["planner"] == "llm" and st["diagnosis"]["planner"] == "llm"
-    assert st["plan"]["actions"][0]["target"]["name"] == "order"
+    assert st["plan"]["actions"][0]["target"]["name"] == "gateway"
 
 
 def test_hybrid_after_a_rule_s_plan_was_undone_the_model_plans_the_next_attempt(cluster: MemoryCluster) -> None:
@@ -197,8 +200,12 @@ def test_any_exception_from_the_model_falls_back_and_the_incident_moves_on(clust
 
 def test_a_check_that_breaks_on_a_model_plan_refuses_it(cluster: MemoryCluster,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(*args: object) -> None:
-        raise KeyError("spec")
+    vet = pipeline.plancheck.vet
+
+    def broken(plan: MitigationPlan, *args: Any) -> None:
+        if plan.planner == "llm":
+            raise KeyError("spec")
+        vet(plan, *args)  # the rules' plan is vetted too (before any action), and passes
     monkeypatch.setattr(pipeline.plancheck, "vet", broken)
     scale_to_zero(cluster)
     incident(cluster, mode="dry-run")

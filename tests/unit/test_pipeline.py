@@ -697,7 +697,7 @@ def test_a_pod_already_gone_when_its_deletion_is_applied_counts_as_deleted(clust
     cluster.patch_status("Pod", NS, pod, {"conditions": [{"type": "Ready", "status": "False"}]})  # stuck: borne out
     cluster.tick(60)
     incident(cluster, service="payment", symptom="not-ready")
-    p, s = ports(cluster, Figures(), llm=model), settings()
+    p, s = ports(cluster, Figures(), llm=model), settings(planner="llm")  # the model plans even where a rule would
     while not status(cluster).get("actions"):
         runner.tick(p, NS, "inc", s)
     assert status(cluster)["actions"][0]["intent"] == {"action": "delete-pod", "verb": "delete", "patchType": None,
