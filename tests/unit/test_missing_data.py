@@ -30,10 +30,10 @@ def cluster() -> MemoryCluster:
 
 
 @pytest.mark.parametrize("phase", ["Triaging", "Planning"])
-def test_with_the_metrics_source_down_triage_and_planning_hold(cluster: MemoryCluster, phase: str) -> None:
-    scale_to_zero(cluster)
-    incident(cluster)
-    metrics = Figures(product=dict(HEALTHY))
+def test_with_the_metrics_source_down_triage_and_planning_of_a_metric_symptom_hold(cluster: MemoryCluster,
+                                                                                   phase: str) -> None:
+    incident(cluster, service="product", symptom="latency", source="prometheus", mode="dry-run")
+    metrics = Figures(product={**HEALTHY, "p95": 2.0})  # slow: borne out while the source answers
     events: list[Event] = []
     p, s = ports(cluster, metrics, events), settings()
     if phase == "Planning":
@@ -46,8 +46,23 @@ def test_with_the_metrics_source_down_triage_and_planning_hold(cluster: MemoryCl
     assert st["phase"] == phase, st.get("message")
     assert st["message"].startswith("waiting for the metrics source")
     assert not st.get("actions") and not st.get("plan")
-    assert (cluster.get("Deployment", NS, "product") or {})["spec"]["replicas"] == 0  # nothing applied
     assert [e.reason for e in events].count("SignalsMissing") == 1  # said once, not once per tick
+    metrics.down = False
+    assert run(cluster, p, s)["phase"] == "DryRun"  # planned once the source answers
+
+
+def test_a_structural_symptom_is_planned_on_the_kubernetes_facts_and_its_fix_not_judged_without_metrics(
+        cluster: MemoryCluster) -> None:
+    """Scaled to zero is a fact of the API: planned and fixed without Prometheus; validation then
+    holds (the fix is kept, nothing undone) until the source answers."""
+    scale_to_zero(cluster)
+    incident(cluster)
+    metrics = Figures(product=dict(HEALTHY))
+    metrics.down = True
+    p, s = ports(cluster, metrics), settings()
+    st = run(cluster, p, s, limit=40)
+    assert st["phase"] == "Validating" and st["message"].startswith("waiting for the metrics source")
+    assert (cluster.get("Deployment", NS, "product") or {})["spec"]["replicas"] == 1 and not st.get("undoLog")
     metrics.down = False
     assert run(cluster, p, s)["phase"] == "Resolved"
 

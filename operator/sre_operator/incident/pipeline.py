@@ -228,6 +228,20 @@ def detected(t: Tick) -> Step:
                       timeToDetect=seconds_text(max(0.0, (created - onset).total_seconds()))),), again=True)
 
 
+def borne_out(t: Tick) -> bool:
+    """Whether the signals show trouble on the Incident's path (its service or one it calls): an
+    Incident's symptoms are a claim (anyone who may create an Incident makes one), acted on by the
+    model's plan only when borne out."""
+    path = set(path_from(t.spec.service))
+    return any(b.service in path for b in breaches(t.signals, t.settings.thresholds()))
+
+
+def metrics_missing(t: Tick) -> bool:
+    """Triage and planning hold while the metrics source is down, unless the Kubernetes facts alone
+    (all the signals there are then) bear the Incident out; validation needs the source always."""
+    return not t.complete and not borne_out(t)
+
+
 def hold_for_metrics(t: Tick, stage: str) -> Step:
     """Missing data is never health: with the metrics source down the stage holds its phase (nothing
     triaged, planned, judged or undone on part of the evidence), said once in status and an Event."""
@@ -239,7 +253,7 @@ def hold_for_metrics(t: Tick, stage: str) -> Step:
 
 
 def triage(t: Tick) -> Step:
-    if not t.complete:
+    if metrics_missing(t):
         return hold_for_metrics(t, "triage")
     ev = evidence_of(t)
     if not any(w.service == t.spec.service for w in ev.workloads) and \
@@ -288,17 +302,16 @@ def diagnose(t: Tick, ev: Evidence) -> tuple[dict[str, Any], str]:
 def choose_plan(t: Tick, tried_keys: set[str]) -> tuple[MitigationPlan, str]:
     """(plan, why the model's plan was not used): the model's plan when one came and it passes
     every check (the same `vetting.vet` for every model plan); else the rules' plan. Anything
-    wrong with the model's answer, whatever it raises, falls back to the rules. An Incident's
-    symptoms are a claim (anyone who may create an Incident makes one): unless the signals bear it
-    out, the model's plan is not used, and the rules do only what the operator's own known-good
-    record says."""
+    wrong with the model's answer, whatever it raises, falls back to the rules. Unless the signals
+    bear the Incident out (`borne_out`), the model's plan is not used, and the rules do only what
+    the operator's own known-good record says."""
     ev = evidence_of(t)
     rules = planner.plan(ev, tried_keys)
     answer = t.model
     if answer is None or answer.stage != ModelStage.PLANNING:
         ask = model_use(t)
         return rules, ask.why if ask.fallback else ""
-    if not ev.corroborated:
+    if not borne_out(t):
         return rules, f"the signals do not bear out {t.spec.symptom} on {t.spec.service}: the model's plan is not used"
     if answer.plan is None:
         return rules, answer.error or "the model gave no plan"
@@ -314,7 +327,7 @@ def choose_plan(t: Tick, tried_keys: set[str]) -> tuple[MitigationPlan, str]:
 
 
 def plan(t: Tick) -> Step:
-    if not t.complete:
+    if metrics_missing(t):
         return hold_for_metrics(t, "planning")
     p, fallback = choose_plan(t, tried(t))
     try:  # whoever planned it, the rules included: the whole plan, before any of it is done
