@@ -40,7 +40,8 @@ def test_every_decision_is_one_json_line_naming_the_incident(json_logs: io.Strin
     mine = [r for r in lines if r.get("incident") == "inc"]
     assert [r["phase"] for r in mine if "phase" in r] == ["Triaging", "Planning", "Mitigating", "Validating",
                                                          "Resolved"]
-    [write] = [r for r in mine if "write" in r]
+    ledger, write = [r for r in mine if "write" in r]  # the action ledger's entry, then the action
+    assert ledger["write"] == "ConfigMap/sre-operator-actions"
     assert write["write"] == "Deployment/product" and write["message"] == "incident shop/inc: patch Deployment/product"
     assert all(r["namespace"] == "shop" and r["object"]["kind"] == "Incident" and r["severity"] == "info"
                for r in mine)
