@@ -57,7 +57,7 @@ BENCH_CASES ?=
 bench-scenarios: setup cluster-bin ## the benchmark as a judge: every case (10 FaultScenarios, 15 kubectl/runtime faults) BENCH_RUNS times + a BENCH_CONTROL_MINUTES no-fault control; healed by its own oracle, TTD/TTM, collateral, diagnosis (→ bench/scenarios.json)
 	$(PY) bench/scenarios.py --runs $(BENCH_RUNS) --control-minutes $(BENCH_CONTROL_MINUTES) $(foreach c,$(BENCH_CASES),--case $(c))
 
-cluster-bin: setup ## build or unpack the Kubernetes, etcd, CoreDNS, kwok, Jaeger and helm binaries into ~/.cache
+cluster-bin: setup ## build or unpack the Kubernetes, etcd, CoreDNS, kwok, Jaeger, helm and llama-server binaries and the local models into ~/.cache
 	$(PY) -m localkube provision
 
 cluster-up: setup cluster-bin ## start the local cluster (root; no Docker needed)

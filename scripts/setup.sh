@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh Debian machine:
 #  - Debian packages (real NGINX, Prometheus, nftables, iproute2, Chromium for the dashboard's browser
-#    tests, ...), with apt-get install -y;
+#    tests, cmake, ninja and g++ to build llama-server, ...), with apt-get install -y;
 #  - a virtualenv in .venv with the project and its test extras (pip, from PyPI).
 # Idempotent: packages already present and an up-to-date venv are left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBS=(nginx-light prometheus nftables iproute2 openssl socat dnsutils util-linux procps curl chromium)
+DEBS=(nginx-light prometheus nftables iproute2 openssl socat dnsutils util-linux procps curl chromium cmake ninja-build g++)
 # Which binary proves each package is installed (same order as DEBS).
-PROBES=(/usr/sbin/nginx /usr/bin/prometheus /usr/sbin/nft /usr/sbin/ip /usr/bin/openssl /usr/bin/socat /usr/bin/dig /usr/bin/unshare /usr/bin/pgrep /usr/bin/curl /usr/bin/chromium)
+PROBES=(/usr/sbin/nginx /usr/bin/prometheus /usr/sbin/nft /usr/sbin/ip /usr/bin/openssl /usr/bin/socat /usr/bin/dig /usr/bin/unshare /usr/bin/pgrep /usr/bin/curl /usr/bin/chromium /usr/bin/cmake /usr/bin/ninja /usr/bin/g++)
 
 missing=()
 for i in "${!DEBS[@]}"; do

@@ -19,9 +19,11 @@ def cache_root() -> Path:
 
 @dataclass(frozen=True)
 class Component:
+    """A cache dir of executables (`binaries`) and plain files (`data`, e.g. a model), all listed in its marker."""
     name: str
     version: str
     binaries: tuple[str, ...]
+    data: tuple[str, ...] = ()
 
     @property
     def dir(self) -> Path:
@@ -32,7 +34,8 @@ class Component:
         if not marker.is_file():
             return False
         listed = set(marker.read_text().split())
-        return all(b in listed and os.access(self.dir / b, os.X_OK) for b in self.binaries)
+        return (all(b in listed and os.access(self.dir / b, os.X_OK) for b in self.binaries)
+                and all(d in listed and (self.dir / d).is_file() for d in self.data))
 
 
 KUBERNETES = Component("kubernetes", f"{versions.KUBERNETES}-etcd-{versions.ETCD}",
@@ -42,7 +45,11 @@ COREDNS = Component("coredns", versions.COREDNS, ("coredns",))
 KWOK = Component("kwok", versions.KWOK, ("kwok",))
 JAEGER = Component("jaeger", versions.JAEGER_MODULE, ("jaeger",))
 PROMETHEUS = Component("prometheus", versions.PROMETHEUS_MODULE, ("prometheus",))
-COMPONENTS = (KUBERNETES, HELM, COREDNS, KWOK, JAEGER, PROMETHEUS)
+LLAMA_SERVER = Component("llama-server", versions.LLAMA_CPP, ("llama-server",))
+MODEL_FILE = "model.gguf"
+MODEL_1_5B = Component("qwen2.5-coder-1.5b", versions.QWEN_CODER_1_5B.version, (), (MODEL_FILE,))
+MODEL_0_5B = Component("qwen2.5-coder-0.5b", versions.QWEN_CODER_0_5B.version, (), (MODEL_FILE,))
+COMPONENTS = (KUBERNETES, HELM, COREDNS, KWOK, JAEGER, PROMETHEUS, LLAMA_SERVER, MODEL_1_5B, MODEL_0_5B)
 _BY_BINARY = {b: c for c in COMPONENTS for b in c.binaries}
 
 
@@ -61,3 +68,10 @@ def find_binary(name: str) -> Path:
     if not comp.complete():
         raise MissingBinary(f"{name} {comp.version} is not provisioned in {comp.dir}: run `make cluster-bin`")
     return comp.dir / name
+
+
+def find_model(comp: Component) -> Path:
+    """The provisioned GGUF of a model component, or a clear error saying how to get it."""
+    if not comp.complete():
+        raise MissingBinary(f"model {comp.name} {comp.version} is not provisioned in {comp.dir}: run `make cluster-bin`")
+    return comp.dir / MODEL_FILE

