@@ -25,6 +25,8 @@ from localkube.testing import ROOT
         ),
         ("observability", []),
         ("observability", ["--set", "cadvisor.enabled=false"]),
+        ("llm", ["--set", "model.hostPath=/var/lib/models"]),
+        ("llm", ["--set", "model.url=https://models.example/m.gguf", "--set", "server.apiKeySecret=llm-key"]),
     ],
 )
 def test_rendered_manifests_pass_a_server_side_dry_run(cluster: Cluster, namespace: str, chart: str,

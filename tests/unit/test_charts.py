@@ -13,7 +13,7 @@ from localkube.binaries import find_binary
 from shop.gateway import render_config
 
 ROOT = Path(__file__).resolve().parents[2]
-CHARTS = ["shop", "observability", "sre-operator"]
+CHARTS = ["shop", "observability", "sre-operator", "llm"]
 
 
 def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -368,3 +368,50 @@ def test_the_observability_chart_ships_alert_rules_promtool_accepts_on_metrics_t
     off = by_kind(render("observability", "--set", "prometheus.alerts.enabled=false"), "ConfigMap")
     assert "alerts.yml" not in off["prometheus-config"]["data"]
     assert "rule_files" not in yaml.safe_load(off["prometheus-config"]["data"]["prometheus.yml"])
+
+
+def _cpu_millis(q: str) -> float:
+    return float(q[:-1]) if q.endswith("m") else float(q) * 1000
+
+
+def test_llm_serves_the_openai_api_below_the_shops_cpu_with_the_model_read_only() -> None:
+    docs = render("llm", "--set", "model.hostPath=/cache/qwen")
+    dep = by_kind(docs, "Deployment")["llm"]
+    assert by_kind(docs, "Service")["llm"]["spec"]["ports"][0]["port"] == 8080
+    pod = dep["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    assert c["image"] == "ghcr.io/ggml-org/llama.cpp:server"
+    args = c["args"]
+    for flag, value in (("--model", "/models/model.gguf"), ("--ctx-size", "8192"), ("--parallel", "1"),
+                        ("--threads", "2"), ("--alias", "local")):
+        assert args[args.index(flag) + 1] == value
+    assert "--jinja" in args
+    assert c["readinessProbe"]["httpGet"]["path"] == "/health"
+    assert {"name": "model", "mountPath": "/models", "readOnly": True} in c["volumeMounts"]
+    assert {"name": "model", "hostPath": {"path": "/cache/qwen", "type": "Directory"}} in pod["volumes"]
+    # Its CPU weight and limit are below the shop's: each shop pod's request, all shop pods' limits.
+    shop = [d["spec"]["template"]["spec"]["containers"] for d in by_kind(render("shop"), "Deployment").values()
+            if d["metadata"]["name"] != "loadgen"]
+    shop_requests = [sum(_cpu_millis(x["resources"]["requests"]["cpu"]) for x in cs) for cs in shop]
+    shop_limit = sum(_cpu_millis(x["resources"]["limits"]["cpu"]) for cs in shop for x in cs)
+    assert _cpu_millis(c["resources"]["requests"]["cpu"]) < min(shop_requests)
+    assert _cpu_millis(c["resources"]["limits"]["cpu"]) < shop_limit
+
+
+def test_llm_on_kind_downloads_the_model_or_mounts_a_claim() -> None:
+    c = by_kind(render("llm", "--set", "model.url=https://models.example/q.gguf"), "Deployment")["llm"]
+    args = c["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--model-url") + 1] == "https://models.example/q.gguf"
+    assert "--model" not in args
+    pod = by_kind(render("llm", "--set", "model.claimName=models", "--set", "model.file=m.gguf"),
+                  "Deployment")["llm"]["spec"]["template"]["spec"]
+    assert {"name": "model", "persistentVolumeClaim": {"claimName": "models", "readOnly": True}} in pod["volumes"]
+    args = pod["containers"][0]["args"]
+    assert args[args.index("--model") + 1] == "/models/m.gguf"
+
+
+@pytest.mark.parametrize("values", [[], ["--set", "model.hostPath=/m", "--set", "model.url=https://x/m.gguf"]])
+def test_llm_needs_exactly_one_model_source(values: list[str]) -> None:
+    out = helm("template", "rel", "charts/llm", *values, check=False)
+    assert out.returncode != 0
+    assert "set exactly one of model.hostPath, model.claimName and model.url" in out.stderr
