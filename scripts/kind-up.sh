@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make kind-up: a kind cluster with the shop and its observability, on a machine with Docker.
+# make kind-up: a kind cluster with the shop and its observability, on a machine with Docker
+# (LLM_MODEL_URL=<a GGUF's URL>: also the local model, charts/llm, which the operator then plans with).
 # Pinned kind/helm/kubectl are fetched into ./bin when missing (kubebuilder style), so Docker is the
 # only prerequisite. Idempotent: run it again to rebuild images and upgrade the charts.
 set -euo pipefail
@@ -61,8 +62,22 @@ docker build -q -f operator/Dockerfile -t "sre-operator/operator:$TAG" .
   --set otlpEndpoint="http://jaeger.$OBS_NS:4318" --set traffic.enabled=true
 "$KUBECTL" -n "$SHOP_NS" rollout status deploy --timeout=180s
 
+# The local model (charts/llm, upstream llama.cpp server image) when LLM_MODEL_URL names a GGUF to download,
+# e.g. https://huggingface.co/Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF/resolve/main/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
+LLM_VALUES=()
+if [ -n "${LLM_MODEL_URL:-}" ]; then
+  "$HELM" upgrade --install llm charts/llm -n llm --create-namespace --wait --timeout 15m \
+    --set model.url="$LLM_MODEL_URL"
+  "$KUBECTL" create namespace sre-operator --dry-run=client -o yaml | "$KUBECTL" apply -f - >/dev/null
+  # The operator's client needs a key; llama-server asks none. Sent on stdin, never on a command line.
+  printf '{"apiVersion":"v1","kind":"Secret","metadata":{"name":"sre-operator-llm","namespace":"sre-operator"},"stringData":{"api-key":"local"}}' \
+    | "$KUBECTL" apply -f - >/dev/null
+  LLM_VALUES=(--set llm.existingSecret=sre-operator-llm --set llm.baseUrl=http://llm.llm:8080/v1
+              --set llm.model=local --set llm.timeoutSeconds=300)
+fi
+
 "$HELM" upgrade --install sre-operator charts/sre-operator -n sre-operator --create-namespace --wait --timeout 5m \
-  --set "watchNamespaces={$SHOP_NS}" --set prometheusUrl="http://prometheus.$OBS_NS:9090"
+  --set "watchNamespaces={$SHOP_NS}" --set prometheusUrl="http://prometheus.$OBS_NS:9090" "${LLM_VALUES[@]}"
 
 cat <<URLS
 

@@ -73,5 +73,6 @@ def find_binary(name: str) -> Path:
 def find_model(comp: Component) -> Path:
     """The provisioned GGUF of a model component, or a clear error saying how to get it."""
     if not comp.complete():
-        raise MissingBinary(f"model {comp.name} {comp.version} is not provisioned in {comp.dir}: run `make cluster-bin`")
+        raise MissingBinary(f"model {comp.name} {comp.version} is not provisioned in {comp.dir}: "
+                            "run `make cluster-bin`")
     return comp.dir / MODEL_FILE

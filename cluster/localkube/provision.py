@@ -13,8 +13,8 @@ import argparse
 import fcntl
 import hashlib
 import io
-import re
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -124,16 +124,15 @@ def _stream_build(cmd: list[str]) -> None:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     except FileNotFoundError as e:
         raise ProvisionError(f"llama-server: {cmd[0]} is not installed (run `sudo make setup`)") from e
-    assert proc.stdout is not None
     first_error = ""
-    for line in proc.stdout:
-        line = line.rstrip()
+    for raw in proc.stdout or ():
+        line = raw.rstrip()
         if _NINJA_PROGRESS.match(line):
             print(f"    {line[:110]}", flush=True)
         elif not first_error and ("error" in line.lower() or line.startswith("FAILED")):
             first_error = line[:200]
     if proc.wait() != 0:
-        raise ProvisionError(f"llama-server: build failed (exit {proc.returncode}): {first_error or 'see ninja output'}")
+        raise ProvisionError(f"llama-server: build failed (exit {proc.returncode}): {first_error or 'see above'}")
 
 
 def _slice_of(wheel: zipfile.ZipFile) -> str:
@@ -222,6 +221,7 @@ def ensure(comp: Component, log: Callable[[str], None] = print) -> str:
         tmp = Path(tempfile.mkdtemp(prefix=f".{comp.name}-", dir=root))
         tmp.chmod(0o755)
         try:
+            log(f"{comp.name} {comp.version} … building")
             BUILDERS[comp.name](tmp)
             (tmp / ".complete").write_text("\n".join(comp.binaries + comp.data) + "\n")
             if comp.dir.exists():
@@ -250,10 +250,10 @@ def main(argv: list[str] | None = None) -> int:
     for i, name in enumerate(todo, 1):
         comp = by_name[name]
         start = time.monotonic()
-        if not comp.complete():
-            print(f"[{i}/{len(todo)}] {comp.name} {comp.version} … (at {start - total:.0f}s)", flush=True)
         try:
-            how = ensure(comp)
+            counter = f"[{i}/{len(todo)}]"
+            how = ensure(comp, log=lambda msg, c=counter, at=start - total: print(f"{c} {msg} (at {at:.0f}s)",
+                                                                                   flush=True))
         except ProvisionError as e:
             print(f"provision: {e}", file=sys.stderr)
             return 1

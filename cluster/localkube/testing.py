@@ -126,8 +126,9 @@ class Traffic:
         return len(recent) >= 6 and all(c in (200, 201) for c in recent)
 
 
-# Node ports the tests reach from the root namespace (on free host ports): the shop's gateway, Prometheus.
-TEST_NODE_PORTS = (30080, 30090)
+# Node ports the tests reach from the root namespace (on free host ports): the shop's gateway, Prometheus,
+# the local model (charts/llm with service.type=NodePort).
+TEST_NODE_PORTS = (30080, 30090, 30081)
 
 
 @pytest.fixture(scope="session")

@@ -83,7 +83,8 @@ def test_provisioned_binaries_carry_the_pinned_versions() -> None:
     assert versions.COREDNS.lstrip("v") in out.stdout
 
 
-def _part_wheels(dir_: Path, slices: list[bytes], pattern: str = "fake-model-part{n}", version: str = "1.0") -> list[Path]:
+def _part_wheels(dir_: Path, slices: list[bytes], pattern: str = "fake-model-part{n}",
+                 version: str = "1.0") -> list[Path]:
     """Tiny stand-ins for a model's part wheels: part n holds slices[n-1] under `<package>/data/`."""
     import zipfile
 
@@ -102,7 +103,8 @@ def _model(slices: list[bytes]) -> versions.WheelModel:
     import hashlib
 
     joined = b"".join(slices)
-    return versions.WheelModel("fake-model-part{n}", "1.0", len(slices), len(joined), hashlib.sha256(joined).hexdigest())
+    return versions.WheelModel("fake-model-part{n}", "1.0", len(slices), len(joined),
+                               hashlib.sha256(joined).hexdigest())
 
 
 def test_model_slices_join_in_part_order_not_name_order(tmp_path: Path) -> None:
