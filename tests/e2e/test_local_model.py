@@ -41,7 +41,10 @@ def test_the_local_model_plans_a_real_incident(cluster: Cluster, shop: str, monk
         traffic.thread.start()
         with running(cluster, shop, monkeypatch, SRE_OPERATOR_LLM_API_KEY="local", SRE_OPERATOR_LLM_MODEL="local",
                      SRE_OPERATOR_LLM_BASE_URL=f"http://127.0.0.1:{cluster.host_port(30081)}/v1",
-                     SRE_OPERATOR_LLM_TIMEOUT_SECONDS="400", SRE_OPERATOR_MAX_ATTEMPTS="1"):
+                     SRE_OPERATOR_LLM_TIMEOUT_SECONDS="400", SRE_OPERATOR_MAX_ATTEMPTS="1",
+                     # Every plan by the model (hybrid would let the scale-to-zero rule act first); the rules'
+                     # diagnosis, so that one call to the small model is the whole cost.
+                     SRE_OPERATOR_PLANNER="llm", SRE_OPERATOR_LLM_TRIAGE="false"):
             wait_for(lambda: known_good_recorded(cluster, shop) and traffic.ok_since(time.monotonic() - 5), 90,
                      "a healthy reading")
             cluster.apply(f"apiVersion: sre.stratus.dev/v1alpha1\nkind: FaultScenario\n"
@@ -75,13 +78,15 @@ def test_the_local_model_plans_a_real_incident(cluster: Cluster, shop: str, monk
             else:
                 # Refused (by vetting, or for an answer that is no plan): the reason is stated, with an Event.
                 assert diagnosis.get("fallbackReason"), record
+                assert any(r["stage"] == "planning" and r["reason"] for r in llm.get("reasons", [])), record
                 events = cluster.kubectl("get", "events", "-n", shop, "--field-selector",
                                          f"involvedObject.name={name},reason=PlannerFallback", "-o", "name").stdout
                 assert events.strip(), record
             print(f"local model (0.5B): Ready in {ready:.0f}s; incident {opened - injected:.0f}s after injection, "
                   f"{st['phase']} {done - opened:.0f}s after it opened; {llm['calls']} call(s), "
-                  f"{llm['promptTokens']} prompt + {llm['completionTokens']} completion tokens; "
-                  f"planner {diagnosis['planner']} {diagnosis.get('fallbackReason', '')}")
+                  f"{llm['promptTokens']} prompt + {llm['completionTokens']} completion tokens, "
+                  f"{llm.get('callSeconds')} s; "
+                  f"planner {diagnosis['planner']} {diagnosis.get('fallbackReason') or ''}")
             cluster.kubectl("delete", "faultscenario", "fault", "-n", shop, "--timeout=60s")
     finally:
         traffic.stop.set()
