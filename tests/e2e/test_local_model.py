@@ -82,12 +82,14 @@ def test_the_local_model_plans_a_real_incident(cluster: Cluster, shop: str, monk
                 events = cluster.kubectl("get", "events", "-n", shop, "--field-selector",
                                          f"involvedObject.name={name},reason=PlannerFallback", "-o", "name").stdout
                 assert events.strip(), record
-            print(f"local model (0.5B): Ready in {ready:.0f}s; incident {opened - injected:.0f}s after injection, "
-                  f"{st['phase']} {done - opened:.0f}s after it opened; {llm['calls']} call(s), "
-                  f"{llm['promptTokens']} prompt + {llm['completionTokens']} completion tokens, "
-                  f"{llm.get('callSeconds')} s; "
-                  f"planner {diagnosis['planner']} {diagnosis.get('fallbackReason') or ''}")
+            acted = [(a["type"], a["target"]["name"], a.get("outcome")) for a in st.get("actions") or []]
+            summary = (f"local model (0.5B): Ready in {ready:.0f}s; incident {opened - injected:.0f}s after "
+                       f"injection, {st['phase']} {done - opened:.0f}s after it opened; {llm['calls']} call(s), "
+                       f"{llm['promptTokens']} prompt + {llm['completionTokens']} completion tokens, "
+                       f"{llm.get('callSeconds')} s; planner {diagnosis['planner']} "
+                       f"{diagnosis.get('fallbackReason') or ''}; actions {acted}")
             cluster.kubectl("delete", "faultscenario", "fault", "-n", shop, "--timeout=60s")
+        print(summary)  # after the runner, which captures stdout
     finally:
         traffic.stop.set()
         if traffic.thread.is_alive():
