@@ -6,6 +6,7 @@ A server that cannot be reached, or answers without tokens, fails the test."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 import uuid
 
@@ -24,8 +25,8 @@ def _install_llm(cluster: Cluster, ns: str) -> float:
     start = time.monotonic()
     try:
         helm_install(cluster, "llm", "llm", ns, f"model.hostPath={find_model(MODEL_0_5B).parent}",
-                     "service.type=NodePort", "service.nodePort=30081", timeout="300s")
-    except ClusterError as exc:
+                     "service.type=NodePort", "service.nodePort=30081", timeout="240s")
+    except (ClusterError, subprocess.TimeoutExpired) as exc:
         pods = cluster.kubectl("describe", "pods", "-n", ns, check=False).stdout
         logs = cluster.kubectl("logs", "-n", ns, "deployment/llm", "--tail=40", check=False)
         raise AssertionError(f"{exc}\n{pods[-3000:]}\n{logs.stdout}{logs.stderr}") from exc

@@ -388,7 +388,13 @@ def test_llm_serves_the_openai_api_below_the_shops_cpu_with_the_model_read_only(
     assert "--jinja" in args
     assert c["readinessProbe"]["httpGet"]["path"] == "/health"
     assert {"name": "model", "mountPath": "/models", "readOnly": True} in c["volumeMounts"]
-    assert {"name": "model", "hostPath": {"path": "/cache/qwen", "type": "Directory"}} in pod["volumes"]
+    # The node's directory through a read-only PV bound to this claim only (a pod hostPath breaks baseline).
+    assert {"name": "model", "persistentVolumeClaim": {"claimName": "llm-model", "readOnly": True}} in pod["volumes"]
+    assert "fsGroup" not in pod["securityContext"]  # the model's directory is never re-owned
+    pv = by_kind(docs, "PersistentVolume")["ns-llm-model"]["spec"]
+    assert pv["hostPath"] == {"path": "/cache/qwen", "type": "Directory"} and pv["accessModes"] == ["ReadOnlyMany"]
+    assert pv["claimRef"] == {"namespace": "ns", "name": "llm-model"}
+    assert by_kind(docs, "PersistentVolumeClaim")["llm-model"]["spec"]["volumeName"] == "ns-llm-model"
     # Its CPU weight and limit are below the shop's: each shop pod's request, all shop pods' limits.
     shop = [d["spec"]["template"]["spec"]["containers"] for d in by_kind(render("shop"), "Deployment").values()
             if d["metadata"]["name"] != "loadgen"]

@@ -11,3 +11,8 @@ helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version }}
 {{- define "llm.modelPath" -}}
 /models/{{ .Values.model.file }}
 {{- end -}}
+
+{{/* The claim holding the model: the user's, or the one bound to the hostPath volume. */}}
+{{- define "llm.claimName" -}}
+{{- .Values.model.claimName | default (printf "%s-model" .Values.name) -}}
+{{- end -}}
