@@ -119,6 +119,9 @@ class MemoryCluster:
         self.hooks: dict[str, dict[str, Any]] = {}  # pod uid -> its process's fault state
         self.proxied: list[tuple[str, str, int, str, str, object]] = []  # (ns, pod, port, method, path, body)
         self.hookless: set[str] = set()  # pods whose process has no /fault endpoints
+        self.list_calls = 0  # list_objects calls (one namespace each)
+        self.list_all_calls = 0  # list_all calls (every namespace)
+        self.all_namespaces_refused = False  # list_all answers 403, as to a Role per namespace
 
     # -- the fake's clock and failure injection --------------------------------------------
 
@@ -147,11 +150,31 @@ class MemoryCluster:
 
     def list_objects(self, kind: str, namespace: str, labels: Mapping[str, str] | None = None) -> list[Obj]:
         self._maybe_fail()
+        self.list_calls += 1
         out = []
         for (k, ns, _), obj in sorted(self.objects.items()):
             have = obj["metadata"].get("labels") or {}
             if k == kind and ns == namespace and all(have.get(a) == b for a, b in (labels or {}).items()):
                 out.append(copy.deepcopy(obj))
+        return out
+
+    def list_all(self, kind: str, labels: Mapping[str, str] | None = None) -> list[Obj]:
+        """Every namespace's, as the adapter hands them out (managedFields without field sets, no
+        last-applied copy); `list_all_calls` counts the calls."""
+        self._maybe_fail()
+        self.list_all_calls += 1
+        if self.all_namespaces_refused:
+            raise ClusterError(403, "Forbidden")
+        out = []
+        for (k, _ns, _), obj in sorted(self.objects.items()):
+            have = obj["metadata"].get("labels") or {}
+            if k == kind and all(have.get(a) == b for a, b in (labels or {}).items()):
+                lean = copy.deepcopy(obj)
+                meta = lean["metadata"]
+                meta["managedFields"] = [{f: m[f] for f in ("manager", "operation", "time", "subresource") if f in m}
+                                         for m in meta.get("managedFields") or []]
+                (meta.get("annotations") or {}).pop("kubectl.kubernetes.io/last-applied-configuration", None)
+                out.append(lean)
         return out
 
     def create(self, kind: str, namespace: str, body: Obj) -> Obj:

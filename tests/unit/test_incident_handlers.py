@@ -12,6 +12,7 @@ import kopf
 import pytest
 
 from sre_operator.adapters.telemetry import PrometheusTelemetry
+from sre_operator.domain.snapshot import Snapshot
 from sre_operator.handlers import incidents as handlers
 from sre_operator.settings import Settings
 from tests.fakes.cluster import MemoryCluster, shop
@@ -79,8 +80,7 @@ def test_startup_starts_the_detector_and_cleanup_stops_it(cluster: MemoryCluster
     [(stop, kube, _metrics, settings, remember)] = started
     assert started_kwargs == [{"telemetry": handlers.NO_TELEMETRY}]  # none in the memo: nothing recorded
     assert kube is cluster and settings is memo.settings and settings.watched() == ["shop"]
-    remember("shop", (cluster.list_objects("Deployment", "shop"), cluster.list_objects("Pod", "shop"),
-                      cluster.list_objects("Service", "shop")))
+    remember(Snapshot.read(cluster, "shop", cluster.clock()))
     assert cluster.get("ConfigMap", "shop", "sre-operator-known-good") is not None  # the known-good record
     handlers.stop_detector(memo=memo)
     assert isinstance(stop, threading.Event) and stop.is_set()

@@ -270,7 +270,8 @@ def test_time_to_detect_runs_from_the_symptoms_onset_to_the_incident(cluster: Me
     remembered: list[str] = []
     reading = Figures().read([NS], "1m")
     for _ in range(3):
-        opened = detect_once(cluster, NS, det, s, reading, cluster.clock(), lambda ns, objs: remembered.append(ns))
+        opened = detect_once(cluster, NS, det, s, reading, cluster.clock(),
+                             lambda snap: remembered.append(snap.namespace))
         cluster.tick(5)
     [name] = opened
     inc = cluster.get("Incident", NS, name)
@@ -286,7 +287,7 @@ def test_time_to_detect_runs_from_the_symptoms_onset_to_the_incident(cluster: Me
     cluster.controllers()
     cluster.tick(120)
     detect_once(cluster, NS, det, s, Figures(product=dict(HEALTHY)).read([NS], "1m"), cluster.clock(),
-                lambda ns, objs: remembered.append(ns))
+                lambda snap: remembered.append(snap.namespace))
     assert remembered == [NS]
 
 

@@ -21,6 +21,8 @@ GROUP = "sre.stratus.dev"
 VERSION = "v1alpha1"
 CUSTOM_PLURALS = {"Incident": "incidents", "FaultScenario": "faultscenarios"}
 PROXY_TIMEOUT_S = 10
+PAGE = 500  # objects a page of a cluster-wide list: one page's JSON in memory at a time
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 def load_config() -> None:
@@ -77,6 +79,18 @@ def _obj(answer: object) -> Obj:
     return answer
 
 
+def _lean(obj: Obj, kind: str) -> Obj:
+    """`obj` as `list_all` hands it out (see `domain.ports.Cluster.list_all`)."""
+    obj["kind"] = kind
+    meta = obj.get("metadata") or {}
+    if isinstance(meta.get("managedFields"), list):
+        meta["managedFields"] = [{k: m[k] for k in ("manager", "operation", "time", "subresource") if k in m}
+                                 for m in meta["managedFields"] if isinstance(m, dict)]
+    if isinstance(meta.get("annotations"), dict):
+        meta["annotations"].pop(LAST_APPLIED, None)
+    return obj
+
+
 @dataclass(frozen=True)
 class _Verbs:
     """The client's functions for one built-in kind (name, namespace, ... order as the client has it)."""
@@ -94,6 +108,11 @@ class Kube:
         self.apps = client.AppsV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
         c, a = self.core, self.apps
+        self.all_namespaces: dict[str, Callable[..., Any]] = {
+            "Deployment": a.list_deployment_for_all_namespaces, "ReplicaSet": a.list_replica_set_for_all_namespaces,
+            "Pod": c.list_pod_for_all_namespaces, "Service": c.list_service_for_all_namespaces,
+            "ConfigMap": c.list_config_map_for_all_namespaces,
+        }
         self.kinds: dict[str, _Verbs] = {
             "Deployment": _Verbs(a.read_namespaced_deployment, a.list_namespaced_deployment,
                                  a.create_namespaced_deployment, a.patch_namespaced_deployment,
@@ -143,6 +162,27 @@ class Kube:
         for it in items:
             it["kind"] = kind
         return items
+
+    def list_all(self, kind: str, labels: Mapping[str, str] | None = None) -> list[Obj]:
+        selector = ",".join(f"{k}={v}" for k, v in (labels or {}).items()) or None
+        items: list[Obj] = []
+        token: str | None = None
+        try:
+            while True:
+                if kind in CUSTOM_PLURALS:
+                    page = _obj(self.custom.list_cluster_custom_object(
+                        GROUP, VERSION, CUSTOM_PLURALS[kind], label_selector=selector, limit=PAGE, _continue=token))
+                elif kind in self.all_namespaces:
+                    page = _data(self.all_namespaces[kind](label_selector=selector, limit=PAGE, _continue=token,
+                                                           _preload_content=False))
+                else:
+                    raise ClusterError(400, f"unsupported kind {kind}")
+                items += [_lean(it, kind) for it in page.get("items") or []]
+                token = (page.get("metadata") or {}).get("continue") or None
+                if token is None:
+                    return items
+        except ApiException as exc:
+            raise ClusterError(exc.status or 0, str(exc.reason)) from exc
 
     def create(self, kind: str, namespace: str, body: Obj) -> Obj:
         try:

@@ -1,7 +1,9 @@
-"""The detector loop: every interval, one metrics reading for every watched namespace, then per
-namespace one `Snapshot`, its signals, the breaches that persisted, and an Incident opened for each
-(with the symptom's onset as `spec.detectedAt`). While a namespace is healthy and has no open
-Incident, its objects are recorded as known-good (`remember`).
+"""The detector loop: every interval, one metrics reading and one Kubernetes reading for every
+watched namespace (a few cluster-wide list calls: `Snapshot.read_all`), then per namespace its
+signals, the breaches that persisted, and an Incident opened for each (with the symptom's onset as
+`spec.detectedAt`). While a namespace is healthy and has no open Incident, its snapshot is recorded
+as known-good (`remember`). Where the operator may not list every namespace (a Role per watched
+namespace), it reads each namespace on its own.
 
 The handlers only start and stop it; tests call `detect_once` with an in-memory cluster."""
 from __future__ import annotations
@@ -17,19 +19,19 @@ from functools import partial
 
 from ..domain import clock
 from ..domain.metrics import WINDOW, Metrics, MetricsReading
-from ..domain.ports import Cluster
+from ..domain.ports import Cluster, ClusterError, Obj
 from ..domain.snapshot import Snapshot
 from ..domain.telemetry import NO_TELEMETRY, Telemetry
 from ..domain.vocabulary import TERMINAL, severity_of
 from ..settings import Settings
 from .detector import Detector, breaches
-from .signals import Objects, objects_of, service_signals
+from .signals import service_signals
 
 log = logging.getLogger("sre_operator.detector")
 API_VERSION = "sre.stratus.dev/v1alpha1"
 KIND = "Incident"
-# Records the namespace's objects as known-good (detection/known_good.py will own this).
-Remember = Callable[[str, Objects], None]
+# Records a healthy namespace's snapshot as known-good (`signals.Reader.remember_known_good`).
+Remember = Callable[[Snapshot], None]
 
 
 def incident_body(name: str, service: str, symptom: str, source: str, key: str, summary: str,
@@ -44,11 +46,18 @@ def incident_body(name: str, service: str, symptom: str, source: str, key: str, 
 
 def detect_once(cluster: Cluster, namespace: str, det: Detector, settings: Settings, reading: MetricsReading,
                 at: dt.datetime, remember: Remember | None = None) -> list[str]:
-    """One reading of one namespace; returns the names of the Incidents it opened."""
-    snap = Snapshot.read(cluster, namespace, at)
+    """One reading of one namespace on its own; returns the names of the Incidents it opened."""
+    return detect_in(cluster, Snapshot.read(cluster, namespace, at), cluster.list_objects(KIND, namespace), det,
+                     settings, reading, remember)
+
+
+def detect_in(cluster: Cluster, snap: Snapshot, incidents: list[Obj], det: Detector, settings: Settings,
+              reading: MetricsReading, remember: Remember | None = None) -> list[str]:
+    """One namespace's snapshot and Incidents, already read; returns the names of the Incidents it opened."""
+    namespace, at = snap.namespace, snap.taken_at
     figures = reading.of(namespace)
     signals = service_signals(snap, figures)
-    open_keys = {str((i.get("spec") or {}).get("dedupKey", "")) for i in cluster.list_objects(KIND, namespace)
+    open_keys = {str((i.get("spec") or {}).get("dedupKey", "")) for i in incidents
                  if (i.get("status") or {}).get("phase") not in TERMINAL}
     det.sync_open(open_keys)
     opened = []
@@ -60,25 +69,43 @@ def detect_once(cluster: Cluster, namespace: str, det: Detector, settings: Setti
         opened.append(name)
         log.info("opened incident %s/%s: %s", namespace, name, b.signal)
     if remember is not None and figures is not None and not breaches(signals, det.thresholds) and not open_keys:
-        remember(namespace, objects_of(snap))
+        remember(snap)
     return opened
+
+
+Seen = tuple[dict[str, Snapshot], dict[str, list[Obj]]]  # namespace → snapshot, namespace → its Incidents
+
+
+def read_all(cluster: Cluster, namespaces: list[str], at: dt.datetime) -> Seen:
+    """Every watched namespace's snapshot and Incidents, from a few cluster-wide list calls."""
+    snaps = Snapshot.read_all(cluster, namespaces, at)
+    incidents: dict[str, list[Obj]] = {ns: [] for ns in namespaces}
+    for inc in cluster.list_all(KIND):
+        mine = incidents.get(str(inc["metadata"].get("namespace")))
+        if mine is not None:
+            mine.append(inc)
+    return snaps, incidents
 
 
 def detector_loop(stop: threading.Event, cluster: Cluster, metrics: Metrics, settings: Settings,
                   remember: Remember | None = None, now: Callable[[], dt.datetime] = clock.now,
                   telemetry: Telemetry = NO_TELEMETRY) -> None:
     """Reads every watched namespace once per interval: the metrics once for all of them, the
-    Kubernetes API per namespace, several namespaces at a time. The next cycle starts one interval
+    Kubernetes API with a few cluster-wide calls (per namespace, several at a time, when those are
+    refused), then decides per namespace, several at a time (their writes). The next cycle starts one interval
     after the previous one started (at once if a cycle took longer: it then says it is falling
     behind). Each cycle's duration and the namespaces it read go to `telemetry`."""
     namespaces = settings.watched()
     detectors = {ns: Detector(settings.thresholds()) for ns in namespaces}
     interval = settings.detect_interval_seconds
-    cycle, took, outage = 0, 0.0, ""
+    cycle, took, outage, wide = 0, 0.0, "", True
 
-    def one(ns: str, *, reading: MetricsReading, at: dt.datetime) -> None:
+    def one(ns: str, *, reading: MetricsReading, at: dt.datetime, seen: Seen | None) -> None:
         try:
-            detect_once(cluster, ns, detectors[ns], settings, reading, at, remember)
+            if seen is None:
+                detect_once(cluster, ns, detectors[ns], settings, reading, at, remember)
+            else:
+                detect_in(cluster, seen[0][ns], seen[1][ns], detectors[ns], settings, reading, remember)
         except Exception as exc:  # noqa: BLE001 - the loop must outlive a bad reading
             log.warning("detector %s: %s", ns, exc)
 
@@ -94,7 +121,17 @@ def detector_loop(stop: threading.Event, cluster: Cluster, metrics: Metrics, set
                     log.info("Prometheus answers again")
                 outage = reading.error
             at = now()
-            list(pool.map(partial(one, reading=reading, at=at), namespaces))
+            seen: Seen | None = None
+            try:
+                seen = read_all(cluster, namespaces, at) if wide else None
+            except ClusterError as exc:
+                if exc.status != 403:
+                    log.warning("detector: reading every namespace failed, next cycle again: %s", exc)
+                    took = time.monotonic() - started
+                    continue
+                wide = False
+                log.info("detector: not allowed to list every namespace (%s): reading each on its own", exc)
+            list(pool.map(partial(one, reading=reading, at=at, seen=seen), namespaces))
             took = time.monotonic() - started
             cycle += 1
             telemetry.detector_cycle(took, len(namespaces))

@@ -148,15 +148,19 @@ class Reader:
         return dict((cm or {}).get("data") or {})
 
     def remember_known_good(self, min_age_seconds: float = good_record.MIN_AGE_SECONDS,
-                            objects: Objects | None = None) -> None:
+                            snapshot: Snapshot | None = None) -> None:
         """Record the shop's configs, replica counts, Service specs and object copies while it is
-        healthy (`detection.known_good` decides what; this reads and writes)."""
-        known = self.known_good()
-        deployments, pods, services = objects or self.objects()
+        healthy (`detection.known_good` decides what; this reads, unless given the detector's
+        `snapshot` of the namespace, and writes only a change)."""
+        if snapshot is None:
+            known, (deployments, pods, services) = self.known_good(), self.objects()
+            config_maps = self.cluster.list_objects("ConfigMap", self.namespace, PART_OF)
+        else:
+            known, (deployments, pods, services) = dict(snapshot.known_good), objects_of(snapshot)
+            config_maps = snapshot.of("ConfigMap")
         unreachable = {sv["metadata"]["name"] for sv in services if service_problem(sv, pods)}
-        data = good_record.remember(known, config_maps=self.cluster.list_objects("ConfigMap", self.namespace, PART_OF),
-                                    deployments=deployments, services=services, unreachable=unreachable,
-                                    now=now(), min_age_seconds=min_age_seconds)
+        data = good_record.remember(known, config_maps=config_maps, deployments=deployments, services=services,
+                                    unreachable=unreachable, now=now(), min_age_seconds=min_age_seconds)
         if data and data != known:
             upsert_config_map(self.cluster, self.namespace, KNOWN_GOOD, data, labels=MANAGED_BY)
 

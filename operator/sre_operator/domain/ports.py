@@ -38,6 +38,13 @@ class Cluster(Protocol):
     def list_objects(self, kind: str, namespace: str, labels: Mapping[str, str] | None = None) -> list[Obj]:
         """The namespace's objects of `kind` carrying every label of `labels`."""
 
+    def list_all(self, kind: str, labels: Mapping[str, str] | None = None) -> list[Obj]:
+        """Every namespace's objects of `kind` carrying every label of `labels`, in one reading (the
+        detector's, over many namespaces: one call per kind instead of one per namespace). Each
+        `managedFields` entry keeps its manager, operation, time and subresource, not its field
+        set, and the `kubectl.kubernetes.io/last-applied-configuration` copy is left out: the
+        detector holds every namespace's objects at once. ClusterError 403 when not allowed."""
+
     def create(self, kind: str, namespace: str, body: Obj) -> Obj: ...
 
     def patch(self, kind: str, namespace: str, name: str, patch_type: PatchType, body: object) -> None:

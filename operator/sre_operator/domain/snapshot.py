@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .ports import Cluster, Obj, owned_by
-from .topology import PART_OF
+from .topology import MANAGED_BY, PART_OF
 
 KNOWN_GOOD = "sre-operator-known-good"
 ACTION_LEDGER = "sre-operator-actions"
@@ -27,6 +27,23 @@ SERVICE_PREFIX = "_service."
 OBJECT_PREFIX = "_object."
 # The kinds a snapshot holds, each listed once per tick (pods and ReplicaSets of the application).
 KINDS = ("Deployment", "ReplicaSet", "Pod", "Service", "ConfigMap")
+# The kinds the detector's signals and the known-good record read (no ReplicaSets).
+DETECTED = ("Deployment", "Pod", "Service", "ConfigMap")
+
+
+def _owned(objects: dict[str, list[Obj]]) -> dict[str, list[Obj]]:
+    """`objects` with only the ReplicaSets its Deployments own (when it holds ReplicaSets)."""
+    if "ReplicaSet" not in objects:
+        return objects
+    names = {d["metadata"]["name"] for d in objects.get("Deployment", [])}
+    return {**objects, "ReplicaSet": [r for r in objects["ReplicaSet"]
+                                      if any(o.get("kind") == "Deployment" and o.get("name") in names
+                                             for o in r["metadata"].get("ownerReferences") or [])]}
+
+
+def _data(record: Obj | None) -> dict[str, str]:
+    """The known-good record's data, as strings."""
+    return {str(k): str(v) for k, v in ((record or {}).get("data") or {}).items()}
 
 
 @dataclass(frozen=True)
@@ -43,15 +60,27 @@ class Snapshot:
         the operator's records (known-good, action ledger)."""
         objects = {kind: cluster.list_objects(kind, namespace, None if kind == "ReplicaSet" else PART_OF)
                    for kind in KINDS}
-        names = {d["metadata"]["name"] for d in objects["Deployment"]}
-        objects["ReplicaSet"] = [r for r in objects["ReplicaSet"]
-                                 if any(o.get("kind") == "Deployment" and o.get("name") in names
-                                        for o in r["metadata"].get("ownerReferences") or [])]
-        record = cluster.get("ConfigMap", namespace, KNOWN_GOOD)
-        good = {str(k): str(v) for k, v in ((record or {}).get("data") or {}).items()}
         ledger = cluster.get("ConfigMap", namespace, ACTION_LEDGER)
-        return cls(namespace, at, objects, good,
-                   None if ledger is None else {str(k): str(v) for k, v in (ledger.get("data") or {}).items()})
+        return cls(namespace, at, _owned(objects), _data(cluster.get("ConfigMap", namespace, KNOWN_GOOD)),
+                   None if ledger is None else _data(ledger))
+
+    @classmethod
+    def read_all(cls, cluster: Cluster, namespaces: list[str], at: dt.datetime,
+                 kinds: tuple[str, ...] = DETECTED) -> dict[str, Snapshot]:
+        """The snapshots of many namespaces from one cluster-wide list per kind and one of the
+        known-good records (found by the operator's label): what the detector reads each cycle,
+        a few calls however many namespaces. Objects of namespaces not asked for are dropped."""
+        objects: dict[str, dict[str, list[Obj]]] = {ns: {kind: [] for kind in kinds} for ns in namespaces}
+        for kind in kinds:
+            for obj in cluster.list_all(kind, None if kind == "ReplicaSet" else PART_OF):
+                mine = objects.get(str(obj["metadata"].get("namespace")))
+                if mine is not None:
+                    mine[kind].append(obj)
+        good: dict[str, dict[str, str]] = {}
+        for record in cluster.list_all("ConfigMap", MANAGED_BY):
+            if record["metadata"].get("name") == KNOWN_GOOD:
+                good[str(record["metadata"].get("namespace"))] = _data(record)
+        return {ns: cls(ns, at, _owned(objects[ns]), good.get(ns, {})) for ns in namespaces}
 
     def of(self, kind: str) -> list[Obj]:
         return self.objects.get(kind, [])

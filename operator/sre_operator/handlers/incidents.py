@@ -16,9 +16,10 @@ from ..adapters.notify import HttpNotifier
 from ..adapters.prometheus import PrometheusMetrics
 from ..adapters.traces import TraceReader
 from ..detection.loop import detector_loop
-from ..detection.signals import Objects, Reader
+from ..detection.signals import Reader
 from ..domain import clock
 from ..domain.notify import Notifier
+from ..domain.snapshot import Snapshot
 from ..domain.telemetry import NO_TELEMETRY, Telemetry
 from ..domain.tracing import NO_SPANS
 from ..domain.vocabulary import TERMINAL
@@ -72,8 +73,8 @@ def start(memo: kopf.Memo, logger: Any, **_: Any) -> None:
         return
     kube = Kube()
 
-    def remember(namespace: str, objects: Objects) -> None:
-        Reader(kube, namespace).remember_known_good(objects=objects)
+    def remember(snap: Snapshot) -> None:
+        Reader(kube, snap.namespace).remember_known_good(snapshot=snap)
 
     memo.detector_stop = threading.Event()
     t = threading.Thread(target=detector_loop, name="detector", daemon=True,
