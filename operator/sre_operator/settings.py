@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     # Blast radius: Incidents acting at once per namespace, actions per workload per hour.
     max_concurrent_incidents: int = Field(3, ge=1, le=100)
     max_actions_per_workload_per_hour: int = Field(6, ge=1, le=1000)
+    # Threads the open Incidents' ticks share (a pausing Incident holds none): 100 Incidents open
+    # at once all move on, never more threads than this.
+    incident_workers: int = Field(16, ge=1, le=256)
 
     # The model (any OpenAI-compatible server). Neither a key nor a base URL: the rules plan alone.
     # The key may also come from OPENAI_API_KEY; in the chart it comes from a Secret.

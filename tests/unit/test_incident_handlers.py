@@ -4,6 +4,7 @@ runs an Incident to its end through `incident.runner`, the startup handler reads
 and starts the detector only when there is something to watch."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from typing import Any
@@ -14,11 +15,21 @@ import pytest
 from sre_operator.adapters.telemetry import PrometheusTelemetry
 from sre_operator.domain.snapshot import Snapshot
 from sre_operator.handlers import incidents as handlers
+from sre_operator.incident import runner
 from sre_operator.settings import Settings
 from tests.fakes.cluster import MemoryCluster, shop
 from tests.unit.test_pipeline import HEALTHY, Clock, Figures
 
 LOG = logging.getLogger("test")
+
+
+class AsyncClock(Clock):
+    """`Clock` as an async daemon's `stopped` has it: `await stopped.wait(timeout)`, which lets the
+    other daemons run."""
+
+    async def wait(self, timeout: float) -> bool:  # type: ignore[override]  # noqa: ASYNC109 - kopf's signature
+        await asyncio.sleep(0)
+        return super().wait(timeout)
 
 
 @pytest.fixture
@@ -40,8 +51,8 @@ def test_the_daemon_runs_an_incident_through_the_runner_with_the_memo_s_settings
     memo.settings = Settings(watch_namespaces="shop")
     memo.telemetry = PrometheusTelemetry()  # what main.run puts in the memo
     body = cluster.objects[("Incident", "shop", "inc")]
-    handlers.incident_daemon(stopped=Clock(cluster, limit=50), name="inc", namespace="shop",  # type: ignore[arg-type]
-                             body=body, memo=memo)  # type: ignore[arg-type]
+    asyncio.run(handlers.incident_daemon(stopped=AsyncClock(cluster, limit=50), name="inc",  # type: ignore[arg-type]
+                                         namespace="shop", body=body, memo=memo))  # type: ignore[arg-type]
     status = (cluster.get("Incident", "shop", "inc") or {})["status"]
     assert status["phase"] == "DryRun" and "scale deployment/product" in status["message"]
     assert ("event", "Normal", "DryRun") in [w[:3] for w in cluster.writes if w[0] == "event"]
@@ -49,10 +60,57 @@ def test_the_daemon_runs_an_incident_through_the_runner_with_the_memo_s_settings
     assert memo.telemetry.registry.get_sample_value("sre_operator_phase_transitions_total", {"phase": "DryRun"}) == 1
 
 
+def test_more_incidents_than_worker_threads_all_move_on_together(cluster: MemoryCluster,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Twelve Incidents, one worker thread: each is taken on before any reaches its plan (a daemon
+    that held its thread from start to plan would leave the others waiting), and no daemon holds
+    a thread of its own."""
+    services = ("product", "order", "payment")
+    namespaces = [f"shop-{i}" for i in range(4)]
+    for ns in namespaces:
+        shop(cluster, ns)
+        for svc in services:
+            cluster.patch("Deployment", ns, svc, "merge", {"spec": {"replicas": 0}})
+            cluster.create("Incident", ns, {"metadata": {"name": svc}, "spec": {
+                "service": svc, "symptom": "unavailable", "source": "kubernetes", "mode": "dry-run"}})
+    cluster.controllers()
+    memo = kopf.Memo()
+    memo.settings = Settings(watch_namespaces=",".join(namespaces), incident_workers=1)
+    phases: list[tuple[str, str, str]] = []
+    patch_status = cluster.patch_status
+
+    def record(kind: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+        if "phase" in status:
+            phases.append((namespace, name, status["phase"]))
+        patch_status(kind, namespace, name, status)
+    cluster.patch_status = record  # type: ignore[method-assign]
+    threads: set[str] = set()
+    tick = runner.tick
+
+    def counted(*args: Any) -> Any:
+        threads.add(threading.current_thread().name)
+        return tick(*args)
+    monkeypatch.setattr(runner, "tick", counted)
+
+    async def all_of_them() -> None:
+        await asyncio.gather(*(handlers.incident_daemon(
+            stopped=AsyncClock(cluster, limit=60), name=svc, namespace=ns,  # type: ignore[arg-type]
+            body=cluster.objects[("Incident", ns, svc)], memo=memo)  # type: ignore[arg-type]
+            for ns in namespaces for svc in services))
+    asyncio.run(all_of_them())
+    handlers.stop_detector(memo=memo)  # and the workers
+    assert all((cluster.get("Incident", ns, svc) or {})["status"]["phase"] == "DryRun"
+               for ns in namespaces for svc in services)
+    first_plan = next(i for i, (_, _, phase) in enumerate(phases) if phase == "DryRun")
+    taken_on = {(ns, name) for ns, name, phase in phases[:first_plan] if phase == "Triaging"}
+    assert len(taken_on) == len(namespaces) * len(services)
+    assert len(threads) == 1 and all(t.startswith("incident") for t in threads)
+
+
 def test_no_namespace_no_work_and_settings_read_once(cluster: MemoryCluster, monkeypatch: pytest.MonkeyPatch) -> None:
     memo = kopf.Memo()
-    handlers.incident_daemon(stopped=Clock(cluster, limit=1), name="x", namespace=None,  # type: ignore[arg-type]
-                             body={}, memo=memo)  # type: ignore[arg-type]
+    asyncio.run(handlers.incident_daemon(stopped=AsyncClock(cluster, limit=1), name="x",  # type: ignore[arg-type]
+                                         namespace=None, body={}, memo=memo))  # type: ignore[arg-type]
     assert not hasattr(memo, "settings")
     monkeypatch.delenv("SRE_OPERATOR_WATCH_NAMESPACES", raising=False)
     handlers.start(memo=memo, logger=LOG)

@@ -6,6 +6,7 @@ puts in the memo (none: nothing is recorded)."""
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
@@ -24,7 +25,7 @@ from ..domain.telemetry import NO_TELEMETRY, Telemetry
 from ..domain.tracing import NO_SPANS
 from ..domain.vocabulary import TERMINAL
 from ..incident import notices, retention
-from ..incident.runner import Ports, run_incident
+from ..incident.runner import Ports, run_incident_async
 from ..incident.step import Event
 from ..planning.llm import LlmPlanner
 from ..settings import Settings
@@ -84,17 +85,29 @@ def start(memo: kopf.Memo, logger: Any, **_: Any) -> None:
     logger.info("detector watching %s through %s", ", ".join(settings.watched()), settings.prometheus_url)
 
 
+def workers_of(memo: kopf.Memo) -> ThreadPoolExecutor:
+    """The threads the Incidents' ticks share (made on first use, `incident_workers` of them)."""
+    workers = getattr(memo, "incident_workers", None)
+    if not isinstance(workers, ThreadPoolExecutor):
+        workers = memo.incident_workers = ThreadPoolExecutor(settings_of(memo).incident_workers,
+                                                             thread_name_prefix="incident")
+    return workers
+
+
 @kopf.on.cleanup()
 def stop_detector(memo: kopf.Memo, **_: Any) -> None:
     stop = getattr(memo, "detector_stop", None)
     if stop is not None:
         stop.set()
+    workers = getattr(memo, "incident_workers", None)
+    if isinstance(workers, ThreadPoolExecutor):
+        workers.shutdown(wait=False, cancel_futures=True)
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, id="run_incident", cancellation_timeout=10,
              when=lambda status, memo, **_: runs(status, memo))
-def incident_daemon(stopped: kopf.DaemonStopped, name: str, namespace: str | None, body: kopf.Body,
-                    memo: kopf.Memo, **_: Any) -> None:
+async def incident_daemon(stopped: kopf.DaemonStopped, name: str, namespace: str | None, body: kopf.Body,
+                          memo: kopf.Memo, **_: Any) -> None:
     if not namespace:  # Incidents are namespaced; kopf types the argument as optional
         return
     settings = settings_of(memo)
@@ -107,7 +120,7 @@ def incident_daemon(stopped: kopf.DaemonStopped, name: str, namespace: str | Non
                   traces=TraceReader(settings.jaeger_url) if settings.jaeger_url else None,
                   telemetry=telemetry_of(memo), notifier=notifier_of(memo),
                   spans=getattr(memo, "spans", None) or NO_SPANS)
-    run_incident(ports, namespace, name, settings, stopped)
+    await run_incident_async(ports, namespace, name, settings, stopped, workers_of(memo))
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, id="expire_finished", interval=30, initial_delay=5,

@@ -1,8 +1,10 @@
 """Carries an Incident's pipeline out: each tick reads what the stage needs through the ports (one
 `Snapshot` of the namespace, one metrics reading, the namespace's Incidents, logs and traces for
 triage, the model's plan), asks `pipeline.advance` for the step, and makes its writes in order,
-persisting each status patch before the next write. The daemon loop (`run_incident`) ticks until
-the Incident is finished, gone, or the operator stops.
+persisting each status patch before the next write. The daemon loop ticks until the Incident is
+finished, gone, or the operator stops: `run_incident` on a thread of its own, `run_incident_async`
+as an asyncio task whose ticks share a bounded pool of threads (the operator's: many Incidents
+open at once), both paced by `Pace`.
 
 Guarantees (they hold because every write goes through `execute` in the step's order):
 - every step is persisted before the next begins: a killed operator resumes from the stored status;
@@ -18,10 +20,13 @@ mitigate), an action record that reaches applied, failed or undone is an action,
 entry an undo; the model's answer in the tick is an LLM call."""
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -400,31 +405,76 @@ def tick(ports: Ports, namespace: str, name: str, settings: Settings) -> Ticked 
     return Ticked(status.get("phase") or Phase.DETECTED, step.again)
 
 
+@dataclass
+class Pace:
+    """The daemon loop's rhythm, for the thread and the asyncio loops alike: after each tick,
+    how long to pause (0: tick again at once) or None when the Incident is finished or gone. An
+    API error (or any other) is retried with a growing back-off and said in status; the
+    Incident's own faults end it Failed (in `pipeline.advance`), never here."""
+    ports: Ports
+    namespace: str
+    name: str
+    settings: Settings
+    pause: float = 1.0
+    failures: int = 0
+    at_once: int = 0
+
+    def step(self) -> float | None:
+        """One tick, then the pause before the next (None: stop)."""
+        ns, name = self.namespace, self.name
+        try:
+            done = tick(self.ports, ns, name, self.settings)
+        except Exception as exc:  # noqa: BLE001 - an API hiccup: back off and retry, never crash
+            self.failures += 1
+            delay = min(60.0, 2.0 ** self.failures)
+            log.warning("incident %s/%s: %s; retrying in %.0fs", ns, name, exc, delay)
+            try:
+                self.ports.cluster.patch_status(KIND, ns, name, {
+                    "message": f"retrying in {delay:.0f}s after an error: {str(exc)[:300]}"})
+            except Exception as again:  # noqa: BLE001 - the API server may be the thing that is down
+                log.debug("incident %s/%s: status not written either: %s", ns, name, again)
+            return delay
+        self.failures = 0
+        if done is None or done.finished:
+            return None
+        self.at_once = self.at_once + 1 if done.again else 0
+        if done.again and self.at_once < MAX_AT_ONCE:
+            return 0.0
+        self.at_once = 0
+        return self.pause
+
+
 def run_incident(ports: Ports, namespace: str, name: str, settings: Settings, stopped: Stopped,
                  pause: float = 1.0) -> None:
-    """The daemon of one open Incident: ticks until it is finished or gone, or the operator stops.
-    An API error (or any other) is retried with a growing back-off and said in status; the
-    Incident's own faults end it Failed (in `pipeline.advance`), never here."""
-    failures, at_once = 0, 0
+    """The daemon of one open Incident, on a thread of its own: ticks until it is finished or
+    gone, or the operator stops (`Pace` says when)."""
+    pace = Pace(ports, namespace, name, settings, pause)
     while not stopped:
-        try:
-            done = tick(ports, namespace, name, settings)
-        except Exception as exc:  # noqa: BLE001 - an API hiccup: back off and retry, never crash
-            failures += 1
-            delay = min(60.0, 2.0 ** failures)
-            log.warning("incident %s/%s: %s; retrying in %.0fs", namespace, name, exc, delay)
-            try:
-                ports.cluster.patch_status(KIND, namespace, name,
-                                           {"message": f"retrying in {delay:.0f}s after an error: {str(exc)[:300]}"})
-            except Exception as again:  # noqa: BLE001 - the API server may be the thing that is down
-                log.debug("incident %s/%s: status not written either: %s", namespace, name, again)
-            stopped.wait(delay)
-            continue
-        failures = 0
-        if done is None or done.finished:
+        delay = pace.step()
+        if delay is None:
             return
-        at_once = at_once + 1 if done.again else 0
-        if done.again and at_once < MAX_AT_ONCE:
-            continue
-        at_once = 0
-        stopped.wait(pause)
+        if delay:
+            stopped.wait(delay)
+
+
+class AsyncStopped(Protocol):
+    """kopf's `DaemonStopped` as an async daemon has it: `await stopped.wait(timeout)`."""
+    def __bool__(self) -> bool: ...
+
+    def wait(self, timeout: float) -> Awaitable[object]: ...
+
+
+async def run_incident_async(ports: Ports, namespace: str, name: str, settings: Settings, stopped: AsyncStopped,
+                             workers: Executor, pause: float = 1.0) -> None:
+    """The daemon of one open Incident as an asyncio task: each tick runs on one of the `workers`
+    threads (with the caller's context variables: kopf's event posting), and the pauses between
+    ticks hold no thread. However many Incidents are open, `workers` bound the threads, and every
+    one of them moves on (a pausing Incident frees its worker for the next)."""
+    pace = Pace(ports, namespace, name, settings, pause)
+    loop = asyncio.get_running_loop()
+    while not stopped:
+        delay = await loop.run_in_executor(workers, contextvars.copy_context().run, pace.step)
+        if delay is None:
+            return
+        if delay:
+            await stopped.wait(delay)
