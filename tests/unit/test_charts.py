@@ -232,6 +232,20 @@ def test_the_operator_chart_is_least_privilege_with_probes_and_settings() -> Non
     assert dep["securityContext"]["runAsNonRoot"] and ctr["securityContext"]["readOnlyRootFilesystem"]
 
 
+def test_cluster_wide_reads_for_the_detector_are_list_only_and_opt_in() -> None:
+    assert not [d for d in render("sre-operator") if d["metadata"]["name"].endswith("-detector")]
+    docs = render("sre-operator", "--set", "detection.clusterWideReads=true", "--set", "pipeline.incidentWorkers=32")
+    role = by_kind(docs, "ClusterRole")["rel-ns-detector"]
+    assert {r for rule in role["rules"] for r in rule["resources"]} == {
+        "deployments", "pods", "services", "configmaps", "incidents"}
+    assert all(rule["verbs"] == ["list"] for rule in role["rules"])
+    binding = by_kind(docs, "ClusterRoleBinding")["rel-ns-detector"]
+    assert binding["roleRef"]["name"] == "rel-ns-detector" and binding["subjects"][0]["name"] == "rel"
+    env = {e["name"]: e.get("value") for e in
+           by_kind(docs, "Deployment")["rel"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["SRE_OPERATOR_INCIDENT_WORKERS"] == "32"
+
+
 def test_the_operator_s_metrics_are_scraped_by_the_observability_prometheus() -> None:
     """Every replica carries the annotations the observability chart's pod job keeps, names the port
     and tells the operator which port to serve; metricsPort=0 turns all of it off."""
