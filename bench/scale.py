@@ -9,7 +9,8 @@ the namespaces (at least 10; `--faults`): that many Incidents open at once. Two 
 - the detector: its cycle over every namespace as the operator logs it (median, slowest), and the
   operator's memory (RSS before the faults, after the plans, peak);
 - the Incidents: detection latency (fault → Incident created) and time to a plan (Incident
-  created → its plan written, phase DryRun: triage and planning done), median and slowest.
+  created → its plan written, phase DryRun: triage and planning done), median and slowest, from
+  the Incidents' own record (creation time, timeline; whole seconds).
 
 No Prometheus here (kwok pods export nothing): the operator reads Kubernetes signals only, and its
 Prometheus URL points at a closed port, as when Prometheus is down. Prints both tables and writes JSON.
@@ -17,9 +18,11 @@ Usage: python bench/scale.py [--sizes 10,50,100] [--faults N] [--out bench/scale
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -89,7 +92,28 @@ def cycle_times(log: Path) -> list[float]:
     return [float(m) for m in re.findall(r"detector cycle over \d+ namespaces took ([0-9.]+)s", log.read_text())]
 
 
-def one_size(cluster: Cluster, data: Path, namespaces: list[str], faults: int) -> dict:
+def stamp(value: str) -> dt.datetime:
+    return dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+
+
+def plan_time(incident: dict) -> dt.datetime | None:
+    """When the Incident's plan was written (it reached DryRun), or it ended without one."""
+    for entry in (incident.get("status") or {}).get("timeline") or []:
+        if entry.get("phase") in ("DryRun", "Escalated", "Failed", "Resolved"):
+            return stamp(entry["at"])
+    return None
+
+
+def scale(cluster: Cluster, namespaces: list[str], replicas: int, check: bool = True) -> None:
+    """`product` scaled to `replicas` in every namespace of `namespaces` with one kubectl call (the
+    faults at once: one call a namespace takes a minute for a hundred)."""
+    refs = [{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "product", "namespace": ns}}
+            for ns in namespaces]
+    cluster.kubectl("scale", f"--replicas={replicas}", "-f", "-", input=yaml.safe_dump_all(refs), check=check,
+                    timeout=600)
+
+
+def one_size(cluster: Cluster, data: Path, namespaces: list[str], faults: int, logs: Path | None = None) -> dict:
     env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "SRE_OPERATOR_WATCH_NAMESPACES": ",".join(namespaces),
            "SRE_OPERATOR_PROMETHEUS_URL": "http://127.0.0.1:9", "SRE_OPERATOR_MODE": "dry-run",
            "SRE_OPERATOR_DETECT_INTERVAL_SECONDS": "5", "SRE_OPERATOR_BREACH_CYCLES": "2"}
@@ -107,30 +131,23 @@ def one_size(cluster: Cluster, data: Path, namespaces: list[str], faults: int) -
         faults = faults or max(10, len(namespaces) // 10)
         step = max(1, len(namespaces) // faults)
         targets = namespaces[::step][:faults]
-        injected = {}
-        for ns in targets:
-            cluster.kubectl("scale", "deployment/product", "-n", ns, "--replicas=0")
-            injected[ns] = time.monotonic()
-        detected: dict[str, float] = {}
-        planned: dict[str, float] = {}
+        injected = dt.datetime.now(dt.UTC).replace(microsecond=0)  # whole seconds, as the Incidents' stamps
+        scale(cluster, targets, 0)
+        seen: dict[str, dict] = {}
         end = time.monotonic() + 180
-        while time.monotonic() < end and len(planned) < len(targets):
-            t = time.monotonic()
-            for inc in all_incidents(cluster):
-                ns = inc["metadata"]["namespace"]
-                if ns not in injected:
-                    continue
-                detected.setdefault(ns, t)
-                if (inc.get("status") or {}).get("phase") in ("DryRun", "Escalated", "Failed", "Resolved"):
-                    planned.setdefault(ns, t)
-            time.sleep(0.5)
+        while time.monotonic() < end and len([i for i in seen.values() if plan_time(i)]) < len(targets):
+            seen.update((i["metadata"]["namespace"], i) for i in all_incidents(cluster)
+                        if i["metadata"]["namespace"] in targets)
+            time.sleep(1)
         rss, peak = rss_mib(op.pid)
-        ttd = [detected[ns] - injected[ns] for ns in detected]
-        rec = [planned[ns] - detected[ns] for ns in planned]
+        # From the Incidents' own record: created (metadata), plan written (the timeline's entry).
+        ttd = [(stamp(i["metadata"]["creationTimestamp"]) - injected).total_seconds() for i in seen.values()]
+        rec = [(plan - stamp(i["metadata"]["creationTimestamp"])).total_seconds()
+               for i in seen.values() if (plan := plan_time(i))]
         cycles = cycle_times(log_path)
         threads = len(list(Path(f"/proc/{op.pid}/task").iterdir())) if Path(f"/proc/{op.pid}").exists() else 0
         return {"namespaces": len(namespaces), "deployments": 5 * len(namespaces), "faults": len(targets),
-                "detected": len(detected), "planned": len(planned),
+                "detected": len(seen), "planned": len(rec),
                 "ttdMedianSeconds": round(statistics.median(ttd), 1) if ttd else None,
                 "ttdMaxSeconds": round(max(ttd), 1) if ttd else None,
                 "reconcileMedianSeconds": round(statistics.median(rec), 1) if rec else None,
@@ -146,8 +163,10 @@ def one_size(cluster: Cluster, data: Path, namespaces: list[str], faults: int) -
         except subprocess.TimeoutExpired:
             op.kill()
         log.close()
-        for ns in targets:
-            cluster.kubectl("scale", "deployment/product", "-n", ns, "--replicas=1", check=False)
+        if logs is not None:
+            shutil.copy(log_path, logs / log_path.name)
+        if targets:
+            scale(cluster, targets, 1, check=False)
         cluster.kubectl("delete", "incidents", "--all", "-A", "--wait=false", check=False, timeout=120)
 
 
@@ -157,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--faults", type=int, default=0, help="Incidents at once (default: a tenth of the namespaces, "
                    "at least 10)")
     p.add_argument("--out", default=str(ROOT / "bench" / "scale.json"))
+    p.add_argument("--logs", type=Path, help="keep the operator's log of each size in this directory")
     args = p.parse_args(argv)
     try:
         netns.require_root("the scale benchmark")
@@ -190,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(2)
             print(f"bench: {size} shops on kwok ({ready_pods(cluster, 'scale-')} pods Running) "
                   f"in {time.monotonic() - t0:.0f}s", flush=True)
-            row = one_size(cluster, data, list(namespaces), args.faults)
+            row = one_size(cluster, data, list(namespaces), args.faults, args.logs)
             rows.append(row)
             print(f"bench: {json.dumps(row)}", flush=True)
     finally:

@@ -474,3 +474,28 @@ def test_the_operator_tells_a_receiver_and_removes_the_incident_after_its_ttl(
     finally:
         receiver.close()
         forget(cluster, shop, name)
+
+
+def test_the_detector_s_cluster_wide_reading_is_each_namespace_s_own(cluster: Cluster, shop: str, kube: Kube,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Snapshot.read_each` against the real API server, two objects a page: the objects and the
+    known-good record of the namespace's own reading, lean (no field sets, no last-applied copy),
+    and the Incidents of every namespace."""
+    from sre_operator.detection.signals import Reader
+    from sre_operator.domain import clock
+    from sre_operator.domain.snapshot import DETECTED, Snapshot
+    monkeypatch.setattr(kube_mod, "PAGE", 2)
+    cluster.kubectl("annotate", "deployment/order", "-n", shop, f"{kube_mod.LAST_APPLIED}={{}}", "--overwrite")
+    Reader(kube, shop).remember_known_good(min_age_seconds=0)
+    at = clock.now()
+    [wide], alone = list(Snapshot.read_each(kube, [shop], at)), Snapshot.read(kube, shop, at)
+    def names(snap: Snapshot, kind: str) -> list[str]:
+        return sorted(o["metadata"]["name"] for o in snap.of(kind))
+    for kind in DETECTED:
+        assert names(wide, kind) == names(alone, kind)
+    assert len(wide.of("Deployment")) > 2 and wide.known_good and wide.known_good == alone.known_good
+    for obj in wide.of("Deployment") + wide.of("Pod"):
+        assert obj["metadata"]["managedFields"] and all("fieldsV1" not in m for m in obj["metadata"]["managedFields"])
+        assert kube_mod.LAST_APPLIED not in (obj["metadata"].get("annotations") or {})
+    name = new_incident(cluster, shop)
+    assert (shop, name) in {(i["metadata"]["namespace"], i["metadata"]["name"]) for i in kube.list_all("Incident")}

@@ -23,7 +23,7 @@ import datetime as dt
 import hashlib
 import itertools
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from sre_operator.domain.ports import ClusterError, Obj, PatchType
@@ -158,15 +158,15 @@ class MemoryCluster:
                 out.append(copy.deepcopy(obj))
         return out
 
-    def list_all(self, kind: str, labels: Mapping[str, str] | None = None) -> list[Obj]:
-        """Every namespace's, as the adapter hands them out (managedFields without field sets, no
-        last-applied copy); `list_all_calls` counts the calls."""
+    def list_all(self, kind: str, labels: Mapping[str, str] | None = None) -> Iterator[Obj]:
+        """Every namespace's, as the adapter hands them out (storage order: `namespace/name`;
+        managedFields without field sets, no last-applied copy); `list_all_calls` counts the calls."""
         self._maybe_fail()
         self.list_all_calls += 1
         if self.all_namespaces_refused:
             raise ClusterError(403, "Forbidden")
         out = []
-        for (k, _ns, _), obj in sorted(self.objects.items()):
+        for (k, _ns, _name), obj in sorted(self.objects.items(), key=lambda kv: f"{kv[0][1]}/{kv[0][2]}"):
             have = obj["metadata"].get("labels") or {}
             if k == kind and all(have.get(a) == b for a, b in (labels or {}).items()):
                 lean = copy.deepcopy(obj)
@@ -175,7 +175,7 @@ class MemoryCluster:
                                          for m in meta.get("managedFields") or []]
                 (meta.get("annotations") or {}).pop("kubectl.kubernetes.io/last-applied-configuration", None)
                 out.append(lean)
-        return out
+        return iter(out)
 
     def create(self, kind: str, namespace: str, body: Obj) -> Obj:
         self._maybe_fail()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -21,7 +21,7 @@ GROUP = "sre.stratus.dev"
 VERSION = "v1alpha1"
 CUSTOM_PLURALS = {"Incident": "incidents", "FaultScenario": "faultscenarios"}
 PROXY_TIMEOUT_S = 10
-PAGE = 500  # objects a page of a cluster-wide list: one page's JSON in memory at a time
+PAGE = 250  # objects a page of a cluster-wide list: one page per kind in memory at a time
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
@@ -163,26 +163,26 @@ class Kube:
             it["kind"] = kind
         return items
 
-    def list_all(self, kind: str, labels: Mapping[str, str] | None = None) -> list[Obj]:
+    def list_all(self, kind: str, labels: Mapping[str, str] | None = None) -> Iterator[Obj]:
         selector = ",".join(f"{k}={v}" for k, v in (labels or {}).items()) or None
-        items: list[Obj] = []
+        if kind not in CUSTOM_PLURALS and kind not in self.all_namespaces:
+            raise ClusterError(400, f"unsupported kind {kind}")
         token: str | None = None
-        try:
-            while True:
+        while True:
+            try:
                 if kind in CUSTOM_PLURALS:
                     page = _obj(self.custom.list_cluster_custom_object(
                         GROUP, VERSION, CUSTOM_PLURALS[kind], label_selector=selector, limit=PAGE, _continue=token))
-                elif kind in self.all_namespaces:
+                else:
                     page = _data(self.all_namespaces[kind](label_selector=selector, limit=PAGE, _continue=token,
                                                            _preload_content=False))
-                else:
-                    raise ClusterError(400, f"unsupported kind {kind}")
-                items += [_lean(it, kind) for it in page.get("items") or []]
-                token = (page.get("metadata") or {}).get("continue") or None
-                if token is None:
-                    return items
-        except ApiException as exc:
-            raise ClusterError(exc.status or 0, str(exc.reason)) from exc
+            except ApiException as exc:
+                raise ClusterError(exc.status or 0, str(exc.reason)) from exc
+            for it in page.get("items") or []:
+                yield _lean(it, kind)
+            token = (page.get("metadata") or {}).get("continue") or None
+            if token is None:
+                return
 
     def create(self, kind: str, namespace: str, body: Obj) -> Obj:
         try:

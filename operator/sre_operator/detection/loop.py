@@ -1,9 +1,9 @@
 """The detector loop: every interval, one metrics reading and one Kubernetes reading for every
-watched namespace (a few cluster-wide list calls: `Snapshot.read_all`), then per namespace its
-signals, the breaches that persisted, and an Incident opened for each (with the symptom's onset as
-`spec.detectedAt`). While a namespace is healthy and has no open Incident, its snapshot is recorded
-as known-good (`remember`). Where the operator may not list every namespace (a Role per watched
-namespace), it reads each namespace on its own.
+watched namespace (a few cluster-wide list calls read a page at a time: `Snapshot.read_each`),
+then per namespace its signals, the breaches that persisted, and an Incident opened for each (with
+the symptom's onset as `spec.detectedAt`). While a namespace is healthy and has no open
+Incident, its snapshot is recorded as known-good (`remember`). Where the operator may not list
+every namespace (a Role per watched namespace), it reads each namespace on its own.
 
 The handlers only start and stop it; tests call `detect_once` with an in-memory cluster."""
 from __future__ import annotations
@@ -14,13 +14,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from functools import partial
 
 from ..domain import clock
 from ..domain.metrics import WINDOW, Metrics, MetricsReading
 from ..domain.ports import Cluster, ClusterError, Obj
-from ..domain.snapshot import Snapshot
+from ..domain.snapshot import OutOfOrder, Snapshot
 from ..domain.telemetry import NO_TELEMETRY, Telemetry
 from ..domain.vocabulary import TERMINAL, severity_of
 from ..settings import Settings
@@ -73,26 +73,24 @@ def detect_in(cluster: Cluster, snap: Snapshot, incidents: list[Obj], det: Detec
     return opened
 
 
-Seen = tuple[dict[str, Snapshot], dict[str, list[Obj]]]  # namespace → snapshot, namespace → its Incidents
-
-
-def read_all(cluster: Cluster, namespaces: list[str], at: dt.datetime) -> Seen:
-    """Every watched namespace's snapshot and Incidents, from a few cluster-wide list calls."""
-    snaps = Snapshot.read_all(cluster, namespaces, at)
-    incidents: dict[str, list[Obj]] = {ns: [] for ns in namespaces}
+def incidents_by_namespace(cluster: Cluster, namespaces: list[str]) -> dict[str, list[Obj]]:
+    """The watched namespaces' Incidents, from one cluster-wide list."""
+    out: dict[str, list[Obj]] = {ns: [] for ns in namespaces}
     for inc in cluster.list_all(KIND):
-        mine = incidents.get(str(inc["metadata"].get("namespace")))
+        mine = out.get(str(inc["metadata"].get("namespace")))
         if mine is not None:
             mine.append(inc)
-    return snaps, incidents
+    return out
 
 
 def detector_loop(stop: threading.Event, cluster: Cluster, metrics: Metrics, settings: Settings,
                   remember: Remember | None = None, now: Callable[[], dt.datetime] = clock.now,
                   telemetry: Telemetry = NO_TELEMETRY) -> None:
     """Reads every watched namespace once per interval: the metrics once for all of them, the
-    Kubernetes API with a few cluster-wide calls (per namespace, several at a time, when those are
-    refused), then decides per namespace, several at a time (their writes). The next cycle starts one interval
+    Kubernetes API with a few cluster-wide list calls read a page at a time (`Snapshot.read_each`),
+    each namespace decided as soon as its snapshot is complete, several at a time (their writes),
+    and never more than a few snapshots held at once. Where listing every namespace is refused,
+    or a list came out of order, each namespace is read on its own. The next cycle starts one interval
     after the previous one started (at once if a cycle took longer: it then says it is falling
     behind). Each cycle's duration and the namespaces it read go to `telemetry`."""
     namespaces = settings.watched()
@@ -100,16 +98,35 @@ def detector_loop(stop: threading.Event, cluster: Cluster, metrics: Metrics, set
     interval = settings.detect_interval_seconds
     cycle, took, outage, wide = 0, 0.0, "", True
 
-    def one(ns: str, *, reading: MetricsReading, at: dt.datetime, seen: Seen | None) -> None:
+    workers = min(8, len(namespaces)) or 1
+
+    def one(ns: str, *, reading: MetricsReading, at: dt.datetime) -> None:
         try:
-            if seen is None:
-                detect_once(cluster, ns, detectors[ns], settings, reading, at, remember)
-            else:
-                detect_in(cluster, seen[0][ns], seen[1][ns], detectors[ns], settings, reading, remember)
+            detect_once(cluster, ns, detectors[ns], settings, reading, at, remember)
         except Exception as exc:  # noqa: BLE001 - the loop must outlive a bad reading
             log.warning("detector %s: %s", ns, exc)
 
-    with ThreadPoolExecutor(max_workers=min(8, len(namespaces)) or 1, thread_name_prefix="detect") as pool:
+    def one_read(snap: Snapshot, incidents: list[Obj], reading: MetricsReading) -> None:
+        try:
+            detect_in(cluster, snap, incidents, detectors[snap.namespace], settings, reading, remember)
+        except Exception as exc:  # noqa: BLE001 - as above
+            log.warning("detector %s: %s", snap.namespace, exc)
+
+    def read_wide(pool: ThreadPoolExecutor, reading: MetricsReading, at: dt.datetime) -> None:
+        """One cycle from the cluster-wide lists (their errors propagate, after the namespaces
+        already read are decided; a 403 comes before any is)."""
+        incidents = incidents_by_namespace(cluster, namespaces)
+        slots = threading.BoundedSemaphore(2 * workers)  # snapshots read and not yet decided
+        futures: list[Future[None]] = []
+        try:
+            for snap in Snapshot.read_each(cluster, namespaces, at):
+                slots.acquire()
+                futures.append(pool.submit(one_read, snap, incidents[snap.namespace], reading))
+                futures[-1].add_done_callback(lambda _: slots.release())
+        finally:
+            wait(futures)
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="detect") as pool:
         while not stop.wait(max(0.0, interval - took)):
             started = time.monotonic()
             reading = metrics.read(namespaces, WINDOW)
@@ -120,18 +137,23 @@ def detector_loop(stop: threading.Event, cluster: Cluster, metrics: Metrics, set
                 else:
                     log.info("Prometheus answers again")
                 outage = reading.error
-            at = now()
-            seen: Seen | None = None
+            at, done = now(), False
             try:
-                seen = read_all(cluster, namespaces, at) if wide else None
+                if wide:
+                    read_wide(pool, reading, at)
+                    done = True
             except ClusterError as exc:
                 if exc.status != 403:
                     log.warning("detector: reading every namespace failed, next cycle again: %s", exc)
-                    took = time.monotonic() - started
-                    continue
-                wide = False
-                log.info("detector: not allowed to list every namespace (%s): reading each on its own", exc)
-            list(pool.map(partial(one, reading=reading, at=at, seen=seen), namespaces))
+                    done = True
+                else:
+                    log.info("detector: not allowed to list every namespace (%s): reading each on its own", exc)
+                wide = False if exc.status == 403 else wide
+            except OutOfOrder as exc:  # the namespaces read so far were decided: read each on its own from now on
+                log.warning("detector: %s; reading each namespace on its own from now on", exc)
+                wide, done = False, True
+            if not done:
+                list(pool.map(partial(one, reading=reading, at=at), namespaces))
             took = time.monotonic() - started
             cycle += 1
             telemetry.detector_cycle(took, len(namespaces))

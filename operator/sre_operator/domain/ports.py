@@ -7,7 +7,7 @@ Kinds: Deployment, ReplicaSet, Pod, Service, ConfigMap (core and apps) and the o
 Incident and FaultScenario."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
@@ -38,12 +38,13 @@ class Cluster(Protocol):
     def list_objects(self, kind: str, namespace: str, labels: Mapping[str, str] | None = None) -> list[Obj]:
         """The namespace's objects of `kind` carrying every label of `labels`."""
 
-    def list_all(self, kind: str, labels: Mapping[str, str] | None = None) -> list[Obj]:
-        """Every namespace's objects of `kind` carrying every label of `labels`, in one reading (the
-        detector's, over many namespaces: one call per kind instead of one per namespace). Each
-        `managedFields` entry keeps its manager, operation, time and subresource, not its field
-        set, and the `kubectl.kubernetes.io/last-applied-configuration` copy is left out: the
-        detector holds every namespace's objects at once. ClusterError 403 when not allowed."""
+    def list_all(self, kind: str, labels: Mapping[str, str] | None = None) -> Iterator[Obj]:
+        """Every namespace's objects of `kind` carrying every label of `labels`, read a page at a
+        time as the iterator goes (the detector's reading of many namespaces: a few calls per kind
+        instead of one per namespace, one page in memory), in the API server's storage order:
+        by `namespace/name`. Each `managedFields` entry keeps its manager, operation, time and
+        subresource, not its field set, and the `kubectl.kubernetes.io/last-applied-configuration`
+        copy is left out. ClusterError (403 when not allowed) from the call that fails."""
 
     def create(self, kind: str, namespace: str, body: Obj) -> Obj: ...
 

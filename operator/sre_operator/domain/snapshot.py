@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,32 @@ def _owned(objects: dict[str, list[Obj]]) -> dict[str, list[Obj]]:
                                              for o in r["metadata"].get("ownerReferences") or [])]}
 
 
+class OutOfOrder(ValueError):
+    """A cluster-wide list that did not come by namespace, then name."""
+
+
+def _key(namespace: str) -> str:
+    """A namespace's place in the API server's storage order (`<namespace>/<name>` keys)."""
+    return f"{namespace}/"
+
+
+def _grouped(objects: Iterator[Obj], what: str) -> Iterator[tuple[str, list[Obj]]]:
+    """(namespace, its objects) for each run of one namespace's objects, in storage order."""
+    current: str | None = None
+    batch: list[Obj] = []
+    for obj in objects:
+        ns = str(obj["metadata"].get("namespace") or "")
+        if ns != current:
+            if current is not None:
+                if _key(ns) < _key(current):
+                    raise OutOfOrder(f"the list of {what} came out of order: {ns} after {current}")
+                yield current, batch
+            current, batch = ns, []
+        batch.append(obj)
+    if current is not None:
+        yield current, batch
+
+
 def _data(record: Obj | None) -> dict[str, str]:
     """The known-good record's data, as strings."""
     return {str(k): str(v) for k, v in ((record or {}).get("data") or {}).items()}
@@ -65,22 +92,30 @@ class Snapshot:
                    None if ledger is None else _data(ledger))
 
     @classmethod
-    def read_all(cls, cluster: Cluster, namespaces: list[str], at: dt.datetime,
-                 kinds: tuple[str, ...] = DETECTED) -> dict[str, Snapshot]:
-        """The snapshots of many namespaces from one cluster-wide list per kind and one of the
-        known-good records (found by the operator's label): what the detector reads each cycle,
-        a few calls however many namespaces. Objects of namespaces not asked for are dropped."""
-        objects: dict[str, dict[str, list[Obj]]] = {ns: {kind: [] for kind in kinds} for ns in namespaces}
-        for kind in kinds:
-            for obj in cluster.list_all(kind, None if kind == "ReplicaSet" else PART_OF):
-                mine = objects.get(str(obj["metadata"].get("namespace")))
-                if mine is not None:
-                    mine[kind].append(obj)
-        good: dict[str, dict[str, str]] = {}
-        for record in cluster.list_all("ConfigMap", MANAGED_BY):
-            if record["metadata"].get("name") == KNOWN_GOOD:
-                good[str(record["metadata"].get("namespace"))] = _data(record)
-        return {ns: cls(ns, at, _owned(objects[ns]), good.get(ns, {})) for ns in namespaces}
+    def read_each(cls, cluster: Cluster, namespaces: list[str], at: dt.datetime,
+                  kinds: tuple[str, ...] = DETECTED) -> Iterator[Snapshot]:
+        """The snapshot of each of `namespaces` (any order), one at a time, from one cluster-wide
+        list per kind and one of the known-good records (found by the operator's label): what the
+        detector reads each cycle, a few calls however many namespaces, a page per kind in memory
+        rather than every namespace's objects. The lists come in storage order (by namespace,
+        then name), so the streams are merged a namespace at a time; a list out of that order
+        raises `OutOfOrder` (the caller then reads each namespace on its own)."""
+        wanted = set(namespaces)
+        streams = {kind: _grouped(cluster.list_all(kind, None if kind == "ReplicaSet" else PART_OF), kind)
+                   for kind in kinds}
+        streams[KNOWN_GOOD] = _grouped((r for r in cluster.list_all("ConfigMap", MANAGED_BY)
+                                        if r["metadata"].get("name") == KNOWN_GOOD), KNOWN_GOOD)
+        heads = {kind: next(stream, None) for kind, stream in streams.items()}
+        for ns in sorted(wanted, key=_key):  # watched namespaces, in the lists' order
+            group: dict[str, list[Obj]] = {}
+            for kind in heads:
+                while (head := heads[kind]) is not None and _key(head[0]) < _key(ns):  # a namespace not watched
+                    heads[kind] = next(streams[kind], None)
+                if head is not None and head[0] == ns:
+                    group[kind] = head[1]
+                    heads[kind] = next(streams[kind], None)
+            record = next(iter(group.pop(KNOWN_GOOD, [])), None)
+            yield cls(ns, at, _owned({kind: group.get(kind, []) for kind in kinds}), _data(record))
 
     def of(self, kind: str) -> list[Obj]:
         return self.objects.get(kind, [])
