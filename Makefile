@@ -48,7 +48,7 @@ bench: setup cluster-bin ## print speed and memory figures (shop, cluster, node 
 	$(PY) bench/scale.py --sizes $(BENCH_SCALE_SIZES)
 
 BENCH_SCALE_SIZES ?= 10,50,100
-bench-scale: setup cluster-bin ## the operator over 10, 50, 100 shops on kwok with live incidents: detection and reconcile latency, memory (→ bench/scale.json)
+bench-scale: setup cluster-bin ## the operator over 10, 50, 100 shops on kwok (BENCH_SCALE_SIZES=100,1000: ~25 min), a tenth faulted at once: detector cycle, memory, time to detect and to plan (→ bench/scale.json)
 	$(PY) bench/scale.py --sizes $(BENCH_SCALE_SIZES)
 
 BENCH_RUNS ?= 1
