@@ -5,6 +5,7 @@ and starts the detector only when there is something to watch."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import threading
 from typing import Any
@@ -74,8 +75,9 @@ def test_more_incidents_than_worker_threads_all_move_on_together(cluster: Memory
             cluster.create("Incident", ns, {"metadata": {"name": svc}, "spec": {
                 "service": svc, "symptom": "unavailable", "source": "kubernetes", "mode": "dry-run"}})
     cluster.controllers()
-    memo = kopf.Memo()
-    memo.settings = Settings(watch_namespaces=",".join(namespaces), incident_workers=1)
+    memo = kopf.Memo()  # the operator's; kopf gives each Incident's daemon a shallow copy made after startup
+    memo.settings = Settings(incident_workers=1)  # no namespace named: no detector, acts anywhere
+    handlers.start(memo=memo, logger=LOG)
     phases: list[tuple[str, str, str]] = []
     patch_status = cluster.patch_status
 
@@ -84,18 +86,18 @@ def test_more_incidents_than_worker_threads_all_move_on_together(cluster: Memory
             phases.append((namespace, name, status["phase"]))
         patch_status(kind, namespace, name, status)
     cluster.patch_status = record  # type: ignore[method-assign]
-    threads: set[str] = set()
+    threads: set[tuple[int, str]] = set()
     tick = runner.tick
 
     def counted(*args: Any) -> Any:
-        threads.add(threading.current_thread().name)
+        threads.add((threading.get_ident(), threading.current_thread().name))
         return tick(*args)
     monkeypatch.setattr(runner, "tick", counted)
 
     async def all_of_them() -> None:
         await asyncio.gather(*(handlers.incident_daemon(
             stopped=AsyncClock(cluster, limit=60), name=svc, namespace=ns,  # type: ignore[arg-type]
-            body=cluster.objects[("Incident", ns, svc)], memo=memo)  # type: ignore[arg-type]
+            body=cluster.objects[("Incident", ns, svc)], memo=copy.copy(memo))  # type: ignore[arg-type]
             for ns in namespaces for svc in services))
     asyncio.run(all_of_them())
     handlers.stop_detector(memo=memo)  # and the workers
@@ -104,7 +106,7 @@ def test_more_incidents_than_worker_threads_all_move_on_together(cluster: Memory
     first_plan = next(i for i, (_, _, phase) in enumerate(phases) if phase == "DryRun")
     taken_on = {(ns, name) for ns, name, phase in phases[:first_plan] if phase == "Triaging"}
     assert len(taken_on) == len(namespaces) * len(services)
-    assert len(threads) == 1 and all(t.startswith("incident") for t in threads)
+    assert len(threads) == 1 and all(name.startswith("incident") for _, name in threads)  # one pool, one thread
 
 
 def test_no_namespace_no_work_and_settings_read_once(cluster: MemoryCluster, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -65,6 +65,7 @@ def runs(status: dict[str, Any] | None, memo: kopf.Memo) -> bool:
 @kopf.on.startup()
 def start(memo: kopf.Memo, logger: Any, **_: Any) -> None:
     settings = settings_of(memo)  # the one reading of the environment (main's, when it read them)
+    workers_of(memo)  # on the operator's memo, before kopf copies it into each Incident's
     if settings.sinks():
         memo.notifier = HttpNotifier(settings.sinks(), telemetry_of(memo), attempts=settings.notify_attempts,
                                      timeout=settings.notify_timeout_seconds)
@@ -86,7 +87,10 @@ def start(memo: kopf.Memo, logger: Any, **_: Any) -> None:
 
 
 def workers_of(memo: kopf.Memo) -> ThreadPoolExecutor:
-    """The threads the Incidents' ticks share (made on first use, `incident_workers` of them)."""
+    """The threads the Incidents' ticks share, `incident_workers` of them. Made at startup on the
+    operator's memo, which kopf copies (shallowly) into each object's memo, so every daemon gets
+    the same pool; made on first use where no startup ran (a pool made in one Incident's own memo
+    would be that Incident's alone: a pool, and threads, per Incident)."""
     workers = getattr(memo, "incident_workers", None)
     if not isinstance(workers, ThreadPoolExecutor):
         workers = memo.incident_workers = ThreadPoolExecutor(settings_of(memo).incident_workers,
