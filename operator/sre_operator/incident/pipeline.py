@@ -253,13 +253,15 @@ def hold_for_metrics(t: Tick, stage: str) -> Step:
 
 
 def triage(t: Tick) -> Step:
-    if metrics_missing(t):
-        return hold_for_metrics(t, "triage")
     ev = evidence_of(t)
+    # Whether the service is one of the application's is a fact of the API, not of the metrics: an
+    # Incident about no workload fails even while the metrics source is away.
     if not any(w.service == t.spec.service for w in ev.workloads) and \
             t.snapshot.known_good_object("Deployment", t.spec.service) is None:
         return fail("UnknownService", f"{t.spec.service!r} is not a workload of the application in {t.namespace} "
                                       f"(known: {', '.join(w.service for w in ev.workloads)})")
+    if metrics_missing(t):
+        return hold_for_metrics(t, "triage")
     facts = [f"{w.deployment}: {w.ready}/{w.desired} ready, revision {w.revision}"
              + (f" (rolled out {w.rolled_out_seconds_ago:.0f}s ago)" if w.rolled_out_seconds_ago is not None
                 and w.rolled_out_seconds_ago < 900 else "")
