@@ -6,7 +6,7 @@ import pytest
 
 from sre_operator.domain.models import Action, MitigationPlan, Target
 from sre_operator.incident import pipeline
-from tests.fakes.cluster import MemoryCluster, shop
+from tests.fakes.cluster import MemoryCluster
 from tests.unit.test_pipeline import (
     HEALTHY,
     Figures,
@@ -17,11 +17,6 @@ from tests.unit.test_pipeline import (
     scale_to_zero,
     settings,
 )
-
-
-@pytest.fixture
-def cluster() -> MemoryCluster:
-    return shop(MemoryCluster())
 
 
 @pytest.mark.parametrize("bad", [

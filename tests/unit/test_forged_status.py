@@ -12,13 +12,8 @@ import pytest
 
 from sre_operator.incident import runner
 from sre_operator.incident.step import Event
-from tests.fakes.cluster import MemoryCluster, shop
+from tests.fakes.cluster import MemoryCluster
 from tests.unit.test_pipeline import HEALTHY, NS, Figures, incident, ports, scale_to_zero, settings, status
-
-
-@pytest.fixture
-def cluster() -> MemoryCluster:
-    return shop(MemoryCluster())
 
 
 def until(cluster: MemoryCluster, p: runner.Ports, done: Callable[[dict[str, Any]], bool], **s: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sre_operator.domain.models import Action, MitigationPlan, Target
-from tests.fakes.cluster import MemoryCluster, shop
+from tests.fakes.cluster import MemoryCluster
 from tests.unit.test_pipeline import (
     HEALTHY,
     Figures,
@@ -16,11 +16,6 @@ from tests.unit.test_pipeline import (
     run,
     settings,
 )
-
-
-@pytest.fixture
-def cluster() -> MemoryCluster:
-    return shop(MemoryCluster())
 
 
 def restart(name: str) -> MitigationPlan:

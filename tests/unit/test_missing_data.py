@@ -10,7 +10,7 @@ from sre_operator.detection.detector import Detector, ServiceSignals
 from sre_operator.domain.policy import Thresholds
 from sre_operator.incident import runner
 from sre_operator.incident.step import Event
-from tests.fakes.cluster import MemoryCluster, shop
+from tests.fakes.cluster import MemoryCluster
 from tests.unit.test_pipeline import (
     HEALTHY,
     NS,
@@ -22,11 +22,6 @@ from tests.unit.test_pipeline import (
     settings,
     status,
 )
-
-
-@pytest.fixture
-def cluster() -> MemoryCluster:
-    return shop(MemoryCluster())
 
 
 @pytest.mark.parametrize("phase", ["Triaging", "Planning"])

@@ -29,7 +29,7 @@ from sre_operator.incident.step import Event
 from sre_operator.planning import prompt, selection
 from sre_operator.planning.llm import LlmPlanner
 from tests.fake_llm import FakeLlm, Reply, diagnosis_reply, plan_reply, task_of
-from tests.fakes.cluster import MemoryCluster, shop
+from tests.fakes.cluster import MemoryCluster
 from tests.unit.test_pipeline import (
     FAILING,
     HEALTHY,
@@ -42,11 +42,6 @@ from tests.unit.test_pipeline import (
     scale_to_zero,
     settings,
 )
-
-
-@pytest.fixture
-def cluster() -> MemoryCluster:
-    return shop(MemoryCluster())
 
 
 def restart(name: str) -> MitigationPlan:

@@ -9,14 +9,13 @@ from collections.abc import Callable
 from typing import Any
 
 import jsonschema
-import pytest
 import yaml
 
 from sre_operator.adapters.notify import slack_body, webhook_body
 from sre_operator.domain.notify import Notice
 from sre_operator.handlers import incidents as handlers
 from sre_operator.incident import notices, pipeline
-from tests.fakes.cluster import MemoryCluster, shop
+from tests.fakes.cluster import MemoryCluster
 from tests.unit.test_crds import CRDS
 from tests.unit.test_pipeline import (
     HEALTHY,
@@ -32,11 +31,6 @@ from tests.unit.test_pipeline import (
 )
 
 DASHBOARD = "http://dash.example:8888"
-
-
-@pytest.fixture
-def cluster() -> MemoryCluster:
-    return shop(MemoryCluster())
 
 
 class Told:

@@ -50,11 +50,6 @@ def exposed(t: PrometheusTelemetry) -> dict[str, float]:
     return out
 
 
-@pytest.fixture
-def cluster() -> MemoryCluster:
-    return shop(MemoryCluster())
-
-
 def test_a_resolved_incident_is_counted_opened_transitioned_acted_on_and_timed(cluster: MemoryCluster) -> None:
     scale_to_zero(cluster, known_good=2)
     onset = "2026-01-01T12:00:45Z"  # the detector's first breaching reading, 15 s before the Incident

@@ -64,11 +64,6 @@ def settings(**overrides: Any) -> Settings:
     return Settings(**{**base, **overrides})
 
 
-@pytest.fixture
-def cluster() -> MemoryCluster:
-    return shop(MemoryCluster())
-
-
 def ports(cluster: Any, metrics: Any, events: list[Event] | None = None, **more: Any) -> runner.Ports:
     sink = events if events is not None else []
     return runner.Ports(cluster=cluster, metrics=metrics, emit=sink.append, clock=cluster.clock, **more)

@@ -14,7 +14,7 @@ from sre_operator.domain.clock import parse
 from sre_operator.handlers import incidents as handlers
 from sre_operator.incident import retention
 from sre_operator.settings import Settings
-from tests.fakes.cluster import MemoryCluster, shop
+from tests.fakes.cluster import MemoryCluster
 from tests.unit.test_pipeline import (
     FAILING,
     HEALTHY,
@@ -28,11 +28,6 @@ from tests.unit.test_pipeline import (
 )
 
 TTL = 3600.0
-
-
-@pytest.fixture
-def cluster() -> MemoryCluster:
-    return shop(MemoryCluster())
 
 
 def body(cluster: MemoryCluster, name: str = "inc") -> dict[str, Any]:

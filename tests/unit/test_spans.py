@@ -4,12 +4,11 @@ trace per Incident: its span (the root, made when it finishes) and one span per 
 through, and the model call with the GenAI semantic conventions' attributes."""
 from __future__ import annotations
 
-import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from sre_operator.adapters.spans import OtlpSpans, root_span_id, trace_id
 from sre_operator.domain.tracing import Ref
-from tests.fakes.cluster import MemoryCluster, shop
+from tests.fakes.cluster import MemoryCluster
 from tests.unit.test_pipeline import (
     HEALTHY,
     NS,
@@ -22,11 +21,6 @@ from tests.unit.test_pipeline import (
     scale_to_zero,
     settings,
 )
-
-
-@pytest.fixture
-def cluster() -> MemoryCluster:
-    return shop(MemoryCluster())
 
 
 def test_one_trace_per_incident_with_a_span_per_phase_and_the_model_call(cluster: MemoryCluster) -> None:
