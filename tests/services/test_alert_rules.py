@@ -10,12 +10,11 @@ from pathlib import Path
 import httpx
 import yaml
 
-from shop import procs
 from sre_operator.adapters.telemetry import PrometheusTelemetry
 from tests.unit.test_charts import alert_rules
 
 from .conftest import wait_for
-from .test_prometheus import PROMETHEUS
+from .test_prometheus import start_prometheus
 
 
 def firing(prom: str) -> set[str]:
@@ -33,17 +32,9 @@ def test_each_alert_fires_on_its_triggering_figures_and_none_on_healthy_ones(tmp
     (tmp_path / "alerts.yml").write_text(yaml.safe_dump(rules))
     telemetry = PrometheusTelemetry()
     exporter = telemetry.serve(0, addr="127.0.0.1")
-    config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-              "rule_files": [str(tmp_path / "alerts.yml")],
-              "scrape_configs": [{"job_name": "sre-operator",
-                                  "static_configs": [{"targets": [f"127.0.0.1:{exporter.server_port}"]}]}]}
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = procs.free_port()
-    prom = procs.ManagedProcess(
-        "prometheus", [PROMETHEUS, f"--config.file={tmp_path / 'prometheus.yml'}",
-                       f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
-        tmp_path / "prometheus.log", None, f"http://127.0.0.1:{port}/-/ready").start()
-    url = f"http://127.0.0.1:{port}"
+    target = f"127.0.0.1:{exporter.server_port}"
+    prom, url = start_prometheus(tmp_path, [{"job_name": "sre-operator", "static_configs": [{"targets": [target]}]}],
+                                 rule_files=[str(tmp_path / "alerts.yml")])
     stop = threading.Event()
     try:
         prom.wait_healthy(60)

@@ -17,9 +17,14 @@ from .conftest import wait_for
 PROMETHEUS = "/usr/bin/prometheus"
 
 
-def start_prometheus(tmp_path: Path, scrape_configs: list[dict]) -> tuple[procs.ManagedProcess, str]:
-    """Prometheus scraping every second; returns the process (started, not yet ready) and its URL."""
-    config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"}, "scrape_configs": scrape_configs}
+def start_prometheus(tmp_path: Path, scrape_configs: list[dict],
+                     rule_files: list[str] | None = None) -> tuple[procs.ManagedProcess, str]:
+    """Prometheus scraping (and evaluating `rule_files`) every second; returns the process (started,
+    not yet ready) and its URL."""
+    config: dict[str, object] = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                                 "scrape_configs": scrape_configs}
+    if rule_files:
+        config["rule_files"] = rule_files
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = procs.free_port()
     prom = procs.ManagedProcess(
