@@ -133,3 +133,21 @@ def test_orders_failing_without_5xx_are_an_error_rate_of_the_business_outcome() 
     both = ServiceSignals("order", error_ratio=0.5, request_rate=2.0, desired=1, ready=1, orders_rate=1.0,
                           orders_failed_ratio=0.5)
     assert [b.symptom for b in breaches([both])] == ["error-rate"]
+
+
+def test_a_conclusive_kubernetes_state_opens_at_the_first_reading_a_metric_breach_waits_for_a_second() -> None:
+    """Scaled to 0, crash-looping (the kubelet has already restarted it), a pod that can never start,
+    an object gone: waiting one more detection interval proves nothing. A 5xx ratio or a pod merely
+    not Ready may be one bad reading."""
+    for conclusive in (ServiceSignals("product", desired=0, ready=0),
+                       ServiceSignals("payment", desired=1, ready=0, crash_looping=True, restarts=2),
+                       ServiceSignals("order", desired=1, ready=0, rolling_out=True,
+                                      never_starting="order-1: Unschedulable"),
+                       ServiceSignals("payment", missing="Service payment was seen healthy and no longer exists")):
+        d = Detector(Thresholds(for_cycles=2))
+        assert [b.service for b in d.observe([conclusive], now=0)] == [conclusive.service], conclusive
+    for passing in (ServiceSignals("order", error_ratio=0.5, request_rate=3, desired=1, ready=1),
+                    ServiceSignals("payment", desired=1, ready=0)):
+        d = Detector(Thresholds(for_cycles=2))
+        assert d.observe([passing], now=0) == []
+        assert [b.service for b in d.observe([passing], now=5)] == [passing.service]

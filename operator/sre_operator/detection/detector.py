@@ -2,7 +2,10 @@
 states; never FaultScenarios) to breaches, and from breaches to the Incidents to open.
 
 A breach must hold for `for_cycles` consecutive readings before it counts (no flapping on one bad
-scrape); one open Incident per service (dedup key `service/symptom`; the service's other symptoms are
+scrape), unless it is conclusive the moment it is read: an object seen healthy that no longer exists,
+a workload scaled to 0, containers the kubelet already reports crash-looping or OOM-killed (it has
+restarted them and backs off), a pod that can never start (its image, its config, no node). Waiting a
+second reading for these only adds the detection interval to the time to detect; one open Incident per service (dedup key `service/symptom`; the service's other symptoms are
 its evidence), and none again for that service within the cooldown after it closed. Correlated
 breaches are folded into the one about the root: the gateway's 5xx while a service it routes to is
 down is that service's incident."""
@@ -52,6 +55,7 @@ class Breach:
     value: float
     threshold: float
     source: str
+    conclusive: bool = False  # needs no second reading (see the module's docstring)
 
     @property
     def key(self) -> str:
@@ -73,21 +77,21 @@ def breaches(signals: list[ServiceSignals], t: Thresholds = DEFAULT_THRESHOLDS) 
     for s in signals:
         if s.missing:
             out.append(Breach(s.service, "unavailable" if s.desired is None else "endpoints-missing", s.missing,
-                              0.0, 1.0, "kubernetes"))
+                              0.0, 1.0, "kubernetes", conclusive=True))
             continue
         if s.crash_looping or s.oom_killed:
             out.append(Breach(s.service, "oom" if s.oom_killed else "crash-loop",
                               f"{s.service} containers {'OOM-killed' if s.oom_killed else 'crash-looping'}",
-                              float(s.restarts or 0), float(t.restarts), "kubernetes"))
+                              float(s.restarts or 0), float(t.restarts), "kubernetes", conclusive=True))
         elif s.desired == 0:
             out.append(Breach(s.service, "unavailable", f"{s.service} is scaled to 0 replicas", 0.0, 1.0,
-                              "kubernetes"))
+                              "kubernetes", conclusive=True))
         elif s.desired and s.ready is not None and s.ready == 0 and not s.rolling_out:
             out.append(Breach(s.service, "unavailable", f"{s.service} has 0/{s.desired} ready replicas",
                               0.0, float(s.desired), "kubernetes"))
         elif s.never_starting:  # conclusive at once: waiting will not make it start
             out.append(Breach(s.service, "not-ready", f"{s.service} has a pod that cannot start: {s.never_starting}",
-                              0.0, 1.0, "kubernetes"))
+                              0.0, 1.0, "kubernetes", conclusive=True))
         elif s.stuck_pod_seconds is not None and s.stuck_pod_seconds > t.stuck_seconds:
             out.append(Breach(s.service, "not-ready", f"{s.service} has a pod not ready for "
                               f"{s.stuck_pod_seconds:.0f}s" + (" during a rollout" if s.rolling_out else ""),
@@ -175,7 +179,7 @@ class Detector:
         taken = {k.split("/", 1)[0] for k in self.open_keys}
         to_open = []
         for key, b in sorted(current.items(), key=lambda kv: SEVERITY_ORDER.index(kv[1].symptom)):
-            if self.streaks[key] < self.thresholds.for_cycles or b.service in taken:
+            if self.streaks[key] < (1 if b.conclusive else self.thresholds.for_cycles) or b.service in taken:
                 continue
             last_closed = max((at for k, at in self.closed_at.items() if k.split("/", 1)[0] == b.service),
                               default=-1e18)
