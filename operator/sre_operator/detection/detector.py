@@ -6,9 +6,9 @@ scrape), unless it is conclusive the moment it is read: an object seen healthy t
 a workload scaled to 0, containers the kubelet already reports crash-looping or OOM-killed (it has
 restarted them and backs off), a pod that can never start (its image, its config, no node). Waiting a
 second reading for these only adds the detection interval to the time to detect. One open Incident
-per service (dedup key `service/symptom`; the service's other symptoms are its evidence), and none again for that service within the cooldown after it closed. Correlated
-breaches are folded into the one about the root: the gateway's 5xx while a service it routes to is
-down is that service's incident."""
+per service (dedup key `service/symptom`; the service's other symptoms are its evidence), and none
+again for that service within the cooldown after it closed. Correlated breaches are folded into the
+one about the root: the gateway's 5xx while a service it routes to is down is that service's incident."""
 from __future__ import annotations
 
 import datetime as dt
