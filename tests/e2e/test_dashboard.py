@@ -105,6 +105,18 @@ def test_a_person_watches_the_agents_find_and_fix_a_fault(cluster: Cluster, shop
             assert "scale deployment/product" in steps and "validation" in steps
             assert "undo record" in steps
             page.screenshot(path=str(ROOT / "docs" / "dashboard-incident.png"), full_page=True)
+            # A notification's link opens that incident's detail; a link for another namespace says so.
+            linked = browser.new_page()
+            linked.goto(f"{dashboard}/?namespace={shop}&incident={name}")
+            linked.wait_for_selector(f'#detail[data-incident="{name}"]:not([hidden])', timeout=20_000)
+            assert "scale deployment/product" in (linked.text_content("#detail-steps") or "")
+            linked.goto(f"{dashboard}/?namespace=elsewhere&incident={name}")
+            linked.wait_for_selector("#link-note:not([hidden])", timeout=20_000)
+            assert "namespace elsewhere" in (linked.text_content("#link-note") or "")
+            assert linked.is_hidden("#detail")
+            linked.goto(f"{dashboard}/?namespace={shop}&incident=gone-1234")
+            linked.wait_for_selector("#link-note:not([hidden])", timeout=20_000)
+            assert "gone-1234 is not here" in (linked.text_content("#link-note") or "")
             browser.close()
         assert runner.exception is None, runner.output
     finally:

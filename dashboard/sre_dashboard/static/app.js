@@ -157,7 +157,11 @@ function addLog(line) {
 // -- incident detail -------------------------------------------------------------------------
 async function openDetail(name) {
   const resp = await fetch(`/api/incidents/${encodeURIComponent(name)}`);
-  if (!resp.ok) return;
+  if (!resp.ok) {
+    showNote(`incident ${name} is not here (${resp.status}): a finished incident is removed after its TTL; ` +
+             "its Events and the operator's metrics keep its record");
+    return;
+  }
   const d = await resp.json();
   state.detail = name;
   const aside = document.getElementById("detail");
@@ -200,6 +204,26 @@ document.getElementById("close-detail").addEventListener("click", () => {
   state.detail = null;
 });
 
+function showNote(text) {
+  const note = document.getElementById("link-note");
+  note.textContent = text;
+  note.hidden = false;
+}
+
+// A notification's link (`?namespace=…&incident=…`) opens that incident's detail, when it is in the
+// namespace this dashboard shows; else it says which namespace the link was for.
+function openLinked(namespace) {
+  const params = new URLSearchParams(window.location.search);
+  const name = params.get("incident");
+  if (!name) return;
+  const wanted = params.get("namespace");
+  if (wanted && wanted !== namespace) {
+    showNote(`the link is for incident ${name} in namespace ${wanted}; this dashboard shows namespace ${namespace}`);
+    return;
+  }
+  openDetail(name);
+}
+
 // -- start -----------------------------------------------------------------------------------
 async function load() {
   const s = await (await fetch("/api/state")).json();
@@ -214,6 +238,7 @@ async function load() {
   state.series = series.series;
   state.markers = series.markers;
   renderCharts();
+  openLinked(s.namespace);
 }
 
 function follow() {
