@@ -40,6 +40,7 @@ def test_each_alert_fires_on_its_triggering_figures_and_none_on_healthy_ones(tmp
         prom.wait_healthy(60)
         # Healthy: this replica leads, the detector cycles quickly, nobody waits, nothing escalated.
         telemetry.leading(True)
+        telemetry.metrics_source(True)
         telemetry.in_phase("shop/a", "AwaitingApproval", time.time())
         cycle = [0.2]
 
@@ -48,16 +49,17 @@ def test_each_alert_fires_on_its_triggering_figures_and_none_on_healthy_ones(tmp
                 telemetry.detector_cycle(cycle[0], 3)
         threading.Thread(target=detector, daemon=True).start()
         rules_api = httpx.get(f"{url}/api/v1/rules", timeout=5).json()["data"]["groups"]
-        assert len([r for g in rules_api for r in g["rules"]]) == 5  # loaded
+        assert len([r for g in rules_api for r in g["rules"]]) == 6  # loaded
         wait_for(lambda: scrapes(url) >= 5, timeout=30, what="five scrapes of the exporter")
         assert firing(url) == set()
-        # Each trigger: an escalation, a wait of 2 minutes (> 1), slow cycles, the leader lost.
+        # Each trigger: an escalation, a wait of 2 minutes (> 1), slow cycles, the leader lost, Prometheus away.
         telemetry.phase_changed("Escalated")
         telemetry.in_phase("shop/a", "AwaitingApproval", time.time() - 120)
         telemetry.leading(False)
+        telemetry.metrics_source(False)
         cycle[0] = 8.0
         want = {"SreOperatorIncidentEscalated", "SreOperatorAwaitingApproval", "SreOperatorDetectorFallingBehind",
-                "SreOperatorNoLeader"}
+                "SreOperatorNoLeader", "SreOperatorMetricsSourceDown"}
         wait_for(lambda: firing(url) == want, timeout=40, interval=0.5, what=f"{want} firing")
     finally:
         stop.set()

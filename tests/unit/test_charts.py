@@ -372,10 +372,12 @@ def test_the_observability_chart_ships_alert_rules_promtool_accepts_on_metrics_t
     assert out.returncode == 0, out.stdout + out.stderr
     by_name = {r["alert"]: r for g in rules["groups"] for r in g["rules"]}
     assert set(by_name) == {"SreOperatorIncidentEscalated", "SreOperatorAwaitingApproval",
-                            "SreOperatorDetectorFallingBehind", "SreOperatorDetectorStalled", "SreOperatorNoLeader"}
+                            "SreOperatorDetectorFallingBehind", "SreOperatorDetectorStalled", "SreOperatorNoLeader",
+                            "SreOperatorMetricsSourceDown"}
     assert by_name["SreOperatorAwaitingApproval"]["expr"].endswith("> 1800")
     t = PrometheusTelemetry()
     t.detector_cycle(1.0, 1)
+    t.metrics_source(True)
     exported = set(re.findall(r"^(sre_operator_\w+)", generate_latest(t.registry).decode(), re.MULTILINE))
     used = {m for r in by_name.values() for m in re.findall(r"sre_operator_\w+", r["expr"])}
     assert used and used <= exported, used - exported

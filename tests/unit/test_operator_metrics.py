@@ -184,6 +184,13 @@ def test_the_detector_loop_records_each_cycle_and_the_namespaces_it_reads(cluste
     assert m["sre_operator_detector_cycle_seconds_count"] == 3
     assert m['sre_operator_detector_cycle_seconds_bucket{le="+Inf"}'] == 3
     assert m["sre_operator_watched_namespaces"] == 1
+    assert m["sre_operator_metrics_source_up"] == 1
+    # The metrics source away: said at the next cycle (an alert reads it).
+    away = Figures()
+    away.down = True
+    detector_loop(Cycles(cluster, 1), cluster, away, settings(breach_cycles=2),  # type: ignore[arg-type]
+                  now=cluster.clock, telemetry=t)
+    assert exposed(t)["sre_operator_metrics_source_up"] == 0
     # The detector opens the Incident; the pipeline counts it when it takes it on.
     assert len(cluster.list_objects("Incident", NS)) == 1
     assert not any(k.startswith("sre_operator_incidents_opened_total") for k in m)

@@ -94,6 +94,8 @@ class PrometheusTelemetry:
         self.detector_cycle_seconds = Histogram(f"{PREFIX}_detector_cycle_seconds", "One detector cycle over every "
                                                 "watched namespace", buckets=CYCLE_BUCKETS, registry=r)
         self.watched_namespaces = Gauge(f"{PREFIX}_watched_namespaces", "Namespaces the detector reads", registry=r)
+        self.metrics_source_up = Gauge(f"{PREFIX}_metrics_source_up", "1 while the detector's metrics source "
+                                       "(Prometheus) answers, 0 while it reads Kubernetes signals only", registry=r)
         self.leader = Gauge(f"{PREFIX}_leader", "1 while this process holds the leader Lease and acts, 0 on standby",
                             registry=r)
         self.notifications = Counter(f"{PREFIX}_notifications", "Notices to a sink (webhook, slack) by outcome "
@@ -131,6 +133,9 @@ class PrometheusTelemetry:
     def detector_cycle(self, seconds: float, namespaces: int) -> None:
         self.detector_cycle_seconds.observe(max(0.0, seconds))
         self.watched_namespaces.set(namespaces)
+
+    def metrics_source(self, up: bool) -> None:
+        self.metrics_source_up.set(1 if up else 0)
 
     def leading(self, leader: bool) -> None:
         self.leader.set(1 if leader else 0)

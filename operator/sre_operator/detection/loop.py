@@ -130,6 +130,7 @@ def detector_loop(stop: threading.Event, cluster: Cluster, metrics: Metrics, set
         while not stop.wait(max(0.0, interval - took)):
             started = time.monotonic()
             reading = metrics.read(namespaces, WINDOW)
+            telemetry.metrics_source(not reading.error)
             if reading.error != outage:  # once per outage, and once when it is over
                 if reading.error:
                     log.warning("Prometheus unavailable: Kubernetes signals only, nothing read as healthy: %s",

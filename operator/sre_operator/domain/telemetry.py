@@ -28,6 +28,10 @@ class Telemetry(Protocol):
     def detector_cycle(self, seconds: float, namespaces: int) -> None:
         """One detector cycle over `namespaces` namespaces took `seconds`."""
 
+    def metrics_source(self, up: bool) -> None:
+        """Whether the detector's last metrics reading answered (down: Kubernetes signals only,
+        metric breaches held, nothing recorded as healthy)."""
+
     def leading(self, leader: bool) -> None:
         """Whether this process holds the leader Lease (acts) or stands by."""
 
@@ -58,6 +62,9 @@ class NoTelemetry:
         pass
 
     def detector_cycle(self, seconds: float, namespaces: int) -> None:
+        pass
+
+    def metrics_source(self, up: bool) -> None:
         pass
 
     def leading(self, leader: bool) -> None:
