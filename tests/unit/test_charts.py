@@ -71,6 +71,21 @@ def test_shop_renders_services_with_probes_limits_storage_and_scrape_annotations
     assert gw["type"] == "NodePort" and gw["ports"][0]["nodePort"] == 30080
 
 
+def test_every_shop_container_that_serves_is_ready_seconds_after_it_listens() -> None:
+    """A rollout (a fault's, or the fix's) is as slow as its new pod's first passing readiness
+    probe: each serving container has a startup probe every second or two, after which readiness
+    is probed at once; without it the first probe fails (nothing listens yet) and the next comes a
+    whole period (5-10 s) later, which the time to mitigate pays twice."""
+    for name, dep in by_kind(render("shop"), "Deployment").items():
+        for c in dep["spec"]["template"]["spec"]["containers"]:
+            if "readinessProbe" not in c:
+                continue
+            startup = c.get("startupProbe")
+            assert startup, (name, c["name"])
+            assert startup["periodSeconds"] <= 2 and startup["periodSeconds"] * startup["failureThreshold"] >= 30, \
+                (name, c["name"], startup)
+
+
 def test_gateway_configmap_is_the_local_runs_config() -> None:
     cm = by_kind(render("shop"), "ConfigMap")["gateway-config"]
     expected = render_config(listen="8080", order="order:5001", product="product:5002",
