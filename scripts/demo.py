@@ -213,6 +213,7 @@ def build_model(cluster: Cluster, logs: Path,
 
 def _model_result(logs: Path, line: str) -> bool:
     print(f"demo-model: {line}", flush=True)
+    logs.mkdir(parents=True, exist_ok=True)
     (logs / MODEL_RESULT).write_text(line + "\n")
     return line.startswith("done")
 
