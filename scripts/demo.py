@@ -71,7 +71,8 @@ def main() -> int:
                  "--wait", "--timeout=5m", "--set", "traffic.enabled=true", "--set", f"otlpEndpoint={otlp}",
                  timeout=330)
     key = os.environ.get("SRE_OPERATOR_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY")
-    plan = llm_plan(bool(key), model_cached(), cluster.adopted(MODEL_BUILD), last_model_result(cluster.layout.logs))
+    server = (os.environ.get("SRE_OPERATOR_LLM_BASE_URL") or "api.openai.com") if key else None
+    plan = llm_plan(server, model_cached(), cluster.adopted(MODEL_BUILD), last_model_result(cluster.layout.logs))
     step(plan.say)
     if plan.use == "external":
         llm_values = _external_llm_values()
@@ -128,12 +129,12 @@ class LlmPlan(NamedTuple):
     say: str  # the demo's step line
 
 
-def llm_plan(key_set: bool, cached: bool, building: int | None, last_result: str) -> LlmPlan:
-    """What the operator plans with, from: an LLM key in the environment, the local model (llama-server and
-    the 1.5B) complete in the cache, the pid of a background build still running, its last result line."""
-    if key_set:
-        where = os.environ.get("SRE_OPERATOR_LLM_BASE_URL") or "api.openai.com"
-        return LlmPlan("external", False, f"the LLM at {where} (key from the environment)")
+def llm_plan(server: str | None, cached: bool, building: int | None, last_result: str) -> LlmPlan:
+    """What the operator plans with, from: the LLM server of a key in the environment (None: no key), the
+    local model (llama-server and the 1.5B) complete in the cache, the pid of a background build still
+    running, and that build's last result line."""
+    if server:
+        return LlmPlan("external", False, f"the LLM at {server} (key from the environment)")
     if cached:
         return LlmPlan("local", False, "the local language model (Qwen2.5-Coder-1.5B on llama-server; no LLM key set)")
     head = "the operator starts on the rules planner (no LLM key set; the local model is not built yet)"

@@ -149,7 +149,7 @@ def test_a_build_still_running_is_not_started_twice(
 def test_an_llm_key_wins_over_the_local_model_either_way(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     demo = _demo()
     for cached in (True, False):
-        assert demo.llm_plan(True, cached, None, FAILED)[:2] == ("external", False)
+        assert demo.llm_plan("api.openai.com", cached, None, FAILED)[:2] == ("external", False)
 
 
 def test_the_background_build_switches_the_operator_to_the_model(cache: Path, tmp_path: Path) -> None:
@@ -188,7 +188,7 @@ def test_a_failed_background_build_leaves_the_demo_on_rules_with_a_one_line_reas
     result = (logs / "demo-model.result").read_text()
     assert result.startswith(FAILED + " (the operator stays on the rules planner") and result.count("\n") == 1
     assert capsys.readouterr().out.splitlines()[-1] == f"demo-model: {result.strip()}"  # last in the log too
-    plan = demo.llm_plan(False, False, None, result.strip())
+    plan = demo.llm_plan(None, False, None, result.strip())
     assert plan.use == "rules" and plan.start_build and FAILED in plan.say
 
 
