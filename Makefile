@@ -17,7 +17,8 @@ help: ## list the targets
 setup: ## install Debian packages and the Python environment (.venv)
 	@bash scripts/setup.sh
 
-demo: setup cluster-bin ## the local cluster, Prometheus, the shop under traffic and the operator (root); prints what to run next
+demo: setup ## the local cluster, Prometheus, the shop under traffic and the operator (root); builds only what it needs first, the local model in the background; prints what to run next
+	$(PY) -m localkube provision --for demo
 	$(PY) scripts/demo.py
 
 shop-local: setup ## the shop alone as local processes behind its NGINX gateway (no cluster, no root)
@@ -63,7 +64,7 @@ cluster-bin: setup ## build or unpack the Kubernetes, etcd, CoreDNS, kwok, Jaege
 cluster-up: setup cluster-bin ## start the local cluster (root; no Docker needed)
 	$(PY) -m localkube up --config kind-config.yaml
 
-cluster-down: ## stop the local cluster and remove everything it made
+cluster-down: ## stop the local cluster (and the demo's background model build) and remove everything it made
 	$(PY) -m localkube down
 
 crds: ## apply the CRDs to the current kubeconfig's cluster (Helm installs crds/ once and never upgrades them)

@@ -144,9 +144,11 @@ class Cluster:
         return self
 
     def down(self, quiet: bool = False, purge: bool = False) -> None:
-        """Stop every process and remove every namespace; safe to call twice or after a crash.
+        """Stop every process (the adopted process groups too) and remove every namespace; safe to call
+        twice or after a crash.
         `purge` also deletes the data dir (etcd, pki, state) but keeps the component logs."""
         state = self.state()
+        cp.stop_groups([int(g) for g in state.get("groups", {}).values()])
         pids = [int(p) for p in state.get("pids", {}).values()]
         if netns.exists(self.node_netns):
             pids += netns.pids(self.node_netns)
@@ -164,11 +166,23 @@ class Cluster:
                 if child.name != "logs":
                     shutil.rmtree(child) if child.is_dir() else child.unlink()
         elif self.state_path.exists():
-            state["pids"] = {}
+            state["pids"], state["groups"] = {}, {}
             state["stopped"] = True
             self._save(state)
         if not quiet:
             print(f"localkube: cluster {self.name} is down")
+
+    def adopt(self, name: str, pgid: int) -> None:
+        """Tie a process group started for this cluster (outside its node, e.g. the demo's background
+        model build, started with start_new_session) to it: `down` stops the whole group."""
+        state = self.state()
+        state.setdefault("groups", {})[name] = pgid
+        self._save(state)
+
+    def adopted(self, name: str) -> int | None:
+        """The process group adopted as `name`, if any of its processes still runs."""
+        pgid = self.state().get("groups", {}).get(name)
+        return int(pgid) if pgid and cp.group_members(int(pgid)) else None
 
     def _argv(self, name: str) -> list[str]:
         argv = cp.component_argv(name, self.layout)

