@@ -38,6 +38,16 @@ WORKLOADS = ("gateway", "order", "product", "payment")
 OPERATOR_ENV = ("KUBECONFIG", "SRE_OPERATOR_WATCH_NAMESPACES", "SRE_OPERATOR_PROMETHEUS_URL")
 
 
+def restocks(product: dict | None) -> bool:
+    """Whether the product service refills low stock: its Deployment's `SHOP_RESTOCK_BELOW` (the
+    shop's default, 10, when unset; 0: never). No Deployment: it cannot be said to."""
+    if not product:
+        return False
+    containers = (((product.get("spec") or {}).get("template") or {}).get("spec") or {}).get("containers") or []
+    env = {e.get("name"): e.get("value") for c in containers for e in c.get("env") or []}
+    return str(env.get("SHOP_RESTOCK_BELOW", "10")).strip() not in ("0", "")
+
+
 def log(msg: str) -> None:
     print(f"bench: {msg}", flush=True)
 
@@ -93,6 +103,7 @@ class Bench:
         # Under logs/: Cluster.down(purge=True) deletes everything else in the data dir.
         self.operator_log = data / "logs" / "operator.log"
         self.resets = 0
+        self.stock_checked = time.time()
 
     # -- set-up ----------------------------------------------------------------------------------
 
@@ -117,7 +128,7 @@ class Bench:
         helm_install(self.cluster, "shop", "shop", self.ns, "faultHooks=true")
 
     def reset_shop(self) -> None:
-        """A fresh shop (fresh stock: there is no restock call), same namespace, Prometheus kept."""
+        """A fresh shop (fresh stock), same namespace, Prometheus kept."""
         log("stock low: reinstalling the shop")
         self.resets += 1
         self.shoppers.orders_on.clear()
@@ -191,10 +202,17 @@ class Bench:
     # -- runs ------------------------------------------------------------------------------------
 
     def ensure_stock(self) -> None:
+        """A fresh shop when orders met an empty shelf since the last check, or when the shop does
+        not restock and its stock would not last the next run."""
         s = self.settings
         need = s.order_rps * (s.baseline_seconds + s.timeout_seconds + s.slo.window_seconds) * 1.2
-        if self.shoppers.stock and self.shoppers.stock_left() < need:
+        since, self.stock_checked = self.stock_checked, time.time()
+        if self.shoppers.stockouts(since) or (
+                not self.restocks() and self.shoppers.stock and self.shoppers.stock_left() < need):
             self.reset_shop()
+
+    def restocks(self) -> bool:
+        return restocks(self.kube.read().deployment("product"))
 
     def quiet(self) -> None:
         """Healthy traffic for longer than the operator's Prometheus windows (1 m), operator off."""

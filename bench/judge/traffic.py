@@ -2,10 +2,12 @@
 127.0.0.1, each paced by its own thread, every request recorded as a Sample (wall clock, status,
 latency, outcome).
 
-Stock: the product service has no restock call (stock only goes down: reservations confirmed by paid
-orders; released ones come back), 455 units in all. The shoppers order the product with the most
-stock left (read from the catalogue reads), orders can be paused outside measurement, and the runner
-reinstalls the shop when what is left would not last the next run (`stock_left`)."""
+Stock: 455 units in all; reservations confirmed by paid orders take from it, released ones come
+back, and the product service refills a product that falls below `SHOP_RESTOCK_BELOW` units (10
+unless its Deployment says otherwise; 0: never) to its par level. The shoppers order the product with
+the most stock left (read from the catalogue reads), orders can be paused outside measurement, and
+the runner reinstalls the shop only when it does not restock and what is left would not last the
+next run (`stock_left`), or when an order met an empty shelf (`stockouts`)."""
 from __future__ import annotations
 
 import threading
@@ -50,6 +52,11 @@ class Shoppers:
 
     def stock_left(self) -> int:
         return sum(self.stock.values())
+
+    def stockouts(self, since: float) -> int:
+        """Orders refused for want of stock since `since` (wall clock)."""
+        with self.lock:
+            return sum(1 for s in self.samples if s.at >= since and s.outcome == STOCKOUT)
 
     def snapshot(self) -> list[Sample]:
         with self.lock:

@@ -379,3 +379,17 @@ def test_clean_copy_can_be_created_again() -> None:
     svc["status"] = {}
     got = Kube.clean_copy(svc)
     assert "clusterIP" not in got["spec"] and "status" not in got and "uid" not in got["metadata"]
+
+
+def test_the_shop_is_reinstalled_for_stock_only_when_it_does_not_restock_or_a_shelf_was_empty() -> None:
+    from bench.judge.runner import restocks
+    from bench.judge.traffic import Shoppers
+
+    def product(*env: tuple[str, str]) -> dict:
+        return {"spec": {"template": {"spec": {"containers": [
+            {"name": "product", "env": [{"name": k, "value": v} for k, v in env]}]}}}}
+    assert restocks(product()) and restocks(product(("SHOP_RESTOCK_BELOW", "25")))
+    assert not restocks(product(("SHOP_RESTOCK_BELOW", "0"))) and not restocks(None)
+    shoppers = Shoppers("http://127.0.0.1:9", 1, 1)
+    shoppers.samples = [slo.Sample(10.0, "order", 201, 0.1, slo.OK), slo.Sample(20.0, "order", 409, 0.1, slo.STOCKOUT)]
+    assert shoppers.stockouts(since=15.0) == 1 and shoppers.stockouts(since=21.0) == 0
