@@ -41,6 +41,27 @@ def table(incidents: list[Obj]) -> str:
     return "\n".join("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
+def diagnosis_lines(diagnosis: dict[str, Any]) -> list[str]:
+    if not diagnosis:
+        return []
+    out = ["", f"Diagnosis (by {diagnosis.get('diagnosedBy', 'rules')}; untrusted text, shown only)"]
+    if diagnosis.get("pendingSince"):
+        out.append(f"  the model's diagnosis, asked in the background at {diagnosis['pendingSince']}, has not "
+                   "come yet: the rules' is shown until it does")
+    if diagnosis.get("summary"):
+        out.append(f"  {diagnosis['summary']}")
+    out.append(f"  root cause: {diagnosis.get('rootCause', '')} (confidence {diagnosis.get('confidence', 0)})")
+    suspect = diagnosis.get("suspect") or {}
+    if suspect:
+        out.append(f"  suspect: {str(suspect.get('kind', '')).lower()}/{suspect.get('name', '')}")
+    out += [f"  - {fact}" for fact in diagnosis.get("evidence") or []]
+    if diagnosis.get("planner"):
+        out.append(f"  planned by {diagnosis['planner']}")
+    if diagnosis.get("fallbackReason"):
+        out.append(f"  the model's plan was not used: {diagnosis['fallbackReason']}")
+    return out
+
+
 def timeline(inc: Obj) -> str:
     """One Incident as a person reads it: what was seen, what was decided, what was done and undone,
     what validation measured, in order."""
@@ -56,20 +77,7 @@ def timeline(inc: Obj) -> str:
     out.append("")
     out.append("Timeline")
     out += [f"  {t.get('at', '')}  {t.get('phase', ''):<17} {t.get('message', '')}" for t in st.get("timeline") or []]
-    diagnosis = st.get("diagnosis") or {}
-    if diagnosis:
-        out += ["", f"Diagnosis (by {diagnosis.get('diagnosedBy', 'rules')}; untrusted text, shown only)"]
-        if diagnosis.get("summary"):
-            out.append(f"  {diagnosis['summary']}")
-        out.append(f"  root cause: {diagnosis.get('rootCause', '')} (confidence {diagnosis.get('confidence', 0)})")
-        suspect = diagnosis.get("suspect") or {}
-        if suspect:
-            out.append(f"  suspect: {str(suspect.get('kind', '')).lower()}/{suspect.get('name', '')}")
-        out += [f"  - {fact}" for fact in diagnosis.get("evidence") or []]
-        if diagnosis.get("planner"):
-            out.append(f"  planned by {diagnosis['planner']}")
-        if diagnosis.get("fallbackReason"):
-            out.append(f"  the model's plan was not used: {diagnosis['fallbackReason']}")
+    out += diagnosis_lines(st.get("diagnosis") or {})
     if st.get("triageSummary"):
         out += ["", "Evidence", f"  {st['triageSummary']}"]
     if st.get("actions"):

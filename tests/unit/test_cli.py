@@ -71,6 +71,15 @@ def test_describe_shows_the_diagnosis_and_what_the_model_cost() -> None:
         assert part in text, part
 
 
+def test_describe_says_the_model_s_diagnosis_is_awaited() -> None:
+    c = MemoryCluster()
+    incident(c, phase="Validating", diagnosis={"summary": "payment: unavailable", "rootCause": "scaled to 0",
+                                               "diagnosedBy": "rules", "pendingSince": "2026-01-01T12:00:00Z"})
+    text = cli.describe(c, "shop", "payment-unavailable-1")
+    assert "Diagnosis (by rules; untrusted text, shown only)" in text
+    assert "the model's diagnosis, asked in the background at 2026-01-01T12:00:00Z, has not come yet" in text
+
+
 def test_an_approval_names_the_waiting_attempt_and_who_gave_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SRE_OPERATOR_USER", "alice")
     c = MemoryCluster()

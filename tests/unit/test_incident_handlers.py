@@ -18,6 +18,7 @@ from sre_operator.domain.snapshot import Snapshot
 from sre_operator.handlers import incidents as handlers
 from sre_operator.incident import runner
 from sre_operator.settings import Settings
+from tests.fake_llm import FakeLlm, Reply, diagnosis_reply
 from tests.fakes.cluster import MemoryCluster, shop
 from tests.unit.test_pipeline import HEALTHY, Clock, Figures
 
@@ -59,6 +60,34 @@ def test_the_daemon_runs_an_incident_through_the_runner_with_the_memo_s_settings
     assert ("event", "Normal", "DryRun") in [w[:3] for w in cluster.writes if w[0] == "event"]
     assert cluster.objects[("Deployment", "shop", "product")]["spec"]["replicas"] == 0  # a dry run acts on nothing
     assert memo.telemetry.registry.get_sample_value("sre_operator_phase_transitions_total", {"phase": "DryRun"}) == 1
+
+
+def test_the_daemon_of_a_finished_incident_waits_for_the_model_s_diagnosis_then_ends(
+        cluster: MemoryCluster) -> None:
+    """Hybrid, a rule matches: the dry run finishes at once; the daemon waits for the diagnosis
+    asked in the background on the process's own threads, records it and ends; kopf's filter keeps
+    it running meanwhile."""
+    cluster.patch("Deployment", "shop", "product", "merge", {"spec": {"replicas": 0}})
+    cluster.controllers()
+    cluster.create("Incident", "shop", {"metadata": {"name": "inc"}, "spec": {
+        "service": "product", "symptom": "unavailable", "source": "kubernetes", "mode": "dry-run"}})
+    slow = Reply(diagnosis_reply("Deployment", "product").content, delay=0.5)
+    with FakeLlm(lambda req: slow).running() as fake:
+        memo = kopf.Memo()
+        memo.settings = Settings(watch_namespaces="shop", llm_base_url=fake.base_url, llm_model="small",
+                                 llm_timeout_seconds=5, incident_workers=1)
+        handlers.start(memo=memo, logger=LOG)
+        body = cluster.objects[("Incident", "shop", "inc")]
+        asyncio.run(handlers.incident_daemon(stopped=AsyncClock(cluster, limit=50), name="inc",  # type: ignore[arg-type]
+                                             namespace="shop", body=body, memo=copy.copy(memo)))  # type: ignore[arg-type]
+        handlers.stop_detector(memo=memo)
+    status = (cluster.get("Incident", "shop", "inc") or {})["status"]
+    [left_triage] = [w[3] for w in cluster.writes if w[0] == "patch_status" and w[3].get("phase") == "Planning"]
+    assert left_triage["diagnosis"]["pendingSince"]  # it went on, and finished, before the answer came
+    assert status["phase"] == "DryRun" and status["diagnosis"]["diagnosedBy"] == "llm"
+    assert "pendingSince" not in status["diagnosis"] and status["llm"]["calls"] == 1 and len(fake.requests) == 1
+    assert isinstance(memo.background, runner.Background)  # one per process, made at startup
+    assert not handlers.runs(status, memo) and handlers.runs({**status, "diagnosis": {"pendingSince": "x"}}, memo)
 
 
 def test_more_incidents_than_worker_threads_all_move_on_together(cluster: MemoryCluster,

@@ -337,7 +337,8 @@ def test_incidents_take_turns_for_the_model_and_say_they_wait(cluster: MemoryClu
     slot.acquire()  # another incident is asking
     threading.Timer(0.5, slot.release).start()
     model = Model(restart("product"), diagnosis=found())
-    st = run(cluster, ports(cluster, Figures(), llm=model, model_slot=slot), settings(), limit=20)
+    # planner llm: triage waits for the model's diagnosis (hybrid with a rule would ask in the background)
+    st = run(cluster, ports(cluster, Figures(), llm=model, model_slot=slot), settings(planner="llm"), limit=20)
     assert st["phase"] == "DryRun" and st["diagnosis"]["diagnosedBy"] == "llm" and model.diagnosed == 1
     said = [w[3] for w in cluster.writes if w[0] == "patch_status"]
     assert {"message": runner.WAITING_FOR_THE_MODEL} in said
@@ -352,6 +353,6 @@ def test_a_slot_held_too_long_is_a_fallback_not_a_wait_forever(cluster: MemoryCl
     slot.acquire()  # never given back
     model = Model(restart("product"), diagnosis=found())
     st = run(cluster, ports(cluster, Figures(), llm=model, model_slot=slot),
-             settings(llm_timeout_seconds=0.1, llm_max_retries=0), limit=20)
+             settings(planner="llm", llm_timeout_seconds=0.1, llm_max_retries=0), limit=20)
     assert st["phase"] == "DryRun" and model.diagnosed == 0 and st["diagnosis"]["diagnosedBy"] == "rules"
     assert "the model stayed busy for 0s with another incident" in st["llm"]["reasons"][0]["reason"]

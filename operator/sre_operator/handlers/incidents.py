@@ -24,8 +24,8 @@ from ..domain.snapshot import Snapshot
 from ..domain.telemetry import NO_TELEMETRY, Telemetry
 from ..domain.tracing import NO_SPANS
 from ..domain.vocabulary import TERMINAL
-from ..incident import notices, retention
-from ..incident.runner import Ports, run_incident_async
+from ..incident import notices, pipeline, retention
+from ..incident.runner import Background, Ports, run_incident_async
 from ..incident.step import Event
 from ..planning.llm import LlmPlanner
 from ..settings import Settings
@@ -57,15 +57,19 @@ def notifier_of(memo: kopf.Memo) -> Notifier | None:
 
 def runs(status: dict[str, Any] | None, memo: kopf.Memo) -> bool:
     """An Incident's daemon runs while it is open, and once more when finished but not yet told
-    (a notice the last operator had not delivered before it stopped)."""
+    (a notice the last operator had not delivered before it stopped) or while the model's
+    diagnosis asked in the background is awaited (recorded when it comes; after a restart, as not
+    received)."""
     status = status or {}
-    return status.get("phase") not in TERMINAL or (notifier_of(memo) is not None and notices.pending(status))
+    return status.get("phase") not in TERMINAL or (notifier_of(memo) is not None and notices.pending(status)) \
+        or pipeline.diagnosis_pending(status)
 
 
 @kopf.on.startup()
 def start(memo: kopf.Memo, logger: Any, **_: Any) -> None:
     settings = settings_of(memo)  # the one reading of the environment (main's, when it read them)
     workers_of(memo)  # on the operator's memo, before kopf copies it into each Incident's
+    background_of(memo)
     if settings.sinks():
         memo.notifier = HttpNotifier(settings.sinks(), telemetry_of(memo), attempts=settings.notify_attempts,
                                      timeout=settings.notify_timeout_seconds)
@@ -98,6 +102,15 @@ def workers_of(memo: kopf.Memo) -> ThreadPoolExecutor:
     return workers
 
 
+def background_of(memo: kopf.Memo) -> Background:
+    """The process's questions to the model asked in the background (made at startup on the
+    operator's memo, as `workers_of`, so every daemon shares them and their threads)."""
+    background = getattr(memo, "background", None)
+    if not isinstance(background, Background):
+        background = memo.background = Background()
+    return background
+
+
 @kopf.on.cleanup()
 def stop_detector(memo: kopf.Memo, **_: Any) -> None:
     stop = getattr(memo, "detector_stop", None)
@@ -106,6 +119,9 @@ def stop_detector(memo: kopf.Memo, **_: Any) -> None:
     workers = getattr(memo, "incident_workers", None)
     if isinstance(workers, ThreadPoolExecutor):
         workers.shutdown(wait=False, cancel_futures=True)
+    background = getattr(memo, "background", None)
+    if isinstance(background, Background):
+        background.shutdown()
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, id="run_incident", cancellation_timeout=10,
@@ -123,7 +139,7 @@ async def incident_daemon(stopped: kopf.DaemonStopped, name: str, namespace: str
                   llm=LlmPlanner(llm_config, chat_client(llm_config)) if llm_config else None,
                   traces=TraceReader(settings.jaeger_url) if settings.jaeger_url else None,
                   telemetry=telemetry_of(memo), notifier=notifier_of(memo),
-                  spans=getattr(memo, "spans", None) or NO_SPANS)
+                  spans=getattr(memo, "spans", None) or NO_SPANS, background=background_of(memo))
     await run_incident_async(ports, namespace, name, settings, stopped, workers_of(memo))
 
 

@@ -8,6 +8,10 @@ Detected → Triaging → Planning → [AwaitingApproval] → Mitigating → Val
                                                                               ↘ Escalated (maxAttempts)
 Any phase → Failed when the Incident cannot be handled as it is (condition Valid=False says why).
 
+The model's diagnosis asked in the background at triage (hybrid, a rule matching: `selection.Ask.
+background`) is recorded by whichever tick its answer comes to, in any phase, finished ones too
+(`late`): `status.diagnosis.pendingSince` says it is awaited meanwhile.
+
 Mitigating applies one action per tick: recorded `pending` with its intent (one persisted step),
 then applied and recorded `applied` (the next). A `pending` record whose intent already shows on its
 target is marked applied, never applied again; undoing restores one record per tick the same way.
@@ -51,7 +55,7 @@ from ..planning.llm import add_usage, tokens_spent, with_fallback
 from ..settings import Settings
 from . import limits
 from .conditions import conditions
-from .step import NOTHING, Event, Op, Status, Step, Write
+from .step import NOTHING, Event, Op, Question, Status, Step, Write
 from .validation import judge, next_step
 
 STRUCTURAL = frozenset({"unavailable", "crash-loop", "not-ready", "endpoints-missing", "oom"})
@@ -65,12 +69,15 @@ TIMELINE = 50  # entries kept
 @dataclass(frozen=True)
 class ModelAnswer:
     """What the model answered this tick (asked by the runner): for triage a diagnosis, for planning
-    a plan, or why there is none; with what it cost (`usage`, `callSeconds` included)."""
+    a plan, or why there is none; with what it cost (`usage`, `callSeconds` included). A question
+    asked in the background carries the `evidence` it was asked from (its answer is checked
+    against that, not against the state of a later tick)."""
     plan: MitigationPlan | None
     usage: dict[str, Any] = field(default_factory=dict)
     error: str = ""
     stage: ModelStage = ModelStage.PLANNING
     diagnosis: Diagnosis | None = None
+    evidence: Evidence | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,12 @@ class Tick:
     traces: list[TraceFacts] = field(default_factory=list)
     model: ModelAnswer | None = None
     model_configured: bool = False  # the operator has a model to ask
+    # The diagnosis asked in the background at triage, as the runner holds it: its answer once it
+    # came; whether this process is still asking it; how long the daemon loop waited for it after
+    # the Incident finished before it stopped waiting (0: it did not give up).
+    late: ModelAnswer | None = None
+    asking: bool = False
+    gave_up_after: float = 0.0
 
     @property
     def name(self) -> str:
@@ -190,9 +203,6 @@ def model_use(t: Tick) -> selection.Ask:
         return selection.Ask(False, "")
     policy = selection.effective_policy(t.settings.planner, t.spec.planner)
     budget = selection.Budget(t.settings.llm_token_budget, tokens_spent(t.status.get("llm")))
-    if stage == ModelStage.TRIAGE:
-        return selection.decide(stage, policy, configured=t.model_configured, triage=t.settings.llm_triage,
-                                budget=budget)
     return selection.decide(stage, policy, configured=t.model_configured, triage=t.settings.llm_triage,
                             budget=budget, rules_plan=planner.plan(evidence_of(t), tried(t)),
                             last_plan_by=(t.status.get("plan") or {}).get("planner"), attempt=t.attempt)
@@ -200,15 +210,20 @@ def model_use(t: Tick) -> selection.Ask:
 
 def model_status(t: Tick, stage: ModelStage, answer: ModelAnswer | None,
                  fallback: str) -> tuple[dict[str, Any], list[Op]]:
+    return llm_status(t.status, t.now, stage, answer, fallback)
+
+
+def llm_status(status: dict[str, Any], now: dt.datetime, stage: ModelStage, answer: ModelAnswer | None,
+               fallback: str) -> tuple[dict[str, Any], list[Op]]:
     """`status.llm` after this stage (its calls, tokens and seconds; the fallback and why) and the
     Warning Event of a fallback; nothing when the model had no part in it."""
-    total = t.status.get("llm")
+    total = status.get("llm")
     if answer is not None:
         total = add_usage(total, answer.usage)
     if not fallback:
         return ({"llm": total} if answer is not None else {}), []
     what = "diagnosis" if stage == ModelStage.TRIAGE else "plan"
-    return ({"llm": with_fallback(total, stage, fallback, stamp(t.now))},
+    return ({"llm": with_fallback(total, stage, fallback, stamp(now))},
             [Event("Warning", "PlannerFallback", f"the rules' {what} is used: {fallback}"[:1000])])
 
 
@@ -277,7 +292,13 @@ def triage(t: Tick) -> Step:
     diagnosis, fallback = diagnose(t, ev)
     llm, ops = model_status(t, ModelStage.TRIAGE, t.model if t.model and t.model.stage == ModelStage.TRIAGE
                             else None, fallback)
-    return Step((*ops, move(Phase.PLANNING, "evidence collected",
+    message = "evidence collected"
+    ask = model_use(t)
+    if ask.ask and ask.background and t.model is None:  # a rule acts at once; the model diagnoses meanwhile
+        ops.insert(0, Question(ModelStage.TRIAGE, ev))
+        diagnosis[PENDING] = stamp(t.now)
+        message += "; the model's diagnosis is asked in the background (the rules' is shown until it comes)"
+    return Step((*ops, move(Phase.PLANNING, message,
                             symptoms=[s.model_dump(by_alias=True, exclude_none=True) | {"observedAt": stamp(t.now)}
                                       for s in ev.symptoms],
                             triageSummary=summary[:4000], diagnosis=diagnosis, **llm)), again=True)
@@ -291,14 +312,78 @@ def diagnose(t: Tick, ev: Evidence) -> tuple[dict[str, Any], str]:
     if answer is None or answer.stage != ModelStage.TRIAGE:
         ask = model_use(t)
         fallback = ask.why if ask.fallback else ""
-    elif answer.diagnosis is None:
-        fallback = answer.error or "the model gave no diagnosis"
     else:
-        try:
-            return diagnoses.checked(answer.diagnosis, ev).model_dump(by_alias=True, exclude_none=True), ""
-        except Exception as exc:  # noqa: BLE001 - untrusted answer: whatever is wrong with it, the rules'
-            fallback = f"the model's diagnosis was refused: {exc}"
+        found, fallback = model_diagnosis(answer, ev)
+        if found is not None:
+            return found, ""
     return rules.model_dump(by_alias=True, exclude_none=True), fallback
+
+
+def model_diagnosis(answer: ModelAnswer, ev: Evidence | None) -> tuple[dict[str, Any] | None, str]:
+    """(the model's diagnosis as `status.diagnosis`, None and why it is not used): it must say
+    something and suspect only an object of the evidence it was asked from."""
+    if answer.diagnosis is None:
+        return None, answer.error or "the model gave no diagnosis"
+    if ev is None:
+        return None, "the model's diagnosis was refused: the evidence it was asked from is not known"
+    try:
+        return diagnoses.checked(answer.diagnosis, ev).model_dump(by_alias=True, exclude_none=True), ""
+    except Exception as exc:  # noqa: BLE001 - untrusted answer: whatever is wrong with it, the rules'
+        return None, f"the model's diagnosis was refused: {exc}"
+
+
+# -- the diagnosis asked in the background ----------------------------------------------------------
+
+PENDING = "pendingSince"  # status.diagnosis.pendingSince: the model's diagnosis is awaited since then
+DIAGNOSIS_FIELDS = ("summary", "rootCause", "suspect", "evidence", "confidence", "diagnosedBy")
+NOT_RECEIVED = ("the model's diagnosis was not received: the operator process that asked it stopped before "
+                "the answer (the rules' diagnosis stays)")
+
+
+def diagnosis_pending(status: dict[str, Any]) -> bool:
+    """Whether the model's diagnosis, asked in the background at triage, is still awaited."""
+    diagnosis = status.get("diagnosis")
+    return isinstance(diagnosis, dict) and bool(diagnosis.get(PENDING))
+
+
+def late_wait_seconds(settings: Settings) -> float:
+    """How long a finished Incident's daemon waits for the diagnosis asked in the background: as
+    long as one question may take (every try timing out)."""
+    return settings.llm_timeout_seconds * (settings.llm_max_retries + 1)
+
+
+def late(t: Tick) -> Step | None:
+    """The step recording the diagnosis asked in the background, when it is due (None: none is
+    awaited, or it is still being asked): its answer came; the daemon loop stopped waiting for it;
+    or this operator process does not hold the question (the one that asked it stopped)."""
+    if not diagnosis_pending(t.status):
+        return None
+    if t.late is not None:
+        return late_diagnosis(t.status, t.late, t.now)
+    if t.gave_up_after:
+        return late_diagnosis(t.status, None, t.now, f"the model's diagnosis did not come within "
+                                                     f"{seconds_text(t.gave_up_after)} of the incident's end")
+    if not t.asking:
+        return late_diagnosis(t.status, None, t.now, NOT_RECEIVED)
+    return None
+
+
+def late_diagnosis(status: dict[str, Any], answer: ModelAnswer | None, now: dt.datetime,
+                   missing: str = "") -> Step:
+    """The model's diagnosis asked in the background, recorded whatever the phase: checked as
+    triage checks it (against the evidence it was asked from), it replaces the rules' diagnosis
+    (the plan's side of `status.diagnosis` stays), and `status.llm` counts what it cost; anything
+    wrong with it (or no answer: `missing` says why) keeps the rules' diagnosis, and the reason is
+    a fallback. The phase and the message are left as they are."""
+    found, fallback = (None, missing) if answer is None else model_diagnosis(answer, answer.evidence)
+    diagnosis: dict[str, Any] = {PENDING: None}
+    if found is not None:
+        diagnosis |= dict.fromkeys(DIAGNOSIS_FIELDS) | found
+    try:
+        llm, ops = llm_status(status, now, ModelStage.TRIAGE, answer, fallback)
+    except (TypeError, ValueError, AttributeError):  # a status.llm not as the operator wrote it: start again
+        llm, ops = llm_status({}, now, ModelStage.TRIAGE, answer, fallback)
+    return Step((*ops, Status({"diagnosis": diagnosis, **llm})), again=True)
 
 
 def choose_plan(t: Tick, tried_keys: set[str]) -> tuple[MitigationPlan, str]:
@@ -699,6 +784,9 @@ def advance(t: Tick) -> Step:
         phase = t.phase
     except ValueError:
         return fail("InvalidIncident", f"unknown phase {t.status.get('phase')!r}")
+    recorded = late(t)  # whatever the phase: the Incident may have finished before the answer came
+    if recorded is not None:
+        return recorded
     if phase in TERMINAL:
         return NOTHING
     if not t.settings.acts_in(t.namespace):

@@ -17,16 +17,26 @@ The operator's own figures (`Ports.telemetry`) are derived from what the runner 
 by reading the cluster again: a persisted status patch that moves the phase is a transition (the
 first, Detected → Triaging, an Incident taken on, with its time to detect; Resolved, its time to
 mitigate), an action record that reaches applied, failed or undone is an action, a new undo-log
-entry an undo; the model's answer in the tick is an LLM call."""
+entry an undo; the model's answer in the tick is an LLM call (one asked in the background, once its
+answer is persisted).
+
+Questions asked in the background (`step.Question`: hybrid triage's diagnosis when a rule acts at
+once) run on a few threads of the process (`Background`), take the same model slot as any other,
+and are handed to the pipeline in the tick after they are answered (`Tick.late`). The daemon loop
+of an Incident that finished before the answer came waits for it, as long as one question may take
+(`pipeline.late_wait_seconds`), then ends; after a restart nobody holds the question, and the
+pipeline says it was not received."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -46,7 +56,7 @@ from ..domain.vocabulary import TERMINAL, ModelStage, Outcome, Phase
 from ..planning.llm import LlmError
 from ..settings import Settings
 from . import notices, pipeline
-from .step import Event, Status, Step, Write, merged
+from .step import Event, Question, Status, Step, Write, merged
 
 log = logging.getLogger("sre_operator.pipeline")
 KIND = "Incident"
@@ -79,7 +89,93 @@ def _no_event(event: Event) -> None:
 # One model slot per operator process: a small model on a CPU answers one question at a time, and
 # Incidents asking at once would only time each other out. They take turns, and say they wait.
 MODEL_SLOT = threading.Lock()
-WAITING_FOR_THE_MODEL = "waiting for the model: another incident is asking it"
+WAITING_FOR_THE_MODEL = "waiting for the model: it is answering another question"
+BACKGROUND_WORKERS = 2  # threads for questions asked in the background (the model slot lets one ask at a time)
+
+
+def slot_wait(settings: Settings) -> float:
+    """The longest a question waits for the model slot: a whole question (every try timing out), twice."""
+    return settings.llm_timeout_seconds * (settings.llm_max_retries + 1) * 2
+
+
+@dataclass
+class _Held:
+    future: Future[pipeline.ModelAnswer]
+    abandoned: threading.Event
+    gave_up_after: float = 0.0
+
+
+class Background:
+    """The questions this process asks the model in the background, one per Incident, on a few
+    threads of its own (made on first use). Only this process knows them: after a restart an
+    Incident's question is held by nobody, and its pipeline records that it was not received."""
+
+    def __init__(self, workers: int = BACKGROUND_WORKERS) -> None:
+        self.workers = workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._held: dict[str, _Held] = {}
+        self._lock = threading.Lock()
+
+    def ask(self, key: str, job: Callable[[threading.Event], pipeline.ModelAnswer]) -> bool:
+        """Starts `job` (given an Event set when nobody awaits its answer any more) unless the
+        Incident's question is held already."""
+        with self._lock:
+            if key in self._held:
+                return False
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="model")
+            abandoned = threading.Event()
+            self._held[key] = _Held(self._pool.submit(job, abandoned), abandoned)
+            return True
+
+    def state(self, key: str) -> tuple[pipeline.ModelAnswer | None, bool, float]:
+        """(its answer once it came, whether it is still being asked, how long the daemon loop
+        waited for it in vain); (None, False, 0) when this process holds no question for `key`."""
+        with self._lock:
+            held = self._held.get(key)
+        if held is None:
+            return None, False, 0.0
+        if held.gave_up_after:
+            return None, False, held.gave_up_after
+        if not held.future.done():
+            return None, True, 0.0
+        try:
+            return held.future.result(), False, 0.0
+        except (concurrent.futures.CancelledError, Exception):  # noqa: BLE001 - never asked: not received
+            return None, False, 0.0
+
+    def pending(self, key: str) -> Future[pipeline.ModelAnswer] | None:
+        """The question still being asked for `key` (None: none, answered, or given up)."""
+        with self._lock:
+            held = self._held.get(key)
+        return held.future if held is not None and not held.gave_up_after and not held.future.done() else None
+
+    def give_up(self, key: str, waited: float) -> None:
+        """Nobody waits for this answer any more (the daemon loop waited `waited` seconds)."""
+        with self._lock:
+            held = self._held.get(key)
+            if held is not None:
+                held.gave_up_after = max(waited, 0.001)
+                held.abandoned.set()
+
+    def drop(self, key: str) -> None:
+        with self._lock:
+            held = self._held.pop(key, None)
+        if held is not None:
+            held.abandoned.set()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+            for held in self._held.values():
+                held.abandoned.set()
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def question_key(incident: Obj) -> str:
+    meta = incident.get("metadata") or {}
+    return f"{meta.get('namespace')}/{meta.get('name')}/{meta.get('uid') or ''}"
 
 
 @dataclass
@@ -94,16 +190,19 @@ class Ports:
     model_slot: threading.Lock = field(default=MODEL_SLOT)
     notifier: Notifier | None = None  # None: no sink configured, nothing told
     spans: Spans = NO_SPANS
+    background: Background = field(default_factory=Background)  # the operator passes its process's one
 
 
 @dataclass(frozen=True)
 class Ticked:
     phase: Phase | str
     again: bool = False
+    waiting: bool = False  # the model's diagnosis asked in the background is still to be recorded
+    key: str = field(default="", compare=False)  # `question_key` of the Incident
 
     @property
     def finished(self) -> bool:
-        return self.phase in TERMINAL
+        return self.phase in TERMINAL and not self.waiting
 
 
 def observe(ports: Ports, incident: Obj, settings: Settings) -> pipeline.Tick:
@@ -111,14 +210,19 @@ def observe(ports: Ports, incident: Obj, settings: Settings) -> pipeline.Tick:
     now = ports.clock()
     ns = incident["metadata"]["namespace"]
     status = incident.get("status") or {}
+    bare = pipeline.Tick(incident=incident, snapshot=Snapshot(ns, now), settings=settings, now=now,
+                         model_configured=ports.llm is not None)
+    if pipeline.diagnosis_pending(status):
+        late, asking, gave_up_after = ports.background.state(question_key(incident))
+        bare = replace(bare, late=late, asking=asking, gave_up_after=gave_up_after)
+        if pipeline.late(bare) is not None:
+            return bare  # this tick records the late diagnosis, and only that
     need = pipeline.needs(status, now, settings)
-    snap = Snapshot.read(ports.cluster, ns, now) if need.snapshot else Snapshot(ns, now)
+    snap = Snapshot.read(ports.cluster, ns, now) if need.snapshot else bare.snapshot
     window = pipeline.window_for(status, now)
     figures = ports.metrics.read([ns], window).of(ns) if need.metrics else None
-    tick = pipeline.Tick(incident=incident, snapshot=snap, settings=settings, now=now,
-                         signals=service_signals(snap, figures), complete=figures is not None, window=window,
-                         incidents=ports.cluster.list_objects(KIND, ns) if need.incidents else [],
-                         model_configured=ports.llm is not None)
+    tick = replace(bare, snapshot=snap, signals=service_signals(snap, figures), complete=figures is not None,
+                   window=window, incidents=ports.cluster.list_objects(KIND, ns) if need.incidents else [])
     if not need.evidence:
         return tick
     try:
@@ -130,10 +234,10 @@ def observe(ports: Ports, incident: Obj, settings: Settings) -> pipeline.Tick:
     tick = replace(tick, logs=logs, traces=traces)
     if need.model and ports.llm is not None:
         try:
-            wanted = pipeline.model_use(tick).ask
+            wanted = pipeline.model_use(tick)
         except (ValueError, KeyError, TypeError):
             return tick  # the Incident cannot be read: the stage says why (never a tick that raises forever)
-        if wanted:
+        if wanted.ask and not wanted.background:  # a background question is the step's (`Question`)
             answer = in_turn(ports, ports.llm, tick, settings)
             report_model_span(ports.spans, incident, settings.llm_model, ports.clock(), answer)
             tick = replace(tick, model=answer)
@@ -147,7 +251,7 @@ def in_turn(ports: Ports, llm: Planner, tick: pipeline.Tick, settings: Settings)
     slot = ports.model_slot
     if not slot.acquire(blocking=False):
         ports.cluster.patch_status(KIND, tick.namespace, tick.name, {"message": WAITING_FOR_THE_MODEL})
-        longest = settings.llm_timeout_seconds * (settings.llm_max_retries + 1) * 2
+        longest = slot_wait(settings)
         if not slot.acquire(timeout=longest):
             stage = ModelStage.TRIAGE if tick.phase == Phase.TRIAGING else ModelStage.PLANNING
             return pipeline.ModelAnswer(None, {}, f"the model stayed busy for {longest:.0f}s with another incident",
@@ -163,23 +267,66 @@ def ask_model(llm: Planner, tick: pipeline.Tick, now: Callable[[], dt.datetime] 
     anything else the client or the answer raises) is an answer without a plan, with the reason:
     the stage falls back to the rules and the Incident moves on."""
     stage = ModelStage.TRIAGE if tick.phase == Phase.TRIAGING else ModelStage.PLANNING
-    start = now()
-    try:
+
+    def call() -> pipeline.ModelAnswer:
         ev = pipeline.evidence_of(tick)
         if stage == ModelStage.TRIAGE:
             found, usage = llm.diagnose(ev, tick.namespace)
-            answer = pipeline.ModelAnswer(None, usage, stage=stage, diagnosis=found)
-        else:
-            proposal, usage = llm.plan(ev, tick.namespace, pipeline.tried(tick))
-            answer = pipeline.ModelAnswer(proposal, usage, stage=stage)
+            return pipeline.ModelAnswer(None, usage, stage=stage, diagnosis=found)
+        proposal, usage = llm.plan(ev, tick.namespace, pipeline.tried(tick))
+        return pipeline.ModelAnswer(proposal, usage, stage=stage)
+    return timed(call, stage, tick.name, now)
+
+
+def timed(call: Callable[[], pipeline.ModelAnswer], stage: ModelStage, name: str,
+          now: Callable[[], dt.datetime]) -> pipeline.ModelAnswer:
+    """One question (`call`), timed; whatever it raises is an answer without a plan or diagnosis."""
+    start = now()
+    try:
+        answer = call()
     except LlmError as exc:
         answer = pipeline.ModelAnswer(None, exc.usage, str(exc), stage=stage)
     except Exception as exc:  # noqa: BLE001 - a model is outside input: its failure is never a stuck Incident
-        log.warning("model call for %s failed: %s: %s", tick.name, type(exc).__name__, exc)
+        log.warning("model call for %s failed: %s: %s", name, type(exc).__name__, exc)
         answer = pipeline.ModelAnswer(None, {"calls": 1}, f"the model call failed: {type(exc).__name__}: "
                                                           f"{str(exc)[:300]}", stage=stage)
     seconds = round(max(0.0, (now() - start).total_seconds()), 2)
     return replace(answer, usage={**answer.usage, "callSeconds": [seconds]})
+
+
+def ask_later(ports: Ports, incident: Obj, settings: Settings, question: Question) -> None:
+    """Hands `question` to the process's background questions (unless the Incident's is held
+    already): it waits for the model slot as any question does, and its answer (with its span
+    reported when it comes) carries the evidence it was asked from."""
+    llm = ports.llm
+    if llm is None:
+        return  # nothing to ask: the pipeline says the diagnosis was not received
+    meta = incident.get("metadata") or {}
+    namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+    ev, stage = question.evidence, question.stage
+
+    def job(abandoned: threading.Event) -> pipeline.ModelAnswer:
+        slot, longest = ports.model_slot, slot_wait(settings)
+        if not slot.acquire(timeout=longest):
+            answer = pipeline.ModelAnswer(None, {"calls": 0}, f"the model stayed busy for {longest:.0f}s with other "
+                                          "questions", stage=stage)
+        else:
+            try:
+                if abandoned.is_set():  # nobody waits for it any more: the model is not asked
+                    return pipeline.ModelAnswer(None, {}, "no longer awaited", stage=stage, evidence=ev)
+
+                def call() -> pipeline.ModelAnswer:
+                    found, usage = llm.diagnose(ev, namespace)
+                    return pipeline.ModelAnswer(None, usage, stage=stage, diagnosis=found)
+                answer = timed(call, stage, name, ports.clock)
+            finally:
+                slot.release()
+        report_model_span(ports.spans, incident, settings.llm_model, ports.clock(), answer)
+        return replace(answer, evidence=ev)
+
+    if ports.background.ask(question_key(incident), job):
+        log.info("incident %s/%s: the model's %s is asked in the background", namespace, name,
+                 "diagnosis" if stage == ModelStage.TRIAGE else "plan")
 
 
 def ref_of(incident: Obj) -> Ref:
@@ -224,7 +371,7 @@ def apply(cluster: Cluster, namespace: str, write: Write) -> None:
 def execute(ports: Ports, incident: Obj, step: Step, now: dt.datetime) -> dict[str, Any]:
     """Makes the step's writes in order; returns the status as persisted. A write the API server
     refuses for good (not a transient error, which propagates and is retried) ends the step: the
-    step's `on_refused` is persisted instead."""
+    step's `on_refused` is persisted instead. (A `Question` was handed over by `tick`.)"""
     meta = incident["metadata"]
     ns, name, generation = meta["namespace"], meta["name"], int(meta.get("generation") or 0)
     status = dict(incident.get("status") or {})
@@ -249,7 +396,7 @@ def execute(ports: Ports, incident: Obj, step: Step, now: dt.datetime) -> dict[s
                 decided(meta, f"{op.verb} {op.kind}/{op.name} refused: {exc}", write=f"{op.kind}/{op.name}")
                 return execute(ports, {**incident, "status": status}, step.on_refused(str(exc)), now)
             decided(meta, f"{op.verb} {op.kind}/{op.name}", write=f"{op.kind}/{op.name}")
-        else:
+        elif isinstance(op, Event):
             emit(ports, op)
     return status
 
@@ -399,10 +546,18 @@ def tick(ports: Ports, namespace: str, name: str, settings: Settings) -> Ticked 
     observed = observe(ports, incident, settings)
     step = pipeline.advance(observed)
     report_model(ports.telemetry, observed.model, step)
+    asked = [op for op in step.ops if isinstance(op, Question)]
+    for question in asked:  # before the status that says it is asked is persisted
+        ask_later(ports, incident, settings, question)
     status = execute(ports, incident, step, observed.now)
+    waiting = pipeline.diagnosis_pending(status)
+    if observed.late is not None and not waiting:
+        report_model(ports.telemetry, observed.late, step)  # counted once its answer is persisted
+    if not waiting and not asked:
+        ports.background.drop(question_key(incident))
     tell(ports, {**incident, "status": status}, settings)
     report_phase(ports.telemetry, f"{namespace}/{name}", status)
-    return Ticked(status.get("phase") or Phase.DETECTED, step.again)
+    return Ticked(status.get("phase") or Phase.DETECTED, step.again, waiting, question_key(incident))
 
 
 @dataclass
@@ -418,6 +573,8 @@ class Pace:
     pause: float = 1.0
     failures: int = 0
     at_once: int = 0
+    awaited: Future[pipeline.ModelAnswer] | None = None  # set: wait for it (`wait_late`), then tick
+    key: str = ""  # the Incident's background questions (`question_key`), as last ticked
 
     def step(self) -> float | None:
         """One tick, then the pause before the next (None: stop)."""
@@ -435,13 +592,32 @@ class Pace:
                 log.debug("incident %s/%s: status not written either: %s", ns, name, again)
             return delay
         self.failures = 0
-        if done is None or done.finished:
+        if done is None:
+            if self.key:
+                self.ports.background.drop(self.key)  # gone: nobody waits for its answer
             return None
+        self.key = done.key
+        if done.finished:
+            return None
+        if done.phase in TERMINAL:  # finished before the model's diagnosis came: wait for it, then record it
+            self.awaited = self.ports.background.pending(self.key)
+            return 0.0
         self.at_once = self.at_once + 1 if done.again else 0
         if done.again and self.at_once < MAX_AT_ONCE:
             return 0.0
         self.at_once = 0
         return self.pause
+
+    def take_awaited(self) -> Future[pipeline.ModelAnswer] | None:
+        """The question the finished Incident still waits for (then the loop waits for it)."""
+        awaited, self.awaited = self.awaited, None
+        return awaited
+
+    def give_up(self, waited: float) -> None:
+        """The loop waited long enough: the next tick records that the answer did not come."""
+        log.info("incident %s/%s: the model's diagnosis did not come within %.0fs of the end", self.namespace,
+                 self.name, waited)
+        self.ports.background.give_up(self.key, waited)
 
 
 def run_incident(ports: Ports, namespace: str, name: str, settings: Settings, stopped: Stopped,
@@ -453,7 +629,15 @@ def run_incident(ports: Ports, namespace: str, name: str, settings: Settings, st
         delay = pace.step()
         if delay is None:
             return
-        if delay:
+        awaited = pace.take_awaited()
+        if awaited is not None:
+            bound = pipeline.late_wait_seconds(settings)
+            deadline = time.monotonic() + bound
+            while not stopped and not awaited.done() and (left := deadline - time.monotonic()) > 0:
+                concurrent.futures.wait([awaited], timeout=min(1.0, left))
+            if not awaited.done() and not stopped:
+                pace.give_up(bound)
+        elif delay:
             stopped.wait(delay)
 
 
@@ -476,5 +660,13 @@ async def run_incident_async(ports: Ports, namespace: str, name: str, settings: 
         delay = await loop.run_in_executor(workers, contextvars.copy_context().run, pace.step)
         if delay is None:
             return
-        if delay:
+        awaited = pace.take_awaited()
+        if awaited is not None:  # no thread held while the finished Incident waits for its diagnosis
+            bound = pipeline.late_wait_seconds(settings)
+            deadline, answered = loop.time() + bound, asyncio.wrap_future(awaited)
+            while not stopped and not awaited.done() and (left := deadline - loop.time()) > 0:
+                await asyncio.wait({answered}, timeout=min(1.0, left))
+            if not awaited.done() and not stopped:
+                pace.give_up(bound)
+        elif delay:
             await stopped.wait(delay)

@@ -5,18 +5,23 @@
   `pipeline.advance`, the one place that does it);
 - `Write`: a patch or delete of one object, always in the Incident's own namespace (an op carries
   no namespace, so none can name another);
-- `Event`: a Kubernetes Event about the Incident.
+- `Event`: a Kubernetes Event about the Incident;
+- `Question`: a question for the model, asked in the background (the Incident does not wait for
+  it); its answer comes back in a later tick's `Tick.late`.
 
-A stage never performs any of these; `runner.execute` does, through the `Cluster` port. When a
-`Write` is refused, the runner stops the step there and persists `on_refused(reason)` instead."""
+A stage never performs any of these; `runner.execute` does, through the `Cluster` port (a
+`Question` is handed to the runner's background questions by `runner.tick`, before the step's
+other ops). When a `Write` is refused, the runner stops the step there and persists
+`on_refused(reason)` instead."""
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..domain.models import Evidence
 from ..domain.ports import PatchType
-from ..domain.vocabulary import Phase
+from ..domain.vocabulary import ModelStage, Phase
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,15 @@ class Event:
     message: str
 
 
-Op = Status | Write | Event
+@dataclass(frozen=True)
+class Question:
+    """Ask the model for `stage` from this evidence, without waiting for the answer (one per
+    Incident at a time: asked again while it is held, it is not asked twice)."""
+    stage: ModelStage
+    evidence: Evidence
+
+
+Op = Status | Write | Event | Question
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,10 @@
 - `rules`: never; the Incident's data never leaves the operator;
 - `hybrid` (the default): triage asks it for a diagnosis; planning asks it only when no rule matches
   the evidence or the rules' plan of the attempt before was undone (a rule that matches acts at
-  once: fast and free);
+  once: fast and free). When a rule matches at triage, the diagnosis is asked in the background
+  (`Ask.background`): the Incident goes on at once with the rules' diagnosis and plan, and the
+  model's diagnosis is recorded whenever it comes; when none matches, triage waits for it (the
+  model's diagnosis comes before its plan);
 - `llm`: triage and every plan.
 
 Whatever the policy, the model is not asked when none is configured or the Incident has spent its
@@ -30,10 +33,12 @@ def effective_policy(operator_policy: str, incident_policy: str | None) -> Plann
 @dataclass(frozen=True)
 class Ask:
     """Whether the model is asked at this stage, and why (or why not). `fallback`: the model was
-    wanted and is not asked (the reason goes into `status.llm`)."""
+    wanted and is not asked (the reason goes into `status.llm`). `background`: the question does not
+    hold the Incident up (its answer is recorded by a later tick, whatever the phase then)."""
     ask: bool
     why: str
     fallback: bool = False
+    background: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,14 +50,16 @@ class Budget:
 def decide(stage: ModelStage, policy: PlannerPolicy, *, configured: bool, triage: bool, budget: Budget,
            rules_plan: MitigationPlan | None = None, last_plan_by: str | None = None,
            attempt: int = 1) -> Ask:
-    """The decision for one stage. `rules_plan`: what the rules would do now (planning only);
-    `last_plan_by`: who planned the attempt before (undone, since planning runs again)."""
+    """The decision for one stage. `rules_plan`: what the rules would do now; `last_plan_by`: who
+    planned the attempt before (undone, since planning runs again)."""
     if policy == PlannerPolicy.RULES:
         return Ask(False, "planner: rules")
+    background = False
     if stage == ModelStage.TRIAGE:
         if not triage:
             return Ask(False, "triage by the model is off")
-        why = "triage"
+        background = policy == PlannerPolicy.HYBRID and rules_plan is not None and bool(rules_plan.actions)
+        why = "triage, in the background: a rule matches the evidence and acts at once" if background else "triage"
     elif policy == PlannerPolicy.LLM:
         why = "planner: llm"
     elif rules_plan is None or not rules_plan.actions:
@@ -65,4 +72,4 @@ def decide(stage: ModelStage, policy: PlannerPolicy, *, configured: bool, triage
         return Ask(False, "no model is configured", fallback=policy == PlannerPolicy.LLM)
     if budget.spent >= budget.tokens:
         return Ask(False, f"the incident's token budget is spent ({budget.spent} of {budget.tokens})", fallback=True)
-    return Ask(True, why)
+    return Ask(True, why, background=background)
