@@ -4,13 +4,12 @@ reading where listing every namespace is refused or a list comes out of order, a
 snapshots and known-good record either way."""
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
 
-from sre_operator.adapters.kube import LAST_APPLIED, _data, _lean
+from sre_operator.adapters.kube import LAST_APPLIED, _lean
 from sre_operator.detection.loop import detector_loop
 from sre_operator.detection.signals import KNOWN_GOOD, Reader
 from sre_operator.domain.ports import Obj
@@ -104,22 +103,6 @@ def test_the_adapter_keeps_when_and_by_whom_but_not_the_field_sets() -> None:
     assert lean["metadata"]["managedFields"] == [
         {"manager": "kubectl", "operation": "Apply", "time": "2026-01-01T00:00:00Z"},
         {"manager": "kcm", "operation": "Update", "time": "2026-01-01T00:01:00Z", "subresource": "status"}]
-
-
-class Answer:
-    """An API answer as the client hands it back with `_preload_content=False`."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-
-def test_the_adapter_decodes_whatever_json_reads() -> None:
-    page = b'{"kind":"PodList","items":[{"metadata":{"name":"a","labels":{"x":"\\u00e9"}},"n":12345678901}]}'
-    assert _data(Answer(page)) == json.loads(page)
-    # orjson refuses a lone surrogate escape and NaN, which json reads (and the API never writes).
-    odd = b'{"data":{"k":"\\ud800"},"x":NaN}'
-    decoded = _data(Answer(odd))
-    assert decoded["data"] == {"k": "\ud800"} and decoded["x"] != decoded["x"]
 
 
 def names(snap: Snapshot) -> dict[str, list[str]]:
