@@ -9,7 +9,7 @@ PY      := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 .PHONY: help setup demo shop-local test test-unit test-services test-cluster lint coverage \
-        cluster-bin cluster-up cluster-down kind-up kind-down bench bench-scenarios bench-scale crds clean
+        cluster-bin cluster-up cluster-down kind-up kind-down bench bench-scenarios bench-scale bench-cycle crds clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -51,6 +51,9 @@ bench: setup cluster-bin ## print speed and memory figures (shop, cluster, node 
 BENCH_SCALE_SIZES ?= 10,50,100
 bench-scale: setup cluster-bin ## the operator over 10, 50, 100 shops on kwok (BENCH_SCALE_SIZES=100,1000: ~25 min), a tenth faulted at once: detector cycle, memory, time to detect and to plan (→ bench/scale.json)
 	$(PY) bench/scale.py --sizes $(BENCH_SCALE_SIZES)
+
+bench-cycle: setup cluster-bin ## the detector's cycle over 100 and 1,000 shops offline (no cluster: a local stand-in for the API server, the operator's own adapter and loop), with cProfile's top functions (→ bench/cycle_profile.json)
+	$(PY) bench/cycle_profile.py --profile
 
 BENCH_RUNS ?= 1
 BENCH_CONTROL_MINUTES ?= 10

@@ -124,8 +124,12 @@ def test_each_namespace_gets_its_own_objects_in_the_api_s_order_among_unwatched_
     wide = {s.namespace: s for s in Snapshot.read_each(cluster, watched, at)}
     assert sorted(wide) == sorted(watched)
     for ns in watched:
-        assert names(wide[ns]) == names(Snapshot.read(cluster, ns, at))
+        alone = Snapshot.read(cluster, ns, at)
+        assert names(wide[ns]) == names(alone)
         assert wide[ns].known_good == record_of(cluster, ns)
+        record = cluster.get("ConfigMap", ns, KNOWN_GOOD)
+        assert wide[ns].known_good_version == alone.known_good_version == (
+            record["metadata"]["resourceVersion"] if record else None)
     assert wide["shop"].known_good == {"_replicas.product": "shop"} and not wide["absent"].of("Deployment")
 
 

@@ -3,6 +3,7 @@ is not vouched for yet, and the whole-object copies a deleted object is recreate
 through Snapshot.known_good_object)."""
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 
@@ -86,3 +87,19 @@ def test_an_unreadable_copy_is_no_copy() -> None:
                                          "_object.Service.b": '{"metadata": {"name": "c"}}'})
     assert snap.known_good_object("Service", "a") is None
     assert snap.known_good_object("Service", "b") is None  # a copy of another object
+
+
+def test_remembering_leaves_the_objects_as_they_were() -> None:
+    """The copies are made without a deep copy of each object: the objects read stay untouched."""
+    cluster = shop(MemoryCluster())
+    cluster.patch("Service", NS, "payment", "merge", {"spec": {"clusterIP": "10.96.0.7"}, "metadata": {
+        "annotations": {"deployment.kubernetes.io/revision": "3", "keep": "me"}}})
+    objects = {kind: cluster.list_objects(kind, NS, PART_OF) for kind in ("ConfigMap", "Deployment", "Service")}
+    before = copy.deepcopy(objects)
+    data = remember({}, config_maps=objects["ConfigMap"], deployments=objects["Deployment"],
+                    services=objects["Service"], unreachable=set(), now=cluster.clock(), min_age_seconds=0)
+    assert objects == before
+    svc = json.loads(data["_object.Service.payment"])
+    assert svc["metadata"]["annotations"] == {"keep": "me"} and "clusterIP" not in svc["spec"]
+    assert svc == {**healthy_copy(objects["Service"][[s["metadata"]["name"] for s in objects["Service"]].index(
+        "payment")]), "kind": "Service"}

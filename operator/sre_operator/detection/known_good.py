@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..domain.clock import age_seconds
@@ -48,9 +48,15 @@ def service_spec(sv: Obj) -> dict[str, Any]:
 def healthy_copy(obj: Obj) -> Obj:
     """The object as it can be created again: without status and without what the server fills in
     (uid, resourceVersion, managedFields, creationTimestamp, generation, owner references, a
-    Service's cluster IPs, a Deployment's revision)."""
-    out = {k: copy.deepcopy(v) for k, v in obj.items() if k != "status"}
-    meta = out.get("metadata") or {}
+    Service's cluster IPs, a Deployment's revision). A copy: nothing of `obj` is shared."""
+    return copy.deepcopy(_healthy_view(obj))
+
+
+def _healthy_view(obj: Obj) -> Obj:
+    """`healthy_copy` without the deep copy: new dicts where it leaves something out, `obj`'s own
+    values everywhere else (to be serialised at once, never changed: `obj` is left as it was)."""
+    out = {k: v for k, v in obj.items() if k != "status"}
+    meta = dict(out.get("metadata") or {})
     for key in SERVER_METADATA:
         meta.pop(key, None)
     annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k not in SERVER_ANNOTATIONS}
@@ -58,10 +64,12 @@ def healthy_copy(obj: Obj) -> Obj:
         meta["annotations"] = annotations
     else:
         meta.pop("annotations", None)
+    if out.get("metadata"):
+        out["metadata"] = meta
     spec = out.get("spec")
-    if isinstance(spec, dict):
-        for key in SERVER_SPEC.get(str(obj.get("kind")), ()):
-            spec.pop(key, None)
+    dropped = SERVER_SPEC.get(str(obj.get("kind")), ())
+    if isinstance(spec, dict) and any(key in spec for key in dropped):
+        out["spec"] = {k: v for k, v in spec.items() if k not in dropped}
     return out
 
 
@@ -70,7 +78,7 @@ def object_key(kind: str, name: str) -> str:
 
 
 def _copy_entry(kind: str, obj: Obj) -> tuple[str, str]:
-    body = healthy_copy(obj)
+    body = _healthy_view(obj)
     body["kind"] = kind
     return object_key(kind, obj["metadata"]["name"]), json.dumps(body, sort_keys=True)
 
@@ -112,3 +120,34 @@ def remember(previous: Mapping[str, str], *, config_maps: Sequence[Obj], deploym
         key, value = _copy_entry("Service", sv)
         data[key] = value
     return data
+
+
+def settled(objects: Iterable[Obj], now: dt.datetime, min_age_seconds: float = MIN_AGE_SECONDS) -> bool:
+    """Whether none of `objects` changed within `min_age_seconds` before `now` (nor after it): then
+    `remember` decides the same about them at any later time (their age is no longer a reason to
+    keep an older entry)."""
+    for obj in objects:
+        age = age_seconds(last_change(obj), now)
+        if age is not None and age < min_age_seconds:
+            return False
+    return True
+
+
+def inputs(version: str | None, previous: Mapping[str, str], *, config_maps: Sequence[Obj],
+           deployments: Sequence[Obj], services: Sequence[Obj], unreachable: Collection[str],
+           min_age_seconds: float = MIN_AGE_SECONDS) -> Hashable | None:
+    """What `remember` derives a record from, as a key that is equal only for the same inputs: the
+    previous record by its resourceVersion (`version`), each object by kind, uid and
+    resourceVersion (the API server gives an object a new one with any change), the Services that
+    reach no pod. None where that cannot be told (an object or a record without a version)."""
+    if version is None and previous:
+        return None
+    objects: list[tuple[str, str, str]] = []
+    for kind, group in (("ConfigMap", config_maps), ("Deployment", deployments), ("Service", services)):
+        for obj in group:
+            meta = obj.get("metadata") or {}
+            uid, rv = meta.get("uid"), meta.get("resourceVersion")
+            if not uid or not rv:
+                return None
+            objects.append((kind, str(uid), str(rv)))
+    return version, tuple(objects), frozenset(unreachable), min_age_seconds

@@ -11,7 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..domain.clock import age_seconds, now, parse_duration
@@ -148,25 +149,66 @@ class Reader:
         return dict((cm or {}).get("data") or {})
 
     def remember_known_good(self, min_age_seconds: float = good_record.MIN_AGE_SECONDS,
-                            snapshot: Snapshot | None = None) -> None:
+                            snapshot: Snapshot | None = None, up_to_date: UpToDate | None = None) -> None:
         """Record the shop's configs, replica counts, Service specs and object copies while it is
         healthy (`detection.known_good` decides what; this reads, unless given the detector's
-        `snapshot` of the namespace, and writes only a change)."""
+        `snapshot` of the namespace, and writes only a change). With `up_to_date`, a snapshot
+        whose record was found up to date from the same inputs before is not derived again."""
         if snapshot is None:
-            known, (deployments, pods, services) = self.known_good(), self.objects()
+            version, known, (deployments, pods, services) = None, self.known_good(), self.objects()
             config_maps = self.cluster.list_objects("ConfigMap", self.namespace, PART_OF)
         else:
-            known, (deployments, pods, services) = dict(snapshot.known_good), objects_of(snapshot)
-            config_maps = snapshot.of("ConfigMap")
+            version, known = snapshot.known_good_version, dict(snapshot.known_good)
+            (deployments, pods, services), config_maps = objects_of(snapshot), snapshot.of("ConfigMap")
         unreachable = {sv["metadata"]["name"] for sv in services if service_problem(sv, pods)}
+        at = now()
+        key = None if up_to_date is None or snapshot is None else good_record.inputs(
+            version, known, config_maps=config_maps, deployments=deployments, services=services,
+            unreachable=unreachable, min_age_seconds=min_age_seconds)
+        if up_to_date is not None and up_to_date.holds(self.namespace, key, at):
+            return
         data = good_record.remember(known, config_maps=config_maps, deployments=deployments, services=services,
-                                    unreachable=unreachable, now=now(), min_age_seconds=min_age_seconds)
+                                    unreachable=unreachable, now=at, min_age_seconds=min_age_seconds)
         if data and data != known:
             upsert_config_map(self.cluster, self.namespace, KNOWN_GOOD, data, labels=MANAGED_BY)
+        elif up_to_date is not None and good_record.settled([*config_maps, *deployments, *services], at,
+                                                             min_age_seconds):
+            up_to_date.found(self.namespace, key, at)
 
     def known_good_service(self, name: str) -> dict[str, Any] | None:
         raw = self.known_good().get(f"{SERVICE_PREFIX}{name}")
         return json.loads(raw) if raw else None
+
+
+@dataclass
+class UpToDate:
+    """The namespaces whose known-good record was last found up to date, from which inputs
+    (`known_good.inputs`) and when. The same inputs read again need no new derivation (every
+    object's deep copy and JSON, each namespace each cycle): `remember` would decide the same,
+    unless an object was too new to vouch for then (such a finding is not kept) or the clock went back."""
+    _found: dict[str, tuple[Hashable, dt.datetime]] = field(default_factory=dict)
+
+    def holds(self, namespace: str, key: Hashable | None, at: dt.datetime) -> bool:
+        found = self._found.get(namespace)
+        return key is not None and found is not None and found[0] == key and at >= found[1]
+
+    def found(self, namespace: str, key: Hashable | None, at: dt.datetime) -> None:
+        if key is None:
+            self._found.pop(namespace, None)
+        else:
+            self._found[namespace] = (key, at)
+
+
+def remembering(cluster: Cluster) -> Callable[[Snapshot], None]:
+    """What the operator gives the detector loop to record a healthy namespace's snapshot as
+    known-good: `Reader.remember_known_good`, skipping the namespaces found up to date from the
+    same inputs (one `UpToDate` for the loop's life)."""
+    up_to_date = UpToDate()
+
+    def remember(snap: Snapshot) -> None:
+        Reader(cluster, snap.namespace).remember_known_good(snapshot=snap, up_to_date=up_to_date)
+    return remember
+
 
 def parse_window(window: str) -> float:
     """A PromQL duration of ours (`1m`, `41s`) in seconds."""

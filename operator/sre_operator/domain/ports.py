@@ -41,7 +41,7 @@ class Cluster(Protocol):
     def list_all(self, kind: str, labels: Mapping[str, str] | None = None) -> Iterator[Obj]:
         """Every namespace's objects of `kind` carrying every label of `labels`, read a page at a
         time as the iterator goes (the detector's reading of many namespaces: a few calls per kind
-        instead of one per namespace, one page in memory), in the API server's storage order:
+        instead of one per namespace, a page or two in memory), in the API server's storage order:
         by `namespace/name`. Each `managedFields` entry keeps its manager, operation, time and
         subresource, not its field set, and the `kubectl.kubernetes.io/last-applied-configuration`
         copy is left out. ClusterError (403 when not allowed) from the call that fails."""

@@ -73,6 +73,12 @@ def _data(record: Obj | None) -> dict[str, str]:
     return {str(k): str(v) for k, v in ((record or {}).get("data") or {}).items()}
 
 
+def _version(record: Obj | None) -> str | None:
+    """The record's resourceVersion (None: no record, or none given)."""
+    version = ((record or {}).get("metadata") or {}).get("resourceVersion")
+    return str(version) if version else None
+
+
 @dataclass(frozen=True)
 class Snapshot:
     namespace: str
@@ -80,6 +86,7 @@ class Snapshot:
     objects: dict[str, list[Obj]] = field(default_factory=dict)  # kind → objects
     known_good: dict[str, str] = field(default_factory=dict)
     ledger: dict[str, str] | None = None  # the action ledger's data (None: there is none yet)
+    known_good_version: str | None = None  # the known-good record's resourceVersion (None: no record)
 
     @classmethod
     def read(cls, cluster: Cluster, namespace: str, at: dt.datetime) -> Snapshot:
@@ -88,8 +95,9 @@ class Snapshot:
         objects = {kind: cluster.list_objects(kind, namespace, None if kind == "ReplicaSet" else PART_OF)
                    for kind in KINDS}
         ledger = cluster.get("ConfigMap", namespace, ACTION_LEDGER)
-        return cls(namespace, at, _owned(objects), _data(cluster.get("ConfigMap", namespace, KNOWN_GOOD)),
-                   None if ledger is None else _data(ledger))
+        record = cluster.get("ConfigMap", namespace, KNOWN_GOOD)
+        return cls(namespace, at, _owned(objects), _data(record), None if ledger is None else _data(ledger),
+                   _version(record))
 
     @classmethod
     def read_each(cls, cluster: Cluster, namespaces: list[str], at: dt.datetime,
@@ -115,7 +123,8 @@ class Snapshot:
                     group[kind] = head[1]
                     heads[kind] = next(streams[kind], None)
             record = next(iter(group.pop(KNOWN_GOOD, [])), None)
-            yield cls(ns, at, _owned({kind: group.get(kind, []) for kind in kinds}), _data(record))
+            yield cls(ns, at, _owned({kind: group.get(kind, []) for kind in kinds}), _data(record),
+                      known_good_version=_version(record))
 
     def of(self, kind: str) -> list[Obj]:
         return self.objects.get(kind, [])

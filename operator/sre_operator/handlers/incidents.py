@@ -17,10 +17,9 @@ from ..adapters.notify import HttpNotifier
 from ..adapters.prometheus import PrometheusMetrics
 from ..adapters.traces import TraceReader
 from ..detection.loop import detector_loop
-from ..detection.signals import Reader
+from ..detection.signals import remembering
 from ..domain import clock
 from ..domain.notify import Notifier
-from ..domain.snapshot import Snapshot
 from ..domain.telemetry import NO_TELEMETRY, Telemetry
 from ..domain.tracing import NO_SPANS
 from ..domain.vocabulary import TERMINAL
@@ -78,14 +77,10 @@ def start(memo: kopf.Memo, logger: Any, **_: Any) -> None:
         logger.info("no SRE_OPERATOR_WATCH_NAMESPACES: the detector is off (incidents can still be created)")
         return
     kube = Kube()
-
-    def remember(snap: Snapshot) -> None:
-        Reader(kube, snap.namespace).remember_known_good(snapshot=snap)
-
     memo.detector_stop = threading.Event()
     t = threading.Thread(target=detector_loop, name="detector", daemon=True,
                          args=(memo.detector_stop, kube, PrometheusMetrics(settings.prometheus_url), settings,
-                               remember), kwargs={"telemetry": telemetry_of(memo)})
+                               remembering(kube)), kwargs={"telemetry": telemetry_of(memo)})
     t.start()
     logger.info("detector watching %s through %s", ", ".join(settings.watched()), settings.prometheus_url)
 
