@@ -86,9 +86,9 @@ def test_the_operator_chart_runs_the_operator_in_cluster_with_least_privilege(cl
             # Both replicas' logs (the leader's detector and pipeline, the standby's lease), but the
             # detector's one documented probe: without detection.clusterWideReads, listing every
             # namespace is refused and it reads each watched namespace on its own.
-            logs = "\n".join(line for line in cluster.kubectl(
-                "logs", "-n", ns, "-l", "app.kubernetes.io/name=sre-operator", "--tail=-1", "--prefix").stdout.splitlines()
-                if "not allowed to list every namespace" not in line)
+            both = cluster.kubectl("logs", "-n", ns, "-l", "app.kubernetes.io/name=sre-operator", "--tail=-1",
+                                   "--prefix").stdout
+            logs = "\n".join(line for line in both.splitlines() if "not allowed to list every namespace" not in line)
             # A refusal as the API server, the client or kopf words it; a bare "403" would also match the
             # milliseconds of a log timestamp ("06:41:27,403").
             refused = re.search(r'Forbidden|\(403\)|" 403 |status[=: ]+403\b', logs)
