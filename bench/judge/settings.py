@@ -18,7 +18,10 @@ class SLO:
 @dataclass(frozen=True)
 class Settings:
     slo: SLO = SLO()
-    baseline_seconds: float = 90.0  # healthy traffic with the operator on before the fault (> its 1m rates)
+    # Healthy traffic with the operator on before the fault: more than one SLO window (the baseline
+    # judged) and many detector cycles; its 1m rates are already healthy (the quiet phase before it,
+    # operator off, lasts longer than they reach back).
+    baseline_seconds: float = 45.0
     timeout_seconds: float = 300.0  # fault → healed, or the run fails
     poll_seconds: float = 3.0  # how often the effect check and the Incidents are read
     control_minutes: float = 10.0  # no-fault control: a healthy shop under traffic, the operator on
