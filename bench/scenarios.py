@@ -11,11 +11,20 @@ under the benchmark's own traffic and the operator running with its default sett
 - diagnosis: the first Incident's service against the faulty workload;
 - a no-fault control first: every Incident or change in it is a false positive.
 
+With `--planner` (and `--model`): the operator runs with that planner policy and, with a model, charts/llm
+serves the provisioned GGUF in the bench cluster, reached by the operator on 127.0.0.1 (a NodePort
+published like the shop's); each run records the model's calls, tokens and seconds, who diagnosed and
+who planned (from the Incidents: cost and attribution, never the verdict) and the server's peak RSS.
+`--policy-table` compares such runs, one row per policy.
+
 Usage:
   python bench/scenarios.py [--runs N] [--case NAME ...] [--source kubectl|runtime|faultscenario]
                             [--control-minutes M] [--timeout S] [--out FILE]
+                            [--planner rules|hybrid|llm] [--model 1.5b|0.5b]
   python bench/scenarios.py --list                      the catalogue
   python bench/scenarios.py --table FILE [--markdown]   the table of an earlier run's JSON
+  python bench/scenarios.py --policy-table FILE... [--markdown]
+                                                        one row per policy of earlier runs' JSON
 """
 from __future__ import annotations
 
@@ -30,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if __name__ == "__main__":  # run as a script: `bench` is this directory's package, not bench/bench.py
     sys.path[:] = [str(ROOT)] + [x for x in sys.path if Path(x or ".").resolve() != ROOT / "bench"]
 
-from bench.judge import summary  # noqa: E402 - after the path fix above
+from bench.judge import policy, summary  # noqa: E402 - after the path fix above
 from bench.judge.cases import BY_NAME, CASES  # noqa: E402
 from bench.judge.settings import SLO, Settings  # noqa: E402
 
@@ -55,7 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(ROOT / "bench" / "scenarios.json"))
     p.add_argument("--list", action="store_true", help="print the catalogue (Markdown) and exit")
     p.add_argument("--table", metavar="FILE", help="print the table of an earlier run's JSON and exit")
-    p.add_argument("--markdown", action="store_true", help="with --table: a Markdown table")
+    p.add_argument("--markdown", action="store_true", help="with --table or --policy-table: Markdown tables")
+    p.add_argument("--planner", choices=policy.PLANNERS,
+                   help="the operator's planner policy (default: its own default, with no model: the rules)")
+    p.add_argument("--model", choices=policy.MODELS,
+                   help=f"the provisioned model charts/llm serves (hybrid and llm: {policy.DEFAULT_MODEL} if none)")
+    p.add_argument("--policy-table", nargs="+", metavar="FILE",
+                   help="print one row per policy of earlier runs' JSON (one file a policy) and exit")
     args = p.parse_args(argv)
     if args.list:
         print(catalogue_markdown())
@@ -64,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         data = json.loads(Path(args.table).read_text())
         print(summary.markdown_table(data["summary"]) if args.markdown else summary.text_table(data["summary"]))
         return 0
+    if args.policy_table:
+        reports = [json.loads(Path(f).read_text()) for f in args.policy_table]
+        print(policy.render(reports, markdown=args.markdown))
+        return 0
+    pol = policy.Policy.of(args.planner, args.model)
     cases = [BY_NAME[n] for n in args.case] if args.case else [c for c in CASES if args.source in (None, c.source)]
     settings = Settings()
     if args.timeout:
@@ -75,13 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     settings = dataclasses.replace(settings, control_minutes=args.control_minutes)
 
     from bench.judge import runner  # the cluster side: only when running
-    from localkube import netns
+    from localkube import binaries, netns
     try:
         netns.require_root("the scenario benchmark")
-    except netns.NotRoot as exc:
+        if pol.model:  # before a cluster is started for nothing
+            runner.model_file(pol.model)
+    except (netns.NotRoot, binaries.MissingBinary) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
-    report = runner.run(cases, args.runs, settings, args.control_minutes)
+    report = runner.run(cases, args.runs, settings, args.control_minutes, pol)
     report["summary"] = summary.summarise(report["runs"], [c.name for c in cases], report["control"])
     report["catalogue"] = [{"case": c.name, "source": c.source, "origin": c.origin, "injected": c.summary,
                             "effectGone": c.check_doc, "expected": c.expected, "services": list(c.services),
@@ -91,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     print(summary.text_table(report["summary"]))
     print()
     print(summary.markdown_table(report["summary"]))
+    print()
+    print(policy.render([report]))
     print(f"bench: wrote {out}")
     return 0
 

@@ -10,6 +10,7 @@ Incidents it reads like any other object.
 | `collateral.py` | pure: what changed between two readings, who wrote it (managedFields), Incident actions |
 | `oracle.py` | pure: the verdict of one run (healed, TTD, TTM, diagnosis, collateral) and of a control run |
 | `summary.py` | pure: per case and overall statistics; the text and Markdown tables |
+| `policy.py` | pure: planner policies: the operator's env per policy, model figures from Incidents, the policy table |
 | `cases.py` | the fault catalogue: inject, effect-gone check, faulty objects, expected healing, cleanup |
 | `kube.py` | kubectl (the project's binary): reads, patches, deletes, restores from a baseline |
 | `podnet.py` | HTTP to pods from inside the node's network namespace (setns on one thread) |

@@ -15,6 +15,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,11 +27,13 @@ from localkube.testing import helm_install, leftovers
 
 from . import collateral as coll
 from . import oracle
+from . import policy as pol
 from . import slo as slomod
 from .cases import Case
 from .kube import Kube
 from .objects import Snapshot, state
 from .podnet import PodNet
+from .policy import Policy
 from .settings import Settings
 from .traffic import Shoppers
 
@@ -90,10 +94,17 @@ class RunContext:
 
 
 class Bench:
-    def __init__(self, settings: Settings, data: Path) -> None:
+    def __init__(self, settings: Settings, data: Path, policy: Policy | None = None) -> None:
         self.settings, self.data = settings, data
-        self.cluster = Cluster("b" + uuid.uuid4().hex[:5], data, mappings=[PortMapping(0, 30080),
-                                                                          PortMapping(0, 30090)])
+        self.policy = policy or Policy()
+        mappings = [PortMapping(0, 30080), PortMapping(0, 30090)]
+        if self.policy.model:  # the model server on 127.0.0.1 alone, for the operator on the host
+            mappings.append(PortMapping(0, pol.LLM_NODE_PORT))
+        self.cluster = Cluster("b" + uuid.uuid4().hex[:5], data, mappings=mappings)
+        self.model_url: str | None = None
+        self.model_path: str | None = None
+        self.model_served: list[str] = []
+        self.model_peak_mib: float | None = None
         self.ns = "shop"
         self.kube: Kube
         self.shoppers: Shoppers
@@ -115,6 +126,8 @@ class Bench:
         helm_install(self.cluster, "observability", "observability", self.ns, "cadvisor.enabled=false",
                      "jaeger.enabled=false")
         self.install_shop()
+        if self.policy.model:
+            self.install_model()
         self.podnet = PodNet(self.cluster.node_netns)
         self.kube = Kube(self.cluster, self.ns, self.podnet)
         s = self.settings
@@ -126,6 +139,45 @@ class Bench:
 
     def install_shop(self) -> None:
         helm_install(self.cluster, "shop", "shop", self.ns, "faultHooks=true")
+
+    def install_model(self) -> None:
+        """charts/llm with the provisioned model mounted read-only (as the demo installs it), its Service
+        a NodePort published on 127.0.0.1; then wait until the server answers `/v1/models`."""
+        gguf = model_file(self.policy.model or pol.DEFAULT_MODEL)
+        self.model_path = str(gguf)
+        log(f"model: installing charts/llm with {gguf}")
+        self.cluster.helm("upgrade", "--install", pol.LLM_RELEASE, str(ROOT / "charts" / "llm"),
+                          "-n", pol.LLM_NAMESPACE, "--create-namespace", "--wait", "--timeout=10m",
+                          "--set", f"model.hostPath={gguf.parent}", "--set", "service.type=NodePort",
+                          "--set", f"service.nodePort={pol.LLM_NODE_PORT}", timeout=630)
+        self.model_url = f"http://127.0.0.1:{self.cluster.host_port(pol.LLM_NODE_PORT)}/v1"
+        self.model_served = wait_models(self.model_url, 300)
+        log(f"model: {self.model_url} serves {self.model_served}")
+
+    def model_server(self) -> dict:
+        """The model server's memory now (pol.RSS_HOW) and its restarts; {} without a model."""
+        if not self.policy.model:
+            return {}
+        from localkube.node import cgroups
+        out = self.cluster.kubectl("get", "pods", "-n", pol.LLM_NAMESPACE, "-l",
+                                   f"app.kubernetes.io/instance={pol.LLM_RELEASE}", "-o", "json", check=False)
+        try:
+            pods = json.loads(out.stdout)["items"] if out.returncode == 0 else []
+        except ValueError:
+            pods = []
+        statuses, restarts = [], 0
+        for pod in pods:
+            for c in (pod.get("status") or {}).get("containerStatuses") or []:
+                restarts += int(c.get("restartCount") or 0)
+                for pid in cgroups.pids_in(cgroups.group(self.cluster.name, pod["metadata"]["uid"], c["name"])):
+                    try:
+                        statuses.append(Path(f"/proc/{pid}/status").read_text())
+                    except OSError:
+                        continue
+        peak = pol.server_peak_mib(statuses)
+        if peak is not None:
+            self.model_peak_mib = max(peak, self.model_peak_mib or 0.0)
+        return {"peakRssMiB": peak, "restarts": restarts, "pods": len(pods)}
 
     def reset_shop(self) -> None:
         """A fresh shop (fresh stock), same namespace, Prometheus kept."""
@@ -168,7 +220,12 @@ class Bench:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SRE_OPERATOR_") and k != "OPENAI_API_KEY"}
         env.update({"KUBECONFIG": str(self.cluster.kubeconfig), "SRE_OPERATOR_WATCH_NAMESPACES": self.ns,
                     "SRE_OPERATOR_PROMETHEUS_URL": f"http://127.0.0.1:{self.cluster.host_port(30090)}"})
+        env.update(self.policy_env())
         return env
+
+    def policy_env(self) -> dict[str, str]:
+        """The policy's variables (none by default: the operator's defaults)."""
+        return self.policy.env(self.model_url)
 
     def operator_settings(self) -> dict:
         """The settings the operator runs with, as it reads them (a separate process: the benchmark
@@ -282,6 +339,9 @@ class Bench:
         result = oracle.judge(facts)
         if error:
             result.update(verdict=oracle.INVALID, reason=f"injection failed: {error}")
+        result["model"] = pol.run_figures(incidents, fault_at, case.faulty, case.services)
+        if self.policy.model:
+            result["modelServer"] = self.model_server()
         result.update(source=case.source, baselineDrift=drift, operatorPeakRssMiB=self.operator_rss(),
                       incidents=[{"name": i["metadata"]["name"], "service": i["spec"].get("service"),
                                   "symptom": i["spec"].get("symptom"), "phase": (i.get("status") or {}).get("phase"),
@@ -331,7 +391,11 @@ class Bench:
             after = self.kube.read()
             changes = coll.merge_actions(coll.object_changes(before, after, since=start),
                                          coll.incident_actions(incidents))
-            return oracle.judge_control(self.shoppers.snapshot(), start, end, incidents, changes, self.settings.slo)
+            out = oracle.judge_control(self.shoppers.snapshot(), start, end, incidents, changes, self.settings.slo)
+            out["model"] = pol.run_figures(incidents, start)
+            if self.policy.model:
+                out["modelServer"] = self.model_server()
+            return out
         finally:
             self.cleanup(RunContext(self.kube, self.settings))
 
@@ -360,20 +424,47 @@ def _terminated(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def run(cases: Sequence[Case], runs: int, settings: Settings, control_minutes: float) -> dict:
+def model_file(model: str) -> Path:
+    """The provisioned GGUF of `--model`; MissingBinary (saying how to get it) when it or llama-server
+    is not provisioned: a clear error before a cluster starts, not a pod that never does."""
+    from localkube.binaries import MODEL_0_5B, MODEL_1_5B, find_binary, find_model
+    find_binary("llama-server")
+    return find_model({"1.5b": MODEL_1_5B, "0.5b": MODEL_0_5B}[model])
+
+
+def wait_models(base_url: str, timeout: float) -> list[str]:
+    """Until the server answers `GET /models` with its models (their ids), or TimeoutError."""
+    end, last = time.monotonic() + timeout, ""
+    while time.monotonic() < end:
+        try:
+            with urllib.request.urlopen(f"{base_url}/models", timeout=10) as resp:  # noqa: S310 - our URL
+                return [str(m.get("id")) for m in json.loads(resp.read()).get("data") or []]
+        except (OSError, ValueError, urllib.error.URLError) as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        time.sleep(2)
+    raise TimeoutError(f"the model server at {base_url} did not answer /models in {timeout:g} s ({last})")
+
+
+def run(cases: Sequence[Case], runs: int, settings: Settings, control_minutes: float,
+        policy: Policy | None = None) -> dict:
     netns.require_root("the scenario benchmark")
     # `kill` (SIGTERM) unwinds like Ctrl-C, so the finally below tears the cluster down.
     signal.signal(signal.SIGTERM, _terminated)
     data = Path(tempfile.mkdtemp(prefix="localkube-bench-"))
-    bench = Bench(settings, data)
+    policy = policy or Policy()
+    bench = Bench(settings, data, policy)
     results: list[dict] = []
     control = None
     started = time.time()
     op_settings: dict = {}
+    op_env: dict[str, str] = {}
+    loaded: dict = {}
     try:
-        log(f"cluster {bench.cluster.name} in {data}")
+        log(f"cluster {bench.cluster.name} in {data}; policy {policy.label}")
         bench.up()
+        op_env = pol.masked(bench.policy_env())
         op_settings = bench.operator_settings()
+        loaded = bench.model_server()
         if control_minutes > 0:
             log(f"control: {control_minutes:g} min without a fault")
             control = bench.control(control_minutes)
@@ -387,6 +478,11 @@ def run(cases: Sequence[Case], runs: int, settings: Settings, control_minutes: f
                 log(f"{case.name} run {n + 1}: {r['verdict']} ({r['reason']}); TTD {r['timeToDetectSeconds']}s "
                     f"(operator {r['operatorTimeToDetectSeconds']}s), TTM {r['timeToMitigateSeconds']}s, "
                     f"diagnosis {r['diagnosis']} {r['incidentServices']}, collateral {len(r['collateral'])}")
+                m = r["model"]
+                if policy.model:
+                    log(f"{case.name} run {n + 1}: model {m['calls']} call(s), {m['tokens']} tokens, "
+                        f"seconds {m['callSeconds']}; diagnosed by {m['diagnosedBy']}, planned by "
+                        f"{'+'.join(m['planners']) or '-'}; server peak {r['modelServer'].get('peakRssMiB')} MiB")
     finally:
         left = bench.down()
         if left:
@@ -394,6 +490,9 @@ def run(cases: Sequence[Case], runs: int, settings: Settings, control_minutes: f
         if os.environ.get("BENCH_KEEP_DATA") is None:
             subprocess.run(["rm", "-rf", str(data)], check=False)
     return {"settings": settings.as_dict(), "operatorSettings": op_settings,
-            "operatorEnvironment": dict.fromkeys(OPERATOR_ENV, "(set by the benchmark)"),
+            "operatorEnvironment": {**dict.fromkeys(OPERATOR_ENV, "(set by the benchmark)"), **op_env},
+            "policy": {**policy.as_dict(), "modelFile": bench.model_path, "served": bench.model_served},
+            "modelServer": {"peakRssMiB": bench.model_peak_mib, "afterLoad": loaded, "how": pol.RSS_HOW}
+            if policy.model else None,
             "startedAt": started, "minutes": round((time.time() - started) / 60, 1), "shopResets": bench.resets,
             "control": control, "runs": results}
