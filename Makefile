@@ -9,7 +9,7 @@ PY      := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
 .PHONY: help setup demo shop-local test test-unit test-services test-cluster lint coverage \
-        cluster-bin cluster-up cluster-down kind-up kind-down bench bench-scenarios bench-scale bench-cycle crds clean
+        cluster-bin cluster-up cluster-down kind-up kind-down bench bench-scenarios bench-policies bench-scale bench-cycle crds clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -60,6 +60,18 @@ BENCH_CONTROL_MINUTES ?= 10
 BENCH_CASES ?=
 bench-scenarios: setup cluster-bin ## the benchmark as a judge: every case (10 FaultScenarios, 15 kubectl/runtime faults) BENCH_RUNS times + a BENCH_CONTROL_MINUTES no-fault control; healed by its own oracle, TTD/TTM, collateral, diagnosis (→ bench/scenarios.json)
 	$(PY) bench/scenarios.py --runs $(BENCH_RUNS) --control-minutes $(BENCH_CONTROL_MINUTES) $(foreach c,$(BENCH_CASES),--case $(c))
+
+# The three planner policies, one fresh cluster each, one after another. Rules: no model at all; hybrid and
+# llm: BENCH_POLICY_MODEL on llama-server (charts/llm) in the bench cluster. The same timeout for the three
+# (a model's triage and plan are two calls of 40–60 s each). No control by default: it measures detection,
+# which the planner does not change.
+BENCH_POLICY_MODEL ?= 1.5b
+BENCH_POLICY_TIMEOUT ?= 600
+BENCH_POLICY_CONTROL_MINUTES ?= 0
+BENCH_POLICIES := rules hybrid llm
+bench-policies: setup cluster-bin ## the benchmark once per planner policy (rules, hybrid, llm; the model: BENCH_POLICY_MODEL=1.5b on llama-server) over BENCH_CASES, BENCH_RUNS times, then the table per policy (→ bench/policies-<policy>.json). Slow: each model call takes 40–60 s on 2 cores; ~3–6 min a run, up to ~13 min for one not healed; the whole catalogue ~8 h per BENCH_RUNS (an estimate), 3 cases ~1 h
+	$(foreach p,$(BENCH_POLICIES),$(PY) bench/scenarios.py --planner $(p) $(if $(filter rules,$(p)),,--model $(BENCH_POLICY_MODEL)) --runs $(BENCH_RUNS) --timeout $(BENCH_POLICY_TIMEOUT) --control-minutes $(BENCH_POLICY_CONTROL_MINUTES) $(foreach c,$(BENCH_CASES),--case $(c)) --out bench/policies-$(p).json &&) true
+	$(PY) bench/scenarios.py --policy-table $(foreach p,$(BENCH_POLICIES),bench/policies-$(p).json) --markdown
 
 cluster-bin: setup ## build or unpack the Kubernetes, etcd, CoreDNS, kwok, Jaeger, helm and llama-server binaries and the local models into ~/.cache
 	$(PY) -m localkube provision
