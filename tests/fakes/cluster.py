@@ -31,6 +31,16 @@ from sre_operator.domain.ports import ClusterError, Obj, PatchType
 REVISION = "deployment.kubernetes.io/revision"
 
 
+def without_nulls(value: Any) -> Any:
+    """As the API server stores a custom resource: a field whose value is null is dropped, at any
+    depth (inside lists too), unless its schema says `nullable` (none of ours does)."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
+
+
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386."""
     if not isinstance(patch, dict):
@@ -229,7 +239,7 @@ class MemoryCluster:
         if key not in self.objects:
             raise ClusterError(404, f"{kind} {namespace}/{name} not found")
         obj = self.objects[key]
-        obj["status"] = merge_patch(obj.get("status") or {}, status)
+        obj["status"] = without_nulls(merge_patch(obj.get("status") or {}, status))
         self._written(obj, "status", "Update", subresource="status")
         self.writes.append(("patch_status", kind, name, copy.deepcopy(status)))
 

@@ -708,9 +708,25 @@ def test_a_pod_already_gone_when_its_deletion_is_applied_counts_as_deleted(clust
     p, s = ports(cluster, Figures(), llm=model), settings(planner="llm")  # the model plans even where a rule would
     while not status(cluster).get("actions"):
         runner.tick(p, NS, "inc", s)
-    assert status(cluster)["actions"][0]["intent"] == {"action": "delete-pod", "verb": "delete", "patchType": None,
-                                                        "body": None}
+    # A delete has no patch type and no body: the record holds no null (the API server would drop it).
+    assert status(cluster)["actions"][0]["intent"] == {"action": "delete-pod", "verb": "delete"}
     cluster.delete("Pod", NS, pod)  # its controller's doing, or an operator killed after deleting it
     runner.tick(p, NS, "inc", s)
     assert status(cluster)["actions"][0]["outcome"] == "applied"
     assert [w for w in cluster.writes if w[0] == "delete"] == [("delete", "Pod", pod, None)]
+
+
+def test_a_deleted_deployment_is_recreated_from_its_last_healthy_copy_through_the_whole_pipeline() -> None:
+    """The sealed action record of a create (no patch type) reads back as the API server stores it
+    (no null fields): it must still verify, be applied, validated and resolved."""
+    from tests.unit.actions.harness import healthy_shop
+
+    cluster = healthy_shop()
+    cluster.delete("Deployment", NS, "product")
+    cluster.tick(10)
+    incident(cluster)
+    st = run(cluster, ports(cluster, Figures(order=dict(HEALTHY), product=dict(HEALTHY), payment=dict(HEALTHY))),
+             settings())
+    assert st["phase"] == "Resolved", st.get("message")
+    assert [(a["type"], a["outcome"]) for a in st["actions"]] == [("recreate", "applied")]
+    assert cluster.get("Deployment", NS, "product") is not None

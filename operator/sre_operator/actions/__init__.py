@@ -89,8 +89,9 @@ def undo_of(record: dict[str, Any]) -> Prepared | None:
 
 def intent_of(p: Prepared) -> dict[str, Any]:
     """What an action is about to do, as recorded before it is done (replayable after a restart)."""
-    return {"action": p.action.value if p.action else None, "verb": p.verb, "patchType": p.patch_type,
-            "body": p.body}
+    intent = {"action": p.action.value if p.action else None, "verb": p.verb, "patchType": p.patch_type,
+              "body": p.body}
+    return {k: v for k, v in intent.items() if v is not None}  # null is not stored: a create has no patch type
 
 
 def took_effect(intent: dict[str, Any], current: Obj | None) -> bool:

@@ -16,9 +16,20 @@ from typing import Any
 PROCESS_KEY = secrets.token_bytes(32)  # used when no key is configured (lost with the process)
 
 
+def canonical(what: Any) -> Any:
+    """`what` as it reads back from the API server: a field whose value is null is not stored (a
+    status patch drops it, at any depth), so it is not part of what is sealed either."""
+    if isinstance(what, dict):
+        return {k: canonical(v) for k, v in what.items() if v is not None}
+    if isinstance(what, (list, tuple)):
+        return [canonical(v) for v in what]
+    return what
+
+
 def seal(key: bytes, what: Any) -> str:
-    """The seal of `what` (anything JSON can hold; keys sorted, so its order does not matter)."""
-    text = json.dumps(what, sort_keys=True, separators=(",", ":"), default=str)
+    """The seal of `what` (anything JSON can hold; keys sorted, so its order does not matter; null
+    fields left out, as the API server leaves them out of what it stores)."""
+    text = json.dumps(canonical(what), sort_keys=True, separators=(",", ":"), default=str)
     return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
 
 
