@@ -103,12 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     except (netns.NotRoot, binaries.MissingBinary) as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
-    report = runner.run(cases, args.runs, settings, args.control_minutes, pol)
+    out = Path(args.out)
+    report = runner.run(cases, args.runs, settings, args.control_minutes, pol,
+                        checkpoint=out.with_name(out.stem + ".partial.json"))
     report["summary"] = summary.summarise(report["runs"], [c.name for c in cases], report["control"])
     report["catalogue"] = [{"case": c.name, "source": c.source, "origin": c.origin, "injected": c.summary,
                             "effectGone": c.check_doc, "expected": c.expected, "services": list(c.services),
                             "faulty": [f"{k}/{n}" for k, n in c.faulty]} for c in cases]
-    out = Path(args.out)
     out.write_text(json.dumps(report, indent=1, default=str) + "\n")
     print(summary.text_table(report["summary"]))
     print()

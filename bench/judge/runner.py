@@ -52,6 +52,11 @@ def restocks(product: dict | None) -> bool:
     return str(env.get("SHOP_RESTOCK_BELOW", "10")).strip() not in ("0", "")
 
 
+def save(checkpoint: Path | None, control: dict | None, results: list[dict]) -> None:
+    if checkpoint is not None:
+        checkpoint.write_text(json.dumps({"partial": True, "control": control, "runs": results}, default=str) + "\n")
+
+
 def log(msg: str) -> None:
     print(f"bench: {msg}", flush=True)
 
@@ -446,7 +451,9 @@ def wait_models(base_url: str, timeout: float) -> list[str]:
 
 
 def run(cases: Sequence[Case], runs: int, settings: Settings, control_minutes: float,
-        policy: Policy | None = None) -> dict:
+        policy: Policy | None = None, checkpoint: Path | None = None) -> dict:
+    """The whole benchmark; `checkpoint`: a file rewritten after the control and after every run with
+    what is known so far (a long run stopped midway keeps its results)."""
     netns.require_root("the scenario benchmark")
     # `kill` (SIGTERM) unwinds like Ctrl-C, so the finally below tears the cluster down.
     signal.signal(signal.SIGTERM, _terminated)
@@ -470,11 +477,13 @@ def run(cases: Sequence[Case], runs: int, settings: Settings, control_minutes: f
             control = bench.control(control_minutes)
             log(f"control: {control['falsePositiveIncidents']} Incident(s), "
                 f"{control['falsePositiveChanges']} change(s)")
+            save(checkpoint, control, results)
         for n in range(runs):
             for case in cases:
                 r = bench.run_case(case)
                 r["run"] = n + 1
                 results.append(r)
+                save(checkpoint, control, results)
                 log(f"{case.name} run {n + 1}: {r['verdict']} ({r['reason']}); TTD {r['timeToDetectSeconds']}s "
                     f"(operator {r['operatorTimeToDetectSeconds']}s), TTM {r['timeToMitigateSeconds']}s, "
                     f"diagnosis {r['diagnosis']} {r['incidentServices']}, collateral {len(r['collateral'])}")

@@ -393,3 +393,12 @@ def test_the_shop_is_reinstalled_for_stock_only_when_it_does_not_restock_or_a_sh
     shoppers = Shoppers("http://127.0.0.1:9", 1, 1)
     shoppers.samples = [slo.Sample(10.0, "order", 201, 0.1, slo.OK), slo.Sample(20.0, "order", 409, 0.1, slo.STOCKOUT)]
     assert shoppers.stockouts(since=15.0) == 1 and shoppers.stockouts(since=21.0) == 0
+
+
+def test_a_long_run_keeps_what_it_measured_so_far(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from bench.judge.runner import save
+    out = tmp_path / "scenarios.partial.json"
+    save(out, {"falsePositiveIncidents": 0}, [{"case": "payment-crash", "verdict": "healed"}])
+    assert json.loads(out.read_text()) == {"partial": True, "control": {"falsePositiveIncidents": 0},
+                                           "runs": [{"case": "payment-crash", "verdict": "healed"}]}
+    save(None, None, [])  # no checkpoint asked: nothing written, nothing raised
