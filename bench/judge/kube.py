@@ -101,13 +101,25 @@ class Kube:
                 self.kubectl("create", "-f", "-", stdin=json.dumps(body))
                 done.append(f"created {key[0]}/{key[1]}")
             else:
-                self.kubectl("replace", "-f", "-", stdin=json.dumps(body))
+                self.replace(body)
                 done.append(f"replaced {key[0]}/{key[1]}")
         for key in sorted(set(now.objects) - set(golden.objects)):
             if key[0] in TRACKED:
                 self.kubectl("delete", key[0].lower(), key[1], "--wait=false", check=False)
                 done.append(f"deleted {key[0]}/{key[1]}")
         return done
+
+    def replace(self, body: dict, tries: int = 5) -> None:
+        """`kubectl replace`, again after a moment when the object changed under it (Conflict: a
+        controller wrote it between the reading and the write)."""
+        for attempt in range(tries):
+            try:
+                self.kubectl("replace", "-f", "-", stdin=json.dumps(body))
+                return
+            except KubeError as exc:
+                if "Conflict" not in str(exc) or attempt == tries - 1:
+                    raise
+                time.sleep(1.0)
 
     def settle(self, deployments: Iterable[str], timeout: float = 90) -> list[str]:
         """Wait for every rollout; a workload whose pods stay stuck (a pod that cannot start any more

@@ -290,7 +290,13 @@ class Bench:
         try:
             result = self.measure(case, ctx)
         finally:  # whatever happened: the FaultScenario deleted, the operator stopped, the namespace restored
-            done = self.cleanup(ctx)
+            try:
+                done = self.cleanup(ctx)
+            except Exception as exc:  # noqa: BLE001 - a restore that fails costs a reinstall, not the benchmark
+                log(f"{case.name}: cleanup failed ({type(exc).__name__}: {exc}); reinstalling the shop")
+                self.stop_operator()
+                self.reset_shop()
+                done = {"error": f"{type(exc).__name__}: {str(exc)[:500]}", "reinstalled": True}
             if result is not None:
                 result["cleanup"] = done
         assert result is not None  # measure() returned (else its exception is on its way up)

@@ -402,3 +402,28 @@ def test_a_long_run_keeps_what_it_measured_so_far(tmp_path) -> None:  # type: ig
     assert json.loads(out.read_text()) == {"partial": True, "control": {"falsePositiveIncidents": 0},
                                            "runs": [{"case": "payment-crash", "verdict": "healed"}]}
     save(None, None, [])  # no checkpoint asked: nothing written, nothing raised
+
+
+def test_a_restore_that_meets_a_conflict_writes_again_and_other_errors_stay_errors(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.judge import kube as bkube
+    calls: list[str] = []
+    conflict = "Error from server (Conflict): the object has been modified"
+
+    def conflicting(times: int, error: str = conflict):  # type: ignore[no-untyped-def]
+        def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> str:
+            calls.append(args[0])
+            if len(calls) <= times:
+                raise bkube.KubeError(f"kubectl replace -f -: {error}")
+            return ""
+        return kubectl
+    k = object.__new__(bkube.Kube)
+    k.kubectl = conflicting(2)  # type: ignore[method-assign]
+    monkeypatch.setattr(bkube.time, "sleep", lambda s: None)
+    k.replace({"kind": "Deployment"})
+    assert calls == ["replace"] * 3
+    calls.clear()
+    k.kubectl = conflicting(1, "Error from server (Forbidden)")  # type: ignore[method-assign]
+    with pytest.raises(bkube.KubeError):
+        k.replace({"kind": "Deployment"})
+    assert calls == ["replace"]
