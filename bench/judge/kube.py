@@ -115,11 +115,12 @@ class Kube:
         for attempt in range(tries):
             try:
                 self.kubectl("replace", "-f", "-", stdin=json.dumps(body))
-                return
             except KubeError as exc:
                 if "Conflict" not in str(exc) or attempt == tries - 1:
                     raise
                 time.sleep(1.0)
+            else:
+                return
 
     def settle(self, deployments: Iterable[str], timeout: float = 90) -> list[str]:
         """Wait for every rollout; a workload whose pods stay stuck (a pod that cannot start any more
