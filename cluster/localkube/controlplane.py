@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -207,34 +208,30 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
+def _stop(targets: list[int], kill: Callable[[int, int], None], gone: Callable[[int], bool],
+          grace: float) -> None:
+    """SIGTERM every target, then SIGKILL those still there after `grace` seconds; reaps our own
+    children (a target that is a pid, or a group's leader) meanwhile."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for target in targets:
+            with contextlib.suppress(ProcessLookupError):
+                kill(target, sig)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            for target in targets:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(target, os.WNOHANG)
+            if all(gone(t) for t in targets):
+                return
+            time.sleep(0.05)
+
+
 def stop_groups(pgids: list[int], grace: float = 5.0) -> None:
     """Stop whole process groups (a process started with start_new_session and every child it
     started, such as a build's compilers): SIGTERM, then SIGKILL after `grace` seconds."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pgid in pgids:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, sig)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            for pgid in pgids:
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pgid, os.WNOHANG)  # the leader, when it is our own child
-            if not any(group_members(g) for g in pgids):
-                return
-            time.sleep(0.05)
+    _stop(pgids, os.killpg, lambda g: not group_members(g), grace)
 
 
 def stop_pids(pids: list[int], grace: float = 5.0) -> None:
     """SIGTERM, then SIGKILL after `grace` seconds; reaps our own children."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            for pid in pids:
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, os.WNOHANG)
-            if not any(alive(p) for p in pids):
-                return
-            time.sleep(0.05)
+    _stop(pids, os.kill, lambda p: not alive(p), grace)
