@@ -65,6 +65,17 @@ def duration_seconds(text: str | None) -> float | None:
     return total
 
 
+def effect_onset(samples: Sequence[slomod.Sample], fault_at: float, slo: SLO) -> float | None:
+    """When the benchmark's own traffic first felt the fault: its first request after the injection
+    that failed or took longer than the SLO's P95. None: no request ever did (a fault the users did
+    not feel, such as a new revision that never took over). A fault applied as a new revision
+    shows only once that revision serves: this is where the detector could first have seen it."""
+    for s in samples:
+        if s.at >= fault_at and (s.outcome == slomod.ERROR or s.seconds > slo.max_p95_seconds):
+            return s.at
+    return None
+
+
 def judge(f: RunFacts) -> dict:
     slo = f.slo
     base = slomod.window(f.samples, f.baseline_start, f.fault_at)
@@ -76,6 +87,7 @@ def judge(f: RunFacts) -> dict:
     ttd = None
     if first:
         ttd = max(0.0, (parse_time(first["metadata"]["creationTimestamp"]) or f.fault_at) - f.fault_at)
+    onset = effect_onset(f.samples, f.fault_at, slo)
     healed_at = slomod.first_healed(f.samples, f.readings, f.fault_at, slo, until=f.end_at)
     ttm = None if healed_at is None else healed_at - f.fault_at
     after_window = slomod.window(f.samples, healed_at, healed_at + slo.window_seconds) if healed_at else None
@@ -110,6 +122,10 @@ def judge(f: RunFacts) -> dict:
         "case": f.case, "verdict": verdict, "reason": reason,
         "healed": healed_at is not None, "collateral": [c.as_dict() for c in bad],
         "timeToDetectSeconds": _round(ttd),
+        # The fault's effect as the benchmark's traffic first felt it, and detection measured from there.
+        "effectOnsetSeconds": _round(None if onset is None else onset - f.fault_at),
+        "timeToDetectFromOnsetSeconds": _round(None if onset is None or ttd is None
+                                               else max(0.0, f.fault_at + ttd - onset)),
         "operatorTimeToDetectSeconds": _round(duration_seconds(((first or {}).get("status") or {}).get(
             "timeToDetect"))),
         "timeToMitigateSeconds": _round(ttm),

@@ -25,6 +25,7 @@ def stats(runs: Sequence[dict]) -> dict:
     clean = [r for r in judged if r["verdict"] == HEALED]
     detected = [r for r in judged if r.get("diagnosis")]
     ttd = [r["timeToDetectSeconds"] for r in judged if r.get("timeToDetectSeconds") is not None]
+    onset = [r["timeToDetectFromOnsetSeconds"] for r in judged if r.get("timeToDetectFromOnsetSeconds") is not None]
     ttm = [r["timeToMitigateSeconds"] for r in healed if r.get("timeToMitigateSeconds") is not None]
     return {
         "runs": len(runs), "invalid": len(runs) - len(judged), "healed": len(healed),
@@ -35,6 +36,7 @@ def stats(runs: Sequence[dict]) -> dict:
         "collateralChanges": sum(len(r.get("collateral") or []) for r in runs),
         "falsePositivesBeforeFault": sum(r.get("incidentsBeforeFault", 0) for r in runs),
         "ttdMedianSeconds": _median(ttd), "ttdWorstSeconds": _max(ttd),
+        "ttdFromOnsetMedianSeconds": _median(onset),
         "ttmMedianSeconds": _median(ttm), "ttmWorstSeconds": _max(ttm),
         "actionsPerRun": round(statistics.mean(sum(1 for c in r.get("changes") or [] if "incident" in c["sources"])
                                                for r in runs), 1) if runs else 0,
@@ -55,7 +57,7 @@ def summarise(runs: Sequence[dict], cases: Sequence[str], control: dict | None) 
 COLUMNS = (("case", "case"), ("runs", "runs"), ("healed", "healed"), ("successRate", "success"),
            ("diagnosisAccuracy", "diagnosis"), ("collateralChanges", "collateral"),
            ("falsePositivesBeforeFault", "FP"), ("ttdMedianSeconds", "TTD p50 s"),
-           ("ttdWorstSeconds", "TTD max s"), ("ttmMedianSeconds", "TTM p50 s"), ("ttmWorstSeconds", "TTM max s"),
+           ("ttdWorstSeconds", "TTD max s"), ("ttdFromOnsetMedianSeconds", "TTD onset p50 s"), ("ttmMedianSeconds", "TTM p50 s"), ("ttmWorstSeconds", "TTM max s"),
            ("actionsPerRun", "actions/run"), ("llmTokens", "tokens"))
 
 

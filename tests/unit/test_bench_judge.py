@@ -194,6 +194,20 @@ def test_judge_healed_with_its_own_figures_not_the_incidents() -> None:
     assert v["diagnosis"] == "right" and v["llm"]["promptTokens"] == 10
 
 
+def test_detection_is_also_measured_from_when_the_benchmarks_traffic_first_felt_the_fault() -> None:
+    # The traffic goes bad 40 s after the injection (a new revision that took that long to serve);
+    # the Incident opened 52 s after it: 12 s from the onset the users felt.
+    fault = T0 + 60
+    v = oracle.judge(facts(samples=traffic(T0, T0 + 200, bad=(fault + 40, fault + 80)),
+                           incidents=[incident("payment", fault + 52)]))
+    assert v["timeToDetectSeconds"] == 52.0
+    assert v["effectOnsetSeconds"] == pytest.approx(40.0, abs=1.0)
+    assert v["timeToDetectFromOnsetSeconds"] == pytest.approx(12.0, abs=1.0)
+    # Users who never felt it: no onset, no figure from it.
+    quiet = oracle.judge(facts(samples=traffic(T0, T0 + 200), incidents=[incident("payment", fault + 52)]))
+    assert quiet["effectOnsetSeconds"] is None and quiet["timeToDetectFromOnsetSeconds"] is None
+
+
 def test_judge_resolved_incident_but_effect_still_there_is_not_healed() -> None:
     fault = T0 + 60
     v = oracle.judge(facts(readings=[(fault + 3 * i, False) for i in range(47)], last_reason="payment: env"))

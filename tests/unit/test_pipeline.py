@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sre_operator.domain.metrics import MetricsReading
+from sre_operator.domain.metrics import WINDOW, MetricsReading
 from sre_operator.domain.models import Action, Diagnosis, Evidence, MitigationPlan, Target
 from sre_operator.domain.ports import ClusterError, Obj, PatchType
 from sre_operator.domain.snapshot import ACTION_LEDGER, KNOWN_GOOD
@@ -120,7 +120,7 @@ def test_a_workload_scaled_to_zero_is_scaled_back_validated_and_resolved(cluster
     [v] = st["validation"]
     assert v["passed"] and v["verdict"] == "better" and v["before"]["readyReplicas"] == 0
     assert v["after"]["readyReplicas"] == 2
-    assert "15s" not in metrics.windows[:2] and any(w.endswith("s") and w != "1m" for w in metrics.windows)
+    assert "15s" not in metrics.windows[:2] and any(w.endswith("s") and w != WINDOW for w in metrics.windows)
     conds = {c["type"]: c for c in st["conditions"]}
     assert conds["Resolved"]["status"] == "True" and conds["Mitigated"]["status"] == "True"
     assert conds["Valid"]["status"] == "True" and conds["Escalated"]["status"] == "False"
@@ -675,7 +675,7 @@ def test_the_detector_loop_opens_one_incident_per_breach_over_cycles(cluster: Me
                   now=cluster.clock)
     [inc] = cluster.list_objects("Incident", NS)
     assert inc["spec"]["service"] == "product" and inc["spec"]["symptom"] == "unavailable"
-    assert metrics.windows == ["1m"] * 3
+    assert metrics.windows == [WINDOW] * 3
 
 
 def test_triage_reads_the_traces_of_the_service_and_its_callers(cluster: MemoryCluster) -> None:

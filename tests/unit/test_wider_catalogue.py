@@ -67,6 +67,32 @@ def test_a_route_no_location_serves_is_the_gateways_incident() -> None:
     assert breaches([healthy("gateway", request_rate=0.0, unrouted_ratio=1.0, unrouted_route="/api/orders")]) == []
 
 
+def test_one_gateway_route_failing_whole_is_an_error_rate_the_overall_ratio_hides() -> None:
+    # Orders are a sixth of the gateway's requests: all of them failing is 17 % overall, an outage
+    # the overall ratio shows late (or, below the threshold, never); the route's own ratio shows it.
+    gw = healthy("gateway", error_ratio=0.08, route_error_ratio=1.0, route_error_route="/api/orders", route_rate=0.5)
+    [b] = breaches([gw, healthy("order"), healthy("product")])
+    assert (b.service, b.symptom) == ("gateway", "error-rate") and "/api/orders" in b.signal and b.value == 1.0
+    # A route with next to no traffic, or a few errors on it, is not one.
+    assert breaches([healthy("gateway", route_error_ratio=1.0, route_error_route="/api/orders", route_rate=0.01)]) == []
+    assert breaches([healthy("gateway", route_error_ratio=0.05, route_error_route="/api/orders", route_rate=0.5)]) == []
+    # The service behind the route failing is the root: the gateway's route errors fold into it.
+    found = breaches([gw, healthy("order", error_ratio=1.0), healthy("product")])
+    assert [(x.service, x.symptom) for x in found] == [("order", "error-rate")]
+
+
+def test_the_gateways_worst_route_is_read_from_its_own_5xx_rate() -> None:
+    from sre_operator.adapters.prometheus import _gateway
+    raw = {"gw_rate": {("shop", ""): 3.0}, "gw_errors": {("shop", ""): 0.5}, "gw_p95": {},
+           "gw_route_rate": {("shop", "/api/products"): 2.5, ("shop", "/api/orders"): 0.5, ("other", "/api/orders"): 1},
+           "gw_route_errors": {("shop", "/api/orders"): 0.5, ("other", "/api/orders"): 0.1}, "unrouted": {}}
+    out = {"shop": {"gateway": {}}}
+    _gateway(raw, out)
+    gw = out["shop"]["gateway"]
+    assert gw["error_ratio"] == 0.5 / 3.0
+    assert (gw["route_error_ratio"], gw["route_rate"], gw["route_error_route"]) == (1.0, 0.5, "/api/orders")
+
+
 def test_a_saturated_pool_is_a_symptom_only_with_queries_waiting() -> None:
     hot = healthy("product", p95_seconds=0.9, saturation=0.99, waiting=12.0)
     assert {b.symptom for b in breaches([hot])} == {"latency", "saturation"}

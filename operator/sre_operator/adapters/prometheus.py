@@ -50,6 +50,9 @@ def _queries(sel: str, window: str) -> dict[str, str]:
         # Requests on an API route that no gateway location served, per route.
         "unrouted": f'sum by (namespace, route) (rate(gateway_unrouted_requests_total{{{sel}}}[{window}]))',
         "gw_route_rate": f'sum by (namespace, route) (rate(gateway_http_requests_total{{{gw}}}[{window}]))',
+        # 5xx per route: one route failing whole (orders, a sixth of the requests) is an outage long
+        # before the gateway's overall ratio says so.
+        "gw_route_errors": f'sum by (namespace, route) (rate(gateway_http_requests_total{{{gw},code=~"5.."}}[{window}]))',
         # Share of the database connections busy over the window (1: every query queued for one).
         "pool_busy": f'sum by (namespace, service) (avg_over_time(shop_db_pool_in_use{{{sel}}}[{window}]))'
                      f' / sum by (namespace, service) (shop_db_pool_size{{{sel}}} > 0)',
@@ -115,7 +118,8 @@ def _services(raw: Raw, out: dict[str, dict[str, Signals]]) -> None:
 
 
 def _gateway(raw: Raw, out: dict[str, dict[str, Signals]]) -> None:
-    """The gateway's rate, 5xx ratio and P95, and its worst route that no location serves."""
+    """The gateway's rate, 5xx ratio and P95, its route with the highest 5xx ratio, and its worst
+    route that no location serves."""
     for (ns, _), rate in raw["gw_rate"].items():
         if ns in out:
             errors = raw["gw_errors"].get((ns, ""), 0.0)
@@ -129,6 +133,11 @@ def _gateway(raw: Raw, out: dict[str, dict[str, Signals]]) -> None:
                      if n == ns and rate > 0), default=None)
         if worst is not None:
             out[ns]["gateway"]["unrouted_ratio"], out[ns]["gateway"]["unrouted_route"] = worst
+        failing = max(((_ratio(raw["gw_route_errors"].get((ns, r), 0.0), rate), rate, r) for (n, r), rate in routes
+                       if n == ns and rate > 0), default=None)
+        if failing is not None:
+            gw = out[ns]["gateway"]
+            gw["route_error_ratio"], gw["route_rate"], gw["route_error_route"] = failing
 
 
 def _capacity_and_business(raw: Raw, out: dict[str, dict[str, Signals]]) -> None:

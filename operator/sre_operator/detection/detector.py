@@ -39,6 +39,9 @@ class ServiceSignals:
     endpoints_problem: str | None = None  # its Service reaches none of its (ready) pods, and why
     unrouted_ratio: float | None = None  # gateway: share of one API route's requests no location served
     unrouted_route: str | None = None
+    route_error_ratio: float | None = None  # gateway: the 5xx ratio of its worst API route
+    route_error_route: str | None = None
+    route_rate: float | None = None  # that route's requests a second
     saturation: float | None = None  # share of its database connections busy over the window
     waiting: float | None = None  # queries waiting for a connection, on average
     orders_rate: float | None = None  # orders placed a second (the business outcome)
@@ -105,6 +108,10 @@ def breaches(signals: list[ServiceSignals], t: Thresholds = DEFAULT_THRESHOLDS) 
         if busy and s.error_ratio is not None and s.error_ratio > t.error_ratio:
             out.append(Breach(s.service, "error-rate", f"{s.service} 5xx ratio {s.error_ratio:.1%}",
                               s.error_ratio, t.error_ratio, "prometheus"))
+        elif (s.route_rate or 0) >= t.min_request_rate and s.route_error_ratio is not None \
+                and s.route_error_ratio > t.error_ratio:  # one route failing, the rest diluting it
+            out.append(Breach(s.service, "error-rate", f"{s.service} 5xx ratio {s.route_error_ratio:.1%} on "
+                              f"{s.route_error_route}", s.route_error_ratio, t.error_ratio, "prometheus"))
         elif (s.orders_rate or 0) >= t.min_request_rate and s.orders_failed_ratio is not None \
                 and s.orders_failed_ratio > t.error_ratio:  # orders failing without 5xx: the business outcome
             out.append(Breach(s.service, "error-rate", f"{s.service}: {s.orders_failed_ratio:.0%} of orders failed "
@@ -121,7 +128,7 @@ def breaches(signals: list[ServiceSignals], t: Thresholds = DEFAULT_THRESHOLDS) 
             out.append(Breach(s.service, "saturation", f"{s.service} database connections {s.saturation:.0%} busy, "
                               f"{s.waiting:.1f} queries waiting on average", s.saturation, t.saturation, "prometheus"))
     # A dependency that is rolling out, or whose pods are too new for their figures to be in (the
-    # 1-minute window still mixes the old pods' requests), cannot be judged this reading: its
+    # rate window still mixes the old pods' requests), cannot be judged this reading: its
     # callers' errors and latency wait rather than blame the caller.
     unsure = {s.service for s in signals if s.rolling_out or (s.service != "gateway" and (
         (s.request_rate is None and (s.ready or 0) > 0)
@@ -161,7 +168,7 @@ class Detector:
         neither counted nor forgotten (missing data is not health): its streak and onset hold."""
         now = time.monotonic() if now is None else now
         # Services with an open incident, or one closed within the cooldown, explain their callers'
-        # errors and latency (a 1-minute error ratio still shows the outage after the fix).
+        # errors and latency (the rate window's error ratio still shows the outage after the fix).
         busy = {k.split("/", 1)[0] for k in self.open_keys}
         busy |= {k.split("/", 1)[0] for k, at in self.closed_at.items() if now - at < self.thresholds.cooldown_seconds}
         current = {b.key: b for b in breaches(signals, self.thresholds)

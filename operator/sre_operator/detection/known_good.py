@@ -5,7 +5,7 @@ objects, judges that the shop is healthy, and writes the record back (ConfigMap
 `sre-operator-known-good`; its keys are described in `domain.snapshot`).
 
 An object changed in the last `min_age_seconds` is not vouched for yet (its damage may not show in
-the 1-minute figures), so its previous entry is kept; a Service that reaches no pod is never vouched
+the rate window's figures), so its previous entry is kept; a Service that reaches no pod is never vouched
 for; a Deployment scaled to 0 is not a healthy count. An object that disappears keeps its entries:
 they are what it is recreated from."""
 from __future__ import annotations

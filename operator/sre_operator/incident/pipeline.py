@@ -136,7 +136,7 @@ class Tick:
 
 def window_for(status: dict[str, Any], now: dt.datetime) -> str:
     """Validation measures from the start of its window (so the outage before it does not linger
-    in the figures); every other reading uses the last minute."""
+    in the figures); every other reading uses the detector's rate window."""
     start = parse(status.get("validationWindowStart"))
     if status.get("phase") == Phase.VALIDATING and start is not None:
         return f"{max(15, int((now - start).total_seconds()))}s"
