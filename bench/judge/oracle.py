@@ -141,6 +141,25 @@ def judge(f: RunFacts) -> dict:
     }
 
 
+def incident_summary(incident: dict, fault_at: float) -> dict:
+    """What a run's record keeps of one Incident, as the operator wrote it (recorded, never believed:
+    it explains where the benchmark's own TTD and TTM went, it does not make them): its phases,
+    each at how many seconds after the fault, and the symptom's onset as the operator dated it."""
+    st, spec = incident.get("status") or {}, incident.get("spec") or {}
+
+    def after(stamp: object) -> float | None:
+        at = parse_time(stamp) if isinstance(stamp, str) else None
+        return None if at is None else round(at - fault_at, 1)
+    timeline = [{"phase": e.get("phase"), "afterFaultSeconds": after(e.get("at"))}
+                for e in st.get("timeline") or [] if isinstance(e, dict)]
+    return {"name": incident["metadata"]["name"], "service": spec.get("service"), "symptom": spec.get("symptom"),
+            "phase": st.get("phase"), "created": incident["metadata"].get("creationTimestamp"),
+            "onsetAfterFaultSeconds": after(spec.get("detectedAt")),
+            "createdAfterFaultSeconds": after(incident["metadata"].get("creationTimestamp")),
+            "timeToDetect": st.get("timeToDetect"), "timeToMitigate": st.get("timeToMitigate"),
+            "timeline": timeline}
+
+
 def judge_control(samples: Sequence[slomod.Sample], start: float, end: float, incidents: Sequence[dict],
                   changes: Sequence[ObjectChange], slo: SLO) -> dict:
     """A no-fault control run: every Incident and every change is a false positive."""

@@ -354,12 +354,7 @@ class Bench:
         if self.policy.model:
             result["modelServer"] = self.model_server()
         result.update(source=case.source, baselineDrift=drift, operatorPeakRssMiB=self.operator_rss(),
-                      incidents=[{"name": i["metadata"]["name"], "service": i["spec"].get("service"),
-                                  "symptom": i["spec"].get("symptom"), "phase": (i.get("status") or {}).get("phase"),
-                                  "created": i["metadata"].get("creationTimestamp"),
-                                  "timeToDetect": (i.get("status") or {}).get("timeToDetect"),
-                                  "timeToMitigate": (i.get("status") or {}).get("timeToMitigate")}
-                                 for i in incidents])
+                      incidents=[oracle.incident_summary(i, fault_at) for i in incidents])
         return result
 
     def operator_rss(self) -> float:

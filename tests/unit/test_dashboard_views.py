@@ -59,6 +59,17 @@ def test_incident_row_and_timeline_in_order() -> None:
     assert fresh["phase"] == "Detected" and fresh["open"] and fresh["detectedAt"] == "t"
 
 
+def test_a_model_diagnosis_still_awaited_is_shown_as_such() -> None:
+    import copy
+    assert views.incident_detail(INCIDENT)["modelDiagnosis"] == ""
+    waiting = copy.deepcopy(INCIDENT)
+    waiting["status"]["diagnosis"] = {"diagnosedBy": "rules", "pendingSince": "2026-11-25T09:00:05Z"}
+    shown = views.incident_detail(waiting)["modelDiagnosis"]
+    assert "2026-11-25T09:00:05Z" in shown and "not in yet" in shown
+    waiting["status"]["diagnosis"] = {"pendingSince": {"not": "text"}}  # read back from the cluster: untrusted
+    assert views.incident_detail(waiting)["modelDiagnosis"] == ""
+
+
 def test_log_lines_only_about_our_objects_and_marks_in_time_order() -> None:
     ev = {"metadata": {"uid": "u1"}, "involvedObject": {"kind": "Incident", "name": "payment-unavailable-x"},
           "reason": "Resolved", "message": "<script>x</script> validated", "type": "Normal",

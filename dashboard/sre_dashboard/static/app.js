@@ -176,7 +176,8 @@ async function openDetail(name) {
   const suspect = d.diagnosis.suspect ? `${d.diagnosis.suspect.kind}/${d.diagnosis.suspect.name}` : "";
   const fallbacks = (d.llm && d.llm.reasons || []).map((r) => `${r.stage}: ${r.reason}`).join("; ");
   for (const [k, v] of [["service", d.service], ["symptom", d.symptom], ["diagnosis", d.diagnosis.summary],
-                        ["diagnosed by", d.diagnosis.diagnosedBy], ["suspect", suspect],
+                        ["diagnosed by", d.diagnosis.diagnosedBy], ["model diagnosis", d.modelDiagnosis],
+                        ["suspect", suspect],
                         ["evidence", (d.diagnosis.evidence || []).join("; ")], ["root cause", d.diagnosis.rootCause],
                         ["planner", d.diagnosis.planner], ["confidence", d.diagnosis.confidence],
                         ["fallback", d.diagnosis.fallbackReason], ["triage", d.triageSummary],
