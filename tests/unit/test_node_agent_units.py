@@ -135,17 +135,23 @@ def test_probe_thresholds() -> None:
         probes.resolve_port("metrics", {"name": "c", "ports": []})
 
 
-def test_ipam_keeps_addresses_per_pod_and_reuses_released_ones(tmp_path: Path) -> None:
+def test_ipam_keeps_addresses_per_pod_and_hands_a_released_one_out_last(tmp_path: Path) -> None:
     ipam = sandbox.Ipam(tmp_path / "ipam.json", "10.244.0.0/29")
     a, b = ipam.allocate("a"), ipam.allocate("b")
     assert (a, b) == ("10.244.0.2", "10.244.0.3")
     assert sandbox.Ipam(tmp_path / "ipam.json", "10.244.0.0/29").allocate("a") == a  # survives a restart
+    # A pod replaced (Recreate: the old one gone first) gets the next address, not the one just given
+    # back, whose old owner's MAC its neighbours still hold.
     ipam.release("a")
-    assert ipam.allocate("c") == a
-    for uid in "def":  # .4 .5 .6: the /29 is full (.1 is the gateway)
-        ipam.allocate(uid)
+    assert ipam.allocate("c") == "10.244.0.4"
+    # The cursor survives a restart too; past the end it wraps round to what is free.
+    assert sandbox.Ipam(tmp_path / "ipam.json", "10.244.0.0/29").allocate("d") == "10.244.0.5"
+    assert [ipam.allocate(u) for u in "ef"] == ["10.244.0.6", a]  # .1 is the gateway, .7 the broadcast
     with pytest.raises(sandbox.SandboxError, match="no free address"):
         ipam.allocate("g")
+    ipam.release("_last")  # not a pod: the cursor stays
+    ipam.release("b")
+    assert ipam.allocate("h") == b
 
 
 def test_paths_resolve_inside_the_container_root(tmp_path: Path) -> None:

@@ -666,6 +666,54 @@ class Cycles:
         return self.n < 0
 
 
+class Pauses(Cycles):
+    """As `Cycles`, recording how long the loop meant to pause before each cycle."""
+
+    def __init__(self, cluster: MemoryCluster, n: int) -> None:
+        super().__init__(cluster, n)
+        self.pauses: list[float] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.pauses.append(round(timeout or 0.0))
+        return super().wait(timeout)
+
+
+def test_a_breach_seen_once_is_read_again_soon_to_confirm_it(cluster: MemoryCluster) -> None:
+    from sre_operator.detection.loop import detector_loop
+    # Healthy: a whole interval between readings.
+    quiet = Pauses(cluster, 2)
+    detector_loop(quiet, cluster, Figures(), settings(detect_interval_seconds=10, confirm_seconds=2),  # type: ignore[arg-type]
+                  now=cluster.clock)
+    assert quiet.pauses == [10, 10, 10]
+    # Product's 5xx seen once: the confirming reading comes after `confirm_seconds`; once the Incident
+    # is open, the whole interval again.
+    failing = Figures(product={"rate": 5.0, "error_ratio": 0.9, "p95": 0.05, "up": 1.0})
+    seen = Pauses(cluster, 3)
+    detector_loop(seen, cluster, failing, settings(detect_interval_seconds=10, confirm_seconds=2,  # type: ignore[arg-type]
+                                                   breach_cycles=2), now=cluster.clock)
+    [inc] = cluster.list_objects("Incident", NS)
+    assert inc["spec"]["service"] == "product" and inc["spec"]["symptom"] == "error-rate"
+    assert seen.pauses == [10, 2, 10, 10]
+
+
+def test_only_a_breach_that_could_still_open_an_incident_awaits_confirmation() -> None:
+    from sre_operator.detection.detector import Detector, ServiceSignals
+    from sre_operator.domain.policy import Thresholds
+    det = Detector(Thresholds(for_cycles=2, cooldown_seconds=60))
+    bad = [ServiceSignals("product", error_ratio=0.9, request_rate=5, desired=1, ready=1)]
+    assert not det.awaiting_confirmation(now=0)
+    assert det.observe(bad, now=0) == [] and det.awaiting_confirmation(now=0)
+    [b] = det.observe(bad, now=2)
+    det.opened(b.key)
+    assert not det.awaiting_confirmation(now=2)  # open: nothing to confirm
+    det.closed(b.key, now=3)
+    det.observe(bad, now=4)
+    assert not det.awaiting_confirmation(now=4)  # in its cooldown: it could not open one anyway
+    det.observe([ServiceSignals("product", error_ratio=0.0, request_rate=5, desired=1, ready=1)], now=65)
+    det.observe(bad, now=70)  # past the cooldown, seen once again: confirm it soon
+    assert det.awaiting_confirmation(now=70)
+
+
 def test_the_detector_loop_opens_one_incident_per_breach_over_cycles(cluster: MemoryCluster) -> None:
     from sre_operator.detection.loop import detector_loop
     scale_to_zero(cluster)

@@ -26,7 +26,14 @@ def _run(*argv: str) -> None:
 
 
 class Ipam:
-    """Addresses of the node's pod range, handed out by pod uid; .1 is the bridge (gateway)."""
+    """Addresses of the node's pod range, handed out by pod uid; .1 is the bridge (gateway).
+
+    Round robin, as the host-local CNI plugin does: the next address after the last one handed out,
+    never the lowest free one. A pod replaced by a Recreate rollout would otherwise get the very
+    address its predecessor just gave back, and every neighbour (the node's probes, Prometheus,
+    the other pods) keeps sending to the old pod's MAC until its ARP entry goes stale: 15 to 45 s
+    in which the new pod is running but unreachable."""
+    LAST = "_last"  # the file's key for the last address handed out (pod uids never start with "_")
 
     def __init__(self, path: Path, cidr: str) -> None:
         self.path = path
@@ -39,27 +46,33 @@ class Ipam:
         except FileNotFoundError:
             return {}
 
+    def _save(self, taken: dict[str, str]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(taken))
+        tmp.replace(self.path)
+
     def allocate(self, uid: str) -> str:
         with self._lock:
             taken = self._load()
             if uid in taken:
                 return taken[uid]
-            used = set(taken.values())
-            for host in list(self.net.hosts())[1:]:
-                if str(host) not in used:
-                    taken[uid] = str(host)
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = self.path.with_suffix(".tmp")
-                    tmp.write_text(json.dumps(taken))
-                    tmp.replace(self.path)
-                    return str(host)
+            last = taken.get(self.LAST)
+            used = {ip for k, ip in taken.items() if k != self.LAST}
+            hosts = [str(h) for h in list(self.net.hosts())[1:]]
+            start = hosts.index(last) + 1 if last in hosts else 0
+            for host in hosts[start:] + hosts[:start]:
+                if host not in used:
+                    taken[uid] = taken[self.LAST] = host
+                    self._save(taken)
+                    return host
             raise SandboxError(f"no free address left in {self.net}")
 
     def release(self, uid: str) -> None:
         with self._lock:
             taken = self._load()
-            if taken.pop(uid, None) is not None:
-                self.path.write_text(json.dumps(taken))
+            if uid != self.LAST and taken.pop(uid, None) is not None:
+                self._save(taken)
 
 
 @dataclass
@@ -102,6 +115,8 @@ def create(sb: Sandbox, gateway: str, prefix: int, namespace: str, hostname: str
         _run("ip", "-n", ns, "addr", "add", f"{sb.ip}/{prefix}", "dev", "eth0")
         _run("ip", "-n", ns, "link", "set", "eth0", "up")
         _run("ip", "-n", ns, "route", "add", "default", "via", gateway)
+        # Whatever the node still knows of this address (a pod long gone had it) is forgotten now.
+        subprocess.run(["ip", "neigh", "flush", "to", sb.ip], capture_output=True, check=False)
     pod_dns = pod_dns or {}
     search = [f"{namespace}.svc.{domain}", f"svc.{domain}", domain, *list(pod_dns.get("searches") or [])]
     servers = list(pod_dns.get("nameservers") or []) or [dns_ip]

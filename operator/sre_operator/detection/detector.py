@@ -196,6 +196,20 @@ class Detector:
             taken.add(b.service)
         return to_open
 
+    def awaiting_confirmation(self, now: float | None = None) -> bool:
+        """A breach was seen that needs another reading before it opens an Incident (and could open
+        one then: no Incident open for its service, none closed within the cooldown)."""
+        now = time.monotonic() if now is None else now
+        taken = {k.split("/", 1)[0] for k in self.open_keys}
+        for key, streak in self.streaks.items():
+            service = key.split("/", 1)[0]
+            if streak >= self.thresholds.for_cycles or service in taken:
+                continue
+            last_closed = max((at for k, at in self.closed_at.items() if k.split("/", 1)[0] == service), default=-1e18)
+            if now - last_closed >= self.thresholds.cooldown_seconds:
+                return True
+        return False
+
     def opened(self, key: str) -> None:
         self.open_keys.add(key)
 

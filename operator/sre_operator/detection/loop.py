@@ -92,11 +92,12 @@ def detector_loop(stop: threading.Event, cluster: Cluster, metrics: Metrics, set
     and never more than a few snapshots held at once. Where listing every namespace is refused,
     or a list came out of order, each namespace is read on its own. The next cycle starts one interval
     after the previous one started (at once if a cycle took longer: it then says it is falling
-    behind). Each cycle's duration and the namespaces it read go to `telemetry`."""
+    behind), or `confirm_seconds` after it when a breach seen once awaits its confirming reading.
+    Each cycle's duration and the namespaces it read go to `telemetry`."""
     namespaces = settings.watched()
     detectors = {ns: Detector(settings.thresholds()) for ns in namespaces}
     interval = settings.detect_interval_seconds
-    cycle, took, outage, wide = 0, 0.0, "", True
+    cycle, took, outage, wide, pause = 0, 0.0, "", True, interval
 
     workers = min(8, len(namespaces)) or 1
 
@@ -127,7 +128,7 @@ def detector_loop(stop: threading.Event, cluster: Cluster, metrics: Metrics, set
             wait(futures)
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="detect") as pool:
-        while not stop.wait(max(0.0, interval - took)):
+        while not stop.wait(max(0.0, pause - took)):
             started = time.monotonic()
             reading = metrics.read(namespaces, WINDOW)
             telemetry.metrics_source(not reading.error)
@@ -156,6 +157,8 @@ def detector_loop(stop: threading.Event, cluster: Cluster, metrics: Metrics, set
             if not done:
                 list(pool.map(partial(one, reading=reading, at=at), namespaces))
             took = time.monotonic() - started
+            confirming = any(d.awaiting_confirmation() for d in detectors.values())
+            pause = min(interval, settings.confirm_seconds) if confirming else interval
             cycle += 1
             telemetry.detector_cycle(took, len(namespaces))
             slow = took > interval
