@@ -57,7 +57,8 @@ def summarise(runs: Sequence[dict], cases: Sequence[str], control: dict | None) 
 COLUMNS = (("case", "case"), ("runs", "runs"), ("healed", "healed"), ("successRate", "success"),
            ("diagnosisAccuracy", "diagnosis"), ("collateralChanges", "collateral"),
            ("falsePositivesBeforeFault", "FP"), ("ttdMedianSeconds", "TTD p50 s"),
-           ("ttdWorstSeconds", "TTD max s"), ("ttdFromOnsetMedianSeconds", "TTD onset p50 s"), ("ttmMedianSeconds", "TTM p50 s"), ("ttmWorstSeconds", "TTM max s"),
+           ("ttdWorstSeconds", "TTD max s"), ("ttdFromOnsetMedianSeconds", "TTD onset p50 s"),
+           ("ttmMedianSeconds", "TTM p50 s"), ("ttmWorstSeconds", "TTM max s"),
            ("actionsPerRun", "actions/run"), ("llmTokens", "tokens"))
 
 

@@ -121,8 +121,10 @@ def incident_detail(inc: Obj, expose_records: bool = False) -> dict[str, Any]:
     steps.sort(key=lambda s: s.get("at") or "")
     diagnosis = st.get("diagnosis") or {}
     pending = diagnosis.get("pendingSince") if isinstance(diagnosis, dict) else None
-    detail = {**row, "modelDiagnosis": f"asked in the background at {pending}, not in yet (the rules' diagnosis "
-                                       "stands meanwhile)" if isinstance(pending, str) and pending else "", "symptoms": st.get("symptoms") or [], "triageSummary": st.get("triageSummary", ""),
+    awaited = (f"asked in the background at {pending}, not in yet (the rules' diagnosis stands meanwhile)"
+               if isinstance(pending, str) and pending else "")
+    detail = {**row, "modelDiagnosis": awaited, "symptoms": st.get("symptoms") or [],
+              "triageSummary": st.get("triageSummary", ""),
               "diagnosis": st.get("diagnosis") or {}, "plan": st.get("plan") or {}, "llm": st.get("llm") or {},
               "conditions": st.get("conditions") or [], "steps": steps}
     return detail if expose_records else dict(redact(detail))

@@ -447,8 +447,8 @@ def test_a_runs_record_dates_each_incident_phase_from_the_fault() -> None:
     fault = T0 + 60
     inc = incident("payment", fault + 12)
     inc["spec"]["detectedAt"] = iso(fault + 7)
-    inc["status"]["timeline"] = [{"phase": "Triaging", "at": iso(fault + 12)}, {"phase": "Resolved", "at": iso(fault + 50)},
-                                 "not a dict", {"phase": "Odd", "at": 5}]
+    inc["status"]["timeline"] = [{"phase": "Triaging", "at": iso(fault + 12)},
+                                 {"phase": "Resolved", "at": iso(fault + 50)}, "not a dict", {"phase": "Odd", "at": 5}]
     got = oracle.incident_summary(inc, fault)
     assert (got["onsetAfterFaultSeconds"], got["createdAfterFaultSeconds"]) == (7.0, 12.0)
     assert got["timeline"] == [{"phase": "Triaging", "afterFaultSeconds": 12.0},

@@ -52,7 +52,8 @@ def _queries(sel: str, window: str) -> dict[str, str]:
         "gw_route_rate": f'sum by (namespace, route) (rate(gateway_http_requests_total{{{gw}}}[{window}]))',
         # 5xx per route: one route failing whole (orders, a sixth of the requests) is an outage long
         # before the gateway's overall ratio says so.
-        "gw_route_errors": f'sum by (namespace, route) (rate(gateway_http_requests_total{{{gw},code=~"5.."}}[{window}]))',
+        "gw_route_errors": f'sum by (namespace, route) (rate(gateway_http_requests_total{{{gw},code=~"5.."}}'
+                           f'[{window}]))',
         # Share of the database connections busy over the window (1: every query queued for one).
         "pool_busy": f'sum by (namespace, service) (avg_over_time(shop_db_pool_in_use{{{sel}}}[{window}]))'
                      f' / sum by (namespace, service) (shop_db_pool_size{{{sel}}} > 0)',

@@ -105,18 +105,9 @@ def breaches(signals: list[ServiceSignals], t: Thresholds = DEFAULT_THRESHOLDS) 
             out.append(Breach(s.service, "scrape-down", f"{s.service} metrics endpoint down", 0.0, 1.0,
                               "prometheus"))
         busy = (s.request_rate or 0) >= t.min_request_rate
-        if busy and s.error_ratio is not None and s.error_ratio > t.error_ratio:
-            out.append(Breach(s.service, "error-rate", f"{s.service} 5xx ratio {s.error_ratio:.1%}",
-                              s.error_ratio, t.error_ratio, "prometheus"))
-        elif (s.route_rate or 0) >= t.min_request_rate and s.route_error_ratio is not None \
-                and s.route_error_ratio > t.error_ratio:  # one route failing, the rest diluting it
-            out.append(Breach(s.service, "error-rate", f"{s.service} 5xx ratio {s.route_error_ratio:.1%} on "
-                              f"{s.route_error_route}", s.route_error_ratio, t.error_ratio, "prometheus"))
-        elif (s.orders_rate or 0) >= t.min_request_rate and s.orders_failed_ratio is not None \
-                and s.orders_failed_ratio > t.error_ratio:  # orders failing without 5xx: the business outcome
-            out.append(Breach(s.service, "error-rate", f"{s.service}: {s.orders_failed_ratio:.0%} of orders failed "
-                              f"(only {1 - s.orders_failed_ratio:.0%} confirmed)", s.orders_failed_ratio,
-                              t.error_ratio, "prometheus"))
+        failing = error_breach(s, t, busy)
+        if failing is not None:
+            out.append(failing)
         if busy and s.p95_seconds is not None and s.p95_seconds > t.p95_seconds:
             out.append(Breach(s.service, "latency", f"{s.service} P95 {s.p95_seconds * 1000:.0f} ms",
                               s.p95_seconds, t.p95_seconds, "prometheus"))
@@ -134,6 +125,24 @@ def breaches(signals: list[ServiceSignals], t: Thresholds = DEFAULT_THRESHOLDS) 
         (s.request_rate is None and (s.ready or 0) > 0)
         or (s.newest_pod_seconds is not None and s.newest_pod_seconds < t.fresh_pod_seconds)))}
     return correlate(out, unsure)
+
+
+def error_breach(s: ServiceSignals, t: Thresholds, busy: bool) -> Breach | None:
+    """A service's 5xx ratio over its threshold; or, for the gateway, one route's (the rest of the
+    traffic diluting it); or orders failing without 5xx (the business outcome)."""
+    if busy and s.error_ratio is not None and s.error_ratio > t.error_ratio:
+        return Breach(s.service, "error-rate", f"{s.service} 5xx ratio {s.error_ratio:.1%}",
+                      s.error_ratio, t.error_ratio, "prometheus")
+    if (s.route_rate or 0) >= t.min_request_rate and s.route_error_ratio is not None \
+            and s.route_error_ratio > t.error_ratio:
+        return Breach(s.service, "error-rate", f"{s.service} 5xx ratio {s.route_error_ratio:.1%} on "
+                      f"{s.route_error_route}", s.route_error_ratio, t.error_ratio, "prometheus")
+    if (s.orders_rate or 0) >= t.min_request_rate and s.orders_failed_ratio is not None \
+            and s.orders_failed_ratio > t.error_ratio:
+        return Breach(s.service, "error-rate", f"{s.service}: {s.orders_failed_ratio:.0%} of orders failed "
+                      f"(only {1 - s.orders_failed_ratio:.0%} confirmed)", s.orders_failed_ratio,
+                      t.error_ratio, "prometheus")
+    return None
 
 
 def correlate(found: list[Breach], unsure: set[str] | None = None) -> list[Breach]:

@@ -95,7 +95,8 @@ def service_signals(snap: Snapshot, figures: ServiceFigures | None) -> list[Serv
             stuck_pod_seconds=w.get("stuck_pod_seconds"), newest_pod_seconds=w.get("newest_pod_seconds"),
             endpoints_problem=w.get("endpoints_problem"), unrouted_ratio=p.get("unrouted_ratio"),
             unrouted_route=p.get("unrouted_route"), route_error_ratio=p.get("route_error_ratio"),
-            route_error_route=p.get("route_error_route"), route_rate=p.get("route_rate"), saturation=p.get("saturation"),
+            route_error_route=p.get("route_error_route"), route_rate=p.get("route_rate"),
+            saturation=p.get("saturation"),
             waiting=p.get("waiting"), orders_rate=p.get("orders_rate"),
             orders_failed_ratio=p.get("orders_failed_ratio"), never_starting=w.get("never_starting"),
             missing=gone.pop(svc, None)))
