@@ -73,7 +73,7 @@ def test_shop_renders_services_with_probes_limits_storage_and_scrape_annotations
 
 def test_every_shop_container_that_serves_is_ready_seconds_after_it_listens() -> None:
     """A rollout (a fault's, or the fix's) is as slow as its new pod's first passing readiness
-    probe: each serving container has a startup probe every second or two, after which readiness
+    probe: each serving container has a startup probe every second, after which readiness
     is probed at once; without it the first probe fails (nothing listens yet) and the next comes a
     whole period (5-10 s) later, which the time to mitigate pays twice."""
     for name, dep in by_kind(render("shop"), "Deployment").items():
@@ -82,7 +82,7 @@ def test_every_shop_container_that_serves_is_ready_seconds_after_it_listens() ->
                 continue
             startup = c.get("startupProbe")
             assert startup, (name, c["name"])
-            assert startup["periodSeconds"] <= 2 and startup["periodSeconds"] * startup["failureThreshold"] >= 30, \
+            assert startup["periodSeconds"] == 1 and startup["periodSeconds"] * startup["failureThreshold"] >= 30, \
                 (name, c["name"], startup)
 
 
@@ -159,6 +159,10 @@ def test_observability_prometheus_discovers_annotated_pods_and_kubelet_cadvisor(
     assert set(by_kind(docs, "Deployment")) == {"prometheus", "jaeger"}
     args = by_kind(docs, "Deployment")["prometheus"]["spec"]["template"]["spec"]["containers"][0]["args"]
     assert not any(a.startswith(("--web.enable-lifecycle", "--web.enable-admin-api")) for a in args), args
+    # Detection latency: the SLO signals every 2 s, a new pod's target within a second (not Prometheus's
+    # 5 s batching of discovery updates); the resource figures less often.
+    assert config["global"]["scrape_interval"] == "2s" and "--scrape.discovery-reload-interval=1s" in args
+    assert jobs["kubernetes-cadvisor"]["scrape_interval"] == "10s"
     assert "cadvisor" in by_kind(docs, "DaemonSet")
     assert by_kind(render("observability", "--set", "cadvisor.enabled=false"), "DaemonSet") == {}
 
