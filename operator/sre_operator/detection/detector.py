@@ -197,9 +197,7 @@ class Detector:
         for key, b in sorted(current.items(), key=lambda kv: SEVERITY_ORDER.index(kv[1].symptom)):
             if self.streaks[key] < (1 if b.conclusive else self.thresholds.for_cycles) or b.service in taken:
                 continue
-            last_closed = max((at for k, at in self.closed_at.items() if k.split("/", 1)[0] == b.service),
-                              default=-1e18)
-            if now - last_closed < self.thresholds.cooldown_seconds:
+            if self.cooling_down(b.service, now):
                 continue
             to_open.append(b)
             taken.add(b.service)
@@ -214,10 +212,14 @@ class Detector:
             service = key.split("/", 1)[0]
             if streak >= self.thresholds.for_cycles or service in taken:
                 continue
-            last_closed = max((at for k, at in self.closed_at.items() if k.split("/", 1)[0] == service), default=-1e18)
-            if now - last_closed >= self.thresholds.cooldown_seconds:
+            if not self.cooling_down(service, now):
                 return True
         return False
+
+    def cooling_down(self, service: str, now: float) -> bool:
+        """An Incident about the service closed within the cooldown: none opens again yet."""
+        last_closed = max((at for k, at in self.closed_at.items() if k.split("/", 1)[0] == service), default=-1e18)
+        return now - last_closed < self.thresholds.cooldown_seconds
 
     def opened(self, key: str) -> None:
         self.open_keys.add(key)

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 # saturation, waiting.
 ServiceFigures = dict[str, dict[str, Any]]
 WINDOW = "30s"  # the rate window of every reading but validation's (which measures from its own start):
-# six scrapes at the chart's 5 s, enough for a rate; a 1-minute window took twice as long to show an outage
+# fifteen scrapes at the observability chart's 2 s; a 1-minute window took twice as long to show an outage
 QUIET: ServiceFigures = {"gateway": {"rate": 0.0, "error_ratio": 0.0}}  # a namespace nothing was measured in
 
 
