@@ -680,6 +680,7 @@ class Pauses(Cycles):
 
 def test_a_breach_seen_once_is_read_again_soon_to_confirm_it(cluster: MemoryCluster) -> None:
     from sre_operator.detection.loop import detector_loop
+    cluster.tick(60)  # every pod old enough for its figures to be in
     # Healthy: a whole interval between readings.
     quiet = Pauses(cluster, 2)
     detector_loop(quiet, cluster, Figures(), settings(detect_interval_seconds=10, confirm_seconds=2),  # type: ignore[arg-type]
@@ -694,6 +695,20 @@ def test_a_breach_seen_once_is_read_again_soon_to_confirm_it(cluster: MemoryClus
     [inc] = cluster.list_objects("Incident", NS)
     assert inc["spec"]["service"] == "product" and inc["spec"]["symptom"] == "error-rate"
     assert seen.pauses == [10, 2, 10, 10]
+
+
+def test_a_namespace_with_a_change_under_way_is_watched_closely(cluster: MemoryCluster) -> None:
+    from sre_operator.detection.loop import detector_loop
+    cluster.tick(60)
+    cluster.patch("Deployment", NS, "product", "merge", {"spec": {"template": {"metadata": {
+        "annotations": {"kubectl.kubernetes.io/restartedAt": "now"}}}}})
+    cluster.controllers()  # a new product pod: its figures are not in yet
+    watched = Pauses(cluster, 8)
+    detector_loop(watched, cluster, Figures(), settings(detect_interval_seconds=10, confirm_seconds=2),  # type: ignore[arg-type]
+                  now=cluster.clock)
+    # Every reading while the pod is young (the fake's clock moves 5 s a cycle) comes soon; then the interval.
+    assert watched.pauses[:1] == [10] and 2 in watched.pauses[1:4] and watched.pauses[-2:] == [10, 10], watched.pauses
+    assert cluster.list_objects("Incident", NS) == []
 
 
 def test_only_a_breach_that_could_still_open_an_incident_awaits_confirmation() -> None:

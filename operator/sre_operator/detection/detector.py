@@ -169,6 +169,8 @@ class Detector:
     # When each current breach was first seen (wall clock): the symptom's onset, which an
     # Incident records as `spec.detectedAt` so its time to detect is measured from it.
     onsets: dict[str, dt.datetime] = field(default_factory=dict)
+    # The last reading saw a change under way: a rollout, or a pod too new for its figures to be in.
+    changing: bool = False
 
     def observe(self, signals: list[ServiceSignals], now: float | None = None,
                 at: dt.datetime | None = None, complete: bool = True) -> list[Breach]:
@@ -176,6 +178,9 @@ class Detector:
         `complete`: the metrics source answered; when it did not, a breach only it can show is
         neither counted nor forgotten (missing data is not health): its streak and onset hold."""
         now = time.monotonic() if now is None else now
+        t = self.thresholds
+        self.changing = any(s.rolling_out or (s.newest_pod_seconds is not None
+                                              and s.newest_pod_seconds < t.fresh_pod_seconds) for s in signals)
         # Services with an open incident, or one closed within the cooldown, explain their callers'
         # errors and latency (the rate window's error ratio still shows the outage after the fix).
         busy = {k.split("/", 1)[0] for k in self.open_keys}
@@ -215,6 +220,11 @@ class Detector:
             if not self.cooling_down(service, now):
                 return True
         return False
+
+    def watchful(self, now: float | None = None) -> bool:
+        """Worth reading again soon: a breach awaits its confirming reading, or a change is under way
+        (most faults arrive as one; an SRE watches a rollout closely, not every five seconds)."""
+        return self.changing or self.awaiting_confirmation(now)
 
     def cooling_down(self, service: str, now: float) -> bool:
         """An Incident about the service closed within the cooldown: none opens again yet."""

@@ -92,8 +92,9 @@ def detector_loop(stop: threading.Event, cluster: Cluster, metrics: Metrics, set
     and never more than a few snapshots held at once. Where listing every namespace is refused,
     or a list came out of order, each namespace is read on its own. The next cycle starts one interval
     after the previous one started (at once if a cycle took longer: it then says it is falling
-    behind), or `confirm_seconds` after it when a breach seen once awaits its confirming reading.
-    Each cycle's duration and the namespaces it read go to `telemetry`."""
+    behind), or `confirm_seconds` after it while a namespace is worth watching closely (a breach seen
+    once awaits its confirming reading, a rollout or a new pod is under way; never more often than
+    twice the cycle's own duration). Each cycle's duration and the namespaces it read go to `telemetry`."""
     namespaces = settings.watched()
     detectors = {ns: Detector(settings.thresholds()) for ns in namespaces}
     interval = settings.detect_interval_seconds
@@ -157,8 +158,8 @@ def detector_loop(stop: threading.Event, cluster: Cluster, metrics: Metrics, set
             if not done:
                 list(pool.map(partial(one, reading=reading, at=at), namespaces))
             took = time.monotonic() - started
-            confirming = any(d.awaiting_confirmation() for d in detectors.values())
-            pause = min(interval, settings.confirm_seconds) if confirming else interval
+            watchful = any(d.watchful() for d in detectors.values())
+            pause = min(interval, max(settings.confirm_seconds, 2 * took)) if watchful else interval
             cycle += 1
             telemetry.detector_cycle(took, len(namespaces))
             slow = took > interval
