@@ -12,6 +12,10 @@ from localkube.cluster import Cluster
 from .objects import TRACKED, Snapshot, from_items, state
 from .podnet import PodNet
 
+# The operator's ConfigMap of its own actions (operator/sre_operator/domain/snapshot.py), named here:
+# the judge imports nothing of the operator.
+ACTION_LEDGER = "sre-operator-actions"
+
 PORTS = {"order": 5001, "product": 5002, "payment": 5003, "gateway": 8080}
 KINDS = "deployments,services,configmaps,secrets,pods"
 
@@ -71,6 +75,11 @@ class Kube:
         for name in self.kubectl("get", "incidents.sre.stratus.dev", "-o", "name", check=False).split():
             self.kubectl("patch", name, "--type=merge", "-p", '{"metadata":{"finalizers":null}}', check=False)
             self.kubectl("delete", name, "--wait=false", check=False)
+
+    def delete_action_ledger(self) -> None:
+        """The operator's record of its own actions (its per-workload rate limit counts them over an
+        hour): each run is a trial of its own, so no run inherits the actions of the runs before it."""
+        self.kubectl("delete", "configmap", ACTION_LEDGER, "--ignore-not-found", check=False)
 
     # -- restore ---------------------------------------------------------------------------------
 

@@ -373,6 +373,7 @@ class Bench:
                               '{"metadata":{"finalizers":null}}', check=False)
         self.stop_operator()
         self.kube.delete_incidents()
+        self.kube.delete_action_ledger()
         done = self.kube.restore(self.golden)
         # Runtime faults live in processes: replace any pod still carrying one.
         snap = self.kube.read(WORKLOADS)

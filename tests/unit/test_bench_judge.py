@@ -454,3 +454,16 @@ def test_a_runs_record_dates_each_incident_phase_from_the_fault() -> None:
     assert got["timeline"] == [{"phase": "Triaging", "afterFaultSeconds": 12.0},
                                {"phase": "Resolved", "afterFaultSeconds": 50.0},
                                {"phase": "Odd", "afterFaultSeconds": None}]
+
+
+def test_no_run_inherits_the_operators_record_of_the_runs_before() -> None:
+    # Seen on a full run: the 21st case was escalated at once, "Deployment/product had 6 actions in
+    # the last hour": the operator's rate limit counted the earlier runs' fixes of product.
+    from bench.judge import kube as bkube
+    from sre_operator.domain.snapshot import ACTION_LEDGER
+    calls: list[tuple[str, ...]] = []
+    k = object.__new__(bkube.Kube)
+    k.kubectl = lambda *args, **kw: calls.append(args) or ""  # type: ignore[method-assign]
+    k.delete_action_ledger()
+    assert calls == [("delete", "configmap", ACTION_LEDGER, "--ignore-not-found")]
+    assert bkube.ACTION_LEDGER == ACTION_LEDGER
