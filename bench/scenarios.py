@@ -23,6 +23,9 @@ Usage:
                             [--planner rules|hybrid|llm] [--model 1.5b|0.5b]
   python bench/scenarios.py --list                      the catalogue
   python bench/scenarios.py --table FILE [--markdown]   the table of an earlier run's JSON
+  python bench/scenarios.py --merge FILE... --out FILE [--markdown]
+                                                        one report of several (a later file's runs of a
+                                                        case replace an earlier's; the replaced are kept)
   python bench/scenarios.py --policy-table FILE... [--markdown]
                                                         one row per policy of earlier runs' JSON
 """
@@ -69,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="the operator's planner policy (default: its own default, with no model: the rules)")
     p.add_argument("--model", choices=policy.MODELS,
                    help=f"the provisioned model charts/llm serves (hybrid and llm: {policy.DEFAULT_MODEL} if none)")
+    p.add_argument("--merge", nargs="+", metavar="FILE",
+                   help="one report (--out) of earlier reports: a later file's runs of a case replace an earlier's")
     p.add_argument("--policy-table", nargs="+", metavar="FILE",
                    help="print one row per policy of earlier runs' JSON (one file a policy) and exit")
     args = p.parse_args(argv)
@@ -78,6 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.table:
         data = json.loads(Path(args.table).read_text())
         print(summary.markdown_table(data["summary"]) if args.markdown else summary.text_table(data["summary"]))
+        return 0
+    if args.merge:
+        merged = summary.merge([json.loads(Path(f).read_text()) for f in args.merge], args.merge)
+        Path(args.out).write_text(json.dumps(merged, indent=1, default=str) + "\n")
+        print(summary.markdown_table(merged["summary"]) if args.markdown else summary.text_table(merged["summary"]))
         return 0
     if args.policy_table:
         reports = [json.loads(Path(f).read_text()) for f in args.policy_table]

@@ -54,6 +54,31 @@ def summarise(runs: Sequence[dict], cases: Sequence[str], control: dict | None) 
     return {"perCase": per_case, "overall": overall}
 
 
+def merge(reports: Sequence[dict], names: Sequence[str]) -> dict:
+    """Several reports as one: a later report's runs of a case replace an earlier one's (a part
+    re-run after a fix of the benchmark itself); the replaced runs are kept, with where they came
+    from, under `replaced`; the control is the first report's that has one; the summary is
+    recomputed over the runs kept."""
+    kept: dict[str, list[dict]] = {}
+    origin: dict[str, str] = {}
+    replaced: list[dict] = []
+    for name, report in zip(names, reports, strict=True):
+        mine: dict[str, list[dict]] = {}
+        for run in report.get("runs") or []:
+            mine.setdefault(run["case"], []).append(run)
+        for case, runs in mine.items():
+            if case in kept:
+                replaced += [{"from": origin[case], "case": case, "verdict": r.get("verdict"),
+                              "reason": r.get("reason")} for r in kept[case]]
+            kept[case], origin[case] = runs, name
+    control = next((r["control"] for r in reports if r.get("control")), None)
+    runs = [r for case in kept for r in kept[case]]
+    cases = list(kept)
+    return {"parts": [{"file": n, "cases": [c for c in cases if origin[c] == n]} for n in names],
+            "replaced": replaced, "settings": reports[0].get("settings") if reports else None,
+            "control": control, "runs": runs, "summary": summarise(runs, cases, control)}
+
+
 COLUMNS = (("case", "case"), ("runs", "runs"), ("healed", "healed"), ("successRate", "success"),
            ("diagnosisAccuracy", "diagnosis"), ("collateralChanges", "collateral"),
            ("falsePositivesBeforeFault", "FP"), ("ttdMedianSeconds", "TTD p50 s"),

@@ -467,3 +467,20 @@ def test_no_run_inherits_the_operators_record_of_the_runs_before() -> None:
     k.delete_action_ledger()
     assert calls == [("delete", "configmap", ACTION_LEDGER, "--ignore-not-found")]
     assert bkube.ACTION_LEDGER == ACTION_LEDGER
+
+
+def test_reports_merge_with_a_later_parts_runs_replacing_an_earlier_ones_and_saying_so() -> None:
+    def run(case: str, verdict: str) -> dict:
+        return {"case": case, "verdict": verdict, "reason": f"{case} {verdict}", "timeToDetectSeconds": 5.0,
+                "timeToMitigateSeconds": 20.0, "diagnosis": "right", "collateral": [], "changes": [],
+                "llm": {"promptTokens": 0, "completionTokens": 0}}
+    control = {"minutes": 10, "falsePositiveIncidents": 0, "falsePositiveChanges": 0}
+    first = {"settings": {"a": 1}, "control": control,
+             "runs": [run("a", oracle.HEALED), run("b", oracle.NOT_HEALED)]}
+    second = {"settings": {"a": 1}, "control": None, "runs": [run("b", oracle.HEALED), run("c", oracle.HEALED)]}
+    merged = summary.merge([first, second], ["one.json", "two.json"])
+    assert [(r["case"], r["verdict"]) for r in merged["runs"]] == [("a", "healed"), ("b", "healed"), ("c", "healed")]
+    assert merged["replaced"] == [{"from": "one.json", "case": "b", "verdict": "not-healed", "reason": "b not-healed"}]
+    assert merged["parts"] == [{"file": "one.json", "cases": ["a"]}, {"file": "two.json", "cases": ["b", "c"]}]
+    assert merged["control"] == control and merged["summary"]["overall"]["healed"] == 3
+    assert merged["summary"]["overall"]["controlMinutes"] == 10
