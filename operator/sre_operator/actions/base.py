@@ -96,6 +96,9 @@ def _replaced(current: Obj, path: str, value: object) -> bool:
     if path == "/spec/template" and isinstance(obj, dict):
         obj = copy.deepcopy(obj)
         obj.get("metadata", {}).get("labels", {}).pop("pod-template-hash", None)
+        # A template replaced whole is the one recorded, not one that merely holds it: a bad revision
+        # that added a field (a nodeSelector, a toleration, an annotation) holds the good one too.
+        return obj == value
     if path == "/spec/selector":
         return obj == value  # a selector with one key more selects other pods
     if path == "/spec/ports" and isinstance(obj, list) and isinstance(value, list) and len(obj) == len(value):

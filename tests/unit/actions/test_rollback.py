@@ -30,6 +30,19 @@ def test_rollback_round_trip() -> None:
     assert undone["spec"]["template"] == before["spec"]["template"]
 
 
+def test_a_rollback_away_from_a_revision_that_added_a_field_is_applied_not_taken_as_done() -> None:
+    # Seen on the benchmark (`unschedulable`): the bad revision added a nodeSelector; its template
+    # held every field of the good one, so the recorded rollback was taken as already applied and
+    # never written, and the Incident waited for a rollout that nothing had started.
+    cluster = healthy_shop()
+    cluster.patch("Deployment", "shop", "payment", "json", [
+        {"op": "add", "path": "/spec/template/spec/nodeSelector", "value": {"disktype": "nvme"}}])
+    cluster.controllers()
+    before, after, _ = round_trip(cluster, act("rollback", "Deployment", "payment", revision=1))
+    assert before and "nodeSelector" in before["spec"]["template"]["spec"]
+    assert after and "nodeSelector" not in after["spec"]["template"]["spec"]
+
+
 @pytest.mark.parametrize(("revision", "reason"), [(9, "has no revision 9"), (2, "already runs revision 2")])
 def test_rollback_to_a_revision_it_lacks_or_runs_is_refused(revision: int, reason: str) -> None:
     cluster = healthy_shop()
