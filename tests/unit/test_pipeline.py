@@ -665,6 +665,9 @@ class Cycles:
         self.cluster.tick(5)
         return self.n < 0
 
+    def is_set(self) -> bool:
+        return self.n < 0
+
 
 class Pauses(Cycles):
     """As `Cycles`, recording how long the loop meant to pause before each cycle."""
@@ -709,6 +712,24 @@ def test_a_namespace_with_a_change_under_way_is_watched_closely(cluster: MemoryC
     # Every reading while the pod is young (the fake's clock moves 5 s a cycle) comes soon; then the interval.
     assert watched.pauses[:1] == [10] and 2 in watched.pauses[1:4] and watched.pauses[-2:] == [10, 10], watched.pauses
     assert cluster.list_objects("Incident", NS) == []
+
+
+def test_a_reading_the_client_cannot_make_sense_of_does_not_end_the_detector(cluster: MemoryCluster,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from sre_operator.detection.loop import detector_loop
+    scale_to_zero(cluster)
+    real, calls = cluster.list_all, []
+
+    def garbled(*args: Any, **kw: Any) -> Any:
+        calls.append(args)
+        if len(calls) == 1:
+            raise ValueError("unexpected end of JSON")  # not a ClusterError: once, it ended the thread
+        return real(*args, **kw)
+    monkeypatch.setattr(cluster, "list_all", garbled)
+    detector_loop(Cycles(cluster, 3), cluster, Figures(), settings(breach_cycles=2),  # type: ignore[arg-type]
+                  now=cluster.clock)
+    [inc] = cluster.list_objects("Incident", NS)
+    assert inc["spec"]["service"] == "product" and len(calls) > 1
 
 
 def test_only_a_breach_that_could_still_open_an_incident_awaits_confirmation() -> None:

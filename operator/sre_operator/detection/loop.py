@@ -155,6 +155,11 @@ def detector_loop(stop: threading.Event, cluster: Cluster, metrics: Metrics, set
             except OutOfOrder as exc:  # the namespaces read so far were decided: read each on its own from now on
                 log.warning("detector: %s; reading each namespace on its own from now on", exc)
                 wide, done = False, True
+            except Exception as exc:  # noqa: BLE001 - a reading the client could not make sense of, or a stop
+                if stop.is_set():  # the process is stopping: its pools are closing under the reading
+                    break
+                log.warning("detector: reading every namespace failed, next cycle again: %r", exc)
+                done = True
             if not done:
                 list(pool.map(partial(one, reading=reading, at=at), namespaces))
             took = time.monotonic() - started
