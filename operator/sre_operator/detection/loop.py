@@ -83,6 +83,25 @@ def incidents_by_namespace(cluster: Cluster, namespaces: list[str]) -> dict[str,
     return out
 
 
+def cycle_wide(read: Callable[[], None], stop: threading.Event) -> tuple[bool, bool]:
+    """One cycle from the cluster-wide lists (`read`): whether the cycle is done, and whether to read
+    every namespace at once next time (not where that is refused, or a list came out of order)."""
+    try:
+        read()
+    except ClusterError as exc:
+        if exc.status == 403:
+            log.info("detector: not allowed to list every namespace (%s): reading each on its own", exc)
+            return False, False
+        log.warning("detector: reading every namespace failed, next cycle again: %s", exc)
+    except OutOfOrder as exc:  # the namespaces read so far were decided: read each on its own from now on
+        log.warning("detector: %s; reading each namespace on its own from now on", exc)
+        return True, False
+    except Exception as exc:  # noqa: BLE001 - a reading the client could not make sense of, or a stop
+        if not stop.is_set():
+            log.warning("detector: reading every namespace failed, next cycle again: %r", exc)
+    return True, True
+
+
 def detector_loop(stop: threading.Event, cluster: Cluster, metrics: Metrics, settings: Settings,
                   remember: Remember | None = None, now: Callable[[], dt.datetime] = clock.now,
                   telemetry: Telemetry = NO_TELEMETRY) -> None:
@@ -140,26 +159,10 @@ def detector_loop(stop: threading.Event, cluster: Cluster, metrics: Metrics, set
                 else:
                     log.info("Prometheus answers again")
                 outage = reading.error
-            at, done = now(), False
-            try:
-                if wide:
-                    read_wide(pool, reading, at)
-                    done = True
-            except ClusterError as exc:
-                if exc.status != 403:
-                    log.warning("detector: reading every namespace failed, next cycle again: %s", exc)
-                    done = True
-                else:
-                    log.info("detector: not allowed to list every namespace (%s): reading each on its own", exc)
-                wide = False if exc.status == 403 else wide
-            except OutOfOrder as exc:  # the namespaces read so far were decided: read each on its own from now on
-                log.warning("detector: %s; reading each namespace on its own from now on", exc)
-                wide, done = False, True
-            except Exception as exc:  # noqa: BLE001 - a reading the client could not make sense of, or a stop
-                if stop.is_set():  # the process is stopping: its pools are closing under the reading
-                    break
-                log.warning("detector: reading every namespace failed, next cycle again: %r", exc)
-                done = True
+            at = now()
+            done, wide = cycle_wide(partial(read_wide, pool, reading, at), stop) if wide else (False, False)
+            if stop.is_set():  # the process is stopping: its pools may be closing under the reading
+                break
             if not done:
                 list(pool.map(partial(one, reading=reading, at=at), namespaces))
             took = time.monotonic() - started
