@@ -57,13 +57,27 @@ def _recreate(ev: Evidence, service: str) -> list[MitigationPlan]:
     for t in ev.missing:
         if t.kind in (TargetKind.DEPLOYMENT, TargetKind.SERVICE) and t.name in path_from(service):
             gone.setdefault(t.name, []).append(TargetKind(t.kind))
-    return [MitigationPlan(
+    plans = [MitigationPlan(
         root_cause=f"the {' and '.join(kinds)} of {name} {'was' if len(kinds) == 1 else 'were'} deleted"
                    + (f"; {service} depends on {name}" if name != service else ""),
         confidence=0.9, expected_effect=f"{name} is back as it was last seen healthy",
         actions=[Action(type=ActionType.RECREATE, target=Target(kind=kind, name=name),
                         reason="deleted; recreated from its last healthy copy") for kind in kinds])
         for name, kinds in sorted(gone.items())]
+    # A ConfigMap a workload on the path reads, seen healthy and gone: back from its copy, and its
+    # readers rolled (a pod cannot start without it, or runs with what it read before).
+    on_path = [w for w in ev.workloads if w.service in path_from(service)]
+    for t in ev.missing:
+        readers = [w for w in on_path if t.kind == TargetKind.CONFIG_MAP and t.name in w.config_maps]
+        if readers:
+            plans.append(MitigationPlan(
+                root_cause=f"ConfigMap {t.name} was deleted; {', '.join(w.deployment for w in readers)} read it",
+                confidence=0.9, expected_effect=f"{t.name} is back as it was last seen healthy",
+                actions=[Action(type=ActionType.RECREATE, target=Target(kind=TargetKind.CONFIG_MAP, name=t.name),
+                                reason="deleted; recreated from its last healthy copy"),
+                         *(Action(type=ActionType.ROLLOUT_RESTART, target=_deployment(w.deployment),
+                                  reason=f"{w.deployment} reads {t.name} at start") for w in readers)]))
+    return plans
 
 
 def _restore_services(ev: Evidence) -> list[MitigationPlan]:
