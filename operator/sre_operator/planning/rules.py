@@ -17,7 +17,8 @@ and nothing on a workload that is not the root cause.
    ready, fails or is slow → a process gone bad at runtime: restart it (rollout restart); slowness
    that a restart did not cure → scale out.
 0. (before all) the Deployment or Service of the affected service, or of a service it depends on,
-   was deleted and a healthy copy is on record → recreate it; a Deployment scaled to 0 → scale it
+   was deleted and a healthy copy is on record → recreate it (a ConfigMap one of them reads: recreate
+   it and roll its readers); a Deployment scaled to 0 → scale it
    back to its known-good replica count; a Service that reaches none of its pods and differs from
    the version last seen healthy → restore its selector and ports.
 Attempt N > 1 skips the rules that already failed (their actions are in `tried`)."""
@@ -52,7 +53,8 @@ def _workload(ev: Evidence, service: str) -> WorkloadFacts | None:
 
 def _recreate(ev: Evidence, service: str) -> list[MitigationPlan]:
     """0. A Deployment or Service on the affected path, seen healthy and now gone: create it again
-    from its last healthy copy (both, when both are gone)."""
+    from its last healthy copy (both, when both are gone); a ConfigMap a workload on the path reads,
+    likewise, with its readers rolled."""
     gone: dict[str, list[TargetKind]] = {}
     for t in ev.missing:
         if t.kind in (TargetKind.DEPLOYMENT, TargetKind.SERVICE) and t.name in path_from(service):
