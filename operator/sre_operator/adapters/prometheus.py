@@ -128,17 +128,22 @@ def _gateway(raw: Raw, out: dict[str, dict[str, Signals]]) -> None:
     for (ns, _), p95 in raw["gw_p95"].items():
         if ns in out:
             out[ns]["gateway"]["p95"] = p95
-    for ns in out:
-        routes = raw["gw_route_rate"].items()
-        worst = max(((_ratio(raw["unrouted"].get((ns, r), 0.0), rate), r) for (n, r), rate in routes
-                     if n == ns and rate > 0), default=None)
-        if worst is not None:
-            out[ns]["gateway"]["unrouted_ratio"], out[ns]["gateway"]["unrouted_route"] = worst
-        failing = max(((_ratio(raw["gw_route_errors"].get((ns, r), 0.0), rate), rate, r) for (n, r), rate in routes
-                       if n == ns and rate > 0), default=None)
-        if failing is not None:
-            gw = out[ns]["gateway"]
-            gw["route_error_ratio"], gw["route_rate"], gw["route_error_route"] = failing
+    routes: dict[str, list[tuple[str, float]]] = {}  # per namespace, once: not every route for every namespace
+    for (ns, route), rate in raw["gw_route_rate"].items():
+        if ns in out and rate > 0:
+            routes.setdefault(ns, []).append((route, rate))
+    for ns, mine in routes.items():
+        gw = out[ns]["gateway"]
+        _, gw["unrouted_ratio"], gw["unrouted_route"] = _worst_route(raw["unrouted"], ns, mine)
+        gw["route_rate"], gw["route_error_ratio"], gw["route_error_route"] = _worst_route(
+            raw["gw_route_errors"], ns, mine)
+
+
+def _worst_route(part: dict[tuple[str, str], float], ns: str,
+                 routes: list[tuple[str, float]]) -> tuple[float, float, str]:
+    """(rate, ratio, route) of the namespace's route where `part` (unrouted, 5xx) is the largest share."""
+    ratio, rate, route = max((_ratio(part.get((ns, r), 0.0), rate), rate, r) for r, rate in routes)
+    return rate, ratio, route
 
 
 def _capacity_and_business(raw: Raw, out: dict[str, dict[str, Signals]]) -> None:
