@@ -149,3 +149,66 @@ def test_one_set_of_queries_reads_every_namespace_apart(tmp_path: Path) -> None:
         for s in services:
             s.stop()
         prom_proc.stop()
+
+
+def test_cpu_throttling_is_read_per_service_from_cadvisors_figures(tmp_path: Path) -> None:
+    """The detector's CPU-throttling query against a real Prometheus scraping cAdvisor-shaped
+    counters (as the kubelet's /metrics/cadvisor serves them) and the pods' own targets, which name
+    each pod's service: a settled pod throttled in half its periods reads 0.5; a pod that started
+    seconds ago (its start hits the limit) and one that barely ran do not count."""
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from sre_operator.adapters.prometheus import fetch_signals, prometheus_client
+
+    t0 = time.time()
+    # pod: (service, started seconds before t0, periods a second, throttled periods a second)
+    pods = {"product-a": ("product", 600, 10.0, 5.0), "product-new": ("product", 0, 10.0, 10.0),
+            "payment-b": ("payment", 600, 10.0, 0.0), "payment-idle": ("payment", 600, 0.5, 0.5)}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            lines = []
+            if self.path == "/cadvisor":
+                up = time.time() - t0
+                for pod, (_, started, periods, throttled) in pods.items():
+                    lab = f'{{namespace="shop",pod="{pod}",container="app"}}'
+                    lines += [f"container_cpu_cfs_periods_total{lab} {periods * up:.1f}",
+                              f"container_cpu_cfs_throttled_periods_total{lab} {throttled * up:.1f}",
+                              f"container_start_time_seconds{lab} {t0 - started:.0f}"]
+                    # The pod's own cgroup (no container name) is not a container: never counted.
+                    lines.append(f'container_cpu_cfs_throttled_periods_total{{namespace="shop",pod="{pod}",'
+                                 f'container=""}} {100 * up:.1f}')
+            body = ("\n".join(lines) + "\n").encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    address = f"127.0.0.1:{server.server_address[1]}"
+    prom_proc, url = start_prometheus(tmp_path, [
+        {"job_name": "kubernetes-cadvisor", "metrics_path": "/cadvisor", "static_configs": [{"targets": [address]}]},
+        {"job_name": "kubernetes-pods", "metrics_path": "/empty", "static_configs": [
+            {"targets": [address], "labels": {"namespace": "shop", "pod": pod, "app": service}}
+            for pod, (service, *_) in pods.items()]}])
+    try:
+        prom_proc.wait_healthy(60)
+        prom = prometheus_client(url)
+
+        def read() -> dict | None:
+            out = fetch_signals(prom, url, ["shop"], "10s")["shop"]
+            both = all("cpu_throttled" in out.get(s, {}) for s in ("product", "payment"))
+            return out if both and time.time() - t0 > 6 else None
+        out = wait_for(read, timeout=40, interval=1, what="both services' throttling in one reading")
+        assert out["product"]["cpu_throttled"] == pytest.approx(0.5, abs=0.05), out
+        assert out["payment"]["cpu_throttled"] == pytest.approx(0.0, abs=0.01), out
+        assert "cpu_throttled" not in out["gateway"]
+    finally:
+        server.shutdown()
+        prom_proc.stop()

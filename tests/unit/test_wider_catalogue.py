@@ -183,3 +183,48 @@ def test_a_reading_names_the_objects_on_record_that_are_gone() -> None:
     assert snap.missing() == [("ConfigMap", "gateway-config"), ("Service", "payment")]
     assert snap.missing(("Deployment", "Service")) == [("Service", "payment")]
     assert Snapshot("shop", snap.taken_at, known_good={"_object.Service": "{}"}).missing() == []
+
+
+def test_a_pod_held_back_by_its_cpu_limit_is_a_symptom() -> None:
+    from sre_operator.domain.policy import Thresholds
+    throttled = healthy("product", cpu_throttled=0.6)
+    [b] = breaches([throttled])
+    assert (b.service, b.symptom, b.value) == ("product", "cpu-throttled", 0.6) and "60%" in b.signal
+    # Below kube-prometheus's 25 %, or not measured (no cAdvisor, pods too new): nothing.
+    assert breaches([healthy("product", cpu_throttled=0.2)]) == []
+    assert breaches([healthy("product", cpu_throttled=None)]) == []
+    # A rollout under way is a change being made, not yet a state to judge.
+    assert breaches([healthy("product", cpu_throttled=0.9, rolling_out=True)]) == []
+    assert breaches([healthy("product", cpu_throttled=0.3)], Thresholds(cpu_throttled_ratio=0.5)) == []
+    # It needs a second reading, like every figure from the metrics source.
+    d = Detector()
+    assert d.observe([throttled], now=0) == [] and [x.symptom for x in d.observe([throttled], now=5)] == [
+        "cpu-throttled"]
+
+
+def test_the_cpu_throttling_reading_is_folded_per_service() -> None:
+    from sre_operator.adapters.prometheus import _capacity_and_business, _queries
+    raw = {"pool_busy": {}, "pool_waiting": {}, "orders": {}, "orders_failed": {},
+           "cpu_throttled": {("shop", "product"): 1.004, ("shop", "payment"): 0.0, ("other", "product"): 0.9}}
+    out: dict = {"shop": {"gateway": {}}}
+    _capacity_and_business(raw, out)
+    assert out["shop"]["product"]["cpu_throttled"] == 1.0 and out["shop"]["payment"]["cpu_throttled"] == 0.0
+    assert "other" not in out
+    q = _queries('namespace="shop"', "30s")["cpu_throttled"]
+    assert "container_cpu_cfs_throttled_periods_total" in q and "container_start_time_seconds" in q
+
+
+def test_a_lowered_cpu_limit_is_rolled_back_and_throttling_with_nothing_changed_scales_out() -> None:
+    throttled = sym("cpu-throttled", signal="product held back by its CPU limit in 80% of the periods it ran")
+    # The template changed since it was last seen healthy (resources.limits.cpu): back to that revision.
+    edited = Evidence(symptoms=[throttled], workloads=[wl(rolledOutSecondsAgo=60, healthyRevision=1,
+                                                          healthyCopy=True)])
+    a = planner.plan(edited).actions[0]
+    assert (a.type, a.revision) == ("rollback", 1)
+    # No copy on record, but a recent rollout brought it: the previous revision.
+    recent = Evidence(symptoms=[throttled], workloads=[wl(rolledOutSecondsAgo=60)])
+    assert planner.plan(recent).actions[0].type == "rollback"
+    # Nothing changed: the load grew past what its limit allows; more replicas share it (an HPA's answer).
+    grown = Evidence(symptoms=[throttled], workloads=[wl()])
+    p = planner.plan(grown)
+    assert [(x.type, x.replicas) for x in p.actions] == [("scale", 2)] and "80% of the periods" in p.root_cause

@@ -12,6 +12,7 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from requests.exceptions import RequestException
 from urllib3.util.retry import Retry
 
+from ..domain.clock import parse_duration
 from ..domain.metrics import WINDOW, MetricsReading
 
 __all__ = ["WINDOW", "PromSnapshot", "PrometheusMetrics", "PrometheusUnavailable", "fetch_signals",
@@ -33,10 +34,19 @@ def prometheus_client(url: str, timeout: float = 5.0) -> PrometheusConnect:
                                          allowed_methods=("GET", "POST")))
 
 
+# CPU throttling is judged on pods whose containers started this long before the rate window began,
+# and that ran in at least this many CPU periods a second: a process's start (imports, warm-up) may
+# hit its limit for a few seconds, which is not a limit too low; nor are a few periods of an idle container.
+THROTTLE_SETTLED_SECONDS = 30
+THROTTLE_MIN_PERIODS = 1.0
+
+
 def _queries(sel: str, window: str) -> dict[str, str]:
     """PromQL for every signal, grouped by namespace (one query set serves every namespace)."""
     api = f'{sel},route=~"/api/.*"'
     gw = f'{sel},route!="other"'
+    ctr = f'{sel},container!=""'  # cAdvisor's containers (the pod's own cgroup has no container name)
+    settled = THROTTLE_SETTLED_SECONDS + parse_duration(window)
     return {
         "rate": f'sum by (namespace, service) (rate(shop_http_requests_total{{{api}}}[{window}]))',
         "errors": f'sum by (namespace, service) (rate(shop_http_requests_total{{{api},code=~"5.."}}[{window}]))',
@@ -62,6 +72,16 @@ def _queries(sel: str, window: str) -> dict[str, str]:
         "orders": f'sum by (namespace, service) (rate(shop_orders_total{{{sel}}}[{window}]))',
         "orders_failed": f'sum by (namespace, service) (rate(shop_orders_total{{{sel},outcome="failed",'
                          f'reason!="out_of_stock"}}[{window}]))',
+        # Per service, its worst pod's share of CPU periods cut short by the CPU limit (cAdvisor), the
+        # pod named after its service through the pods' own scrape target (`app`).
+        "cpu_throttled": f'max by (namespace, app) ((sum by (namespace, pod) ('
+                         f'rate(container_cpu_cfs_throttled_periods_total{{{ctr}}}[{window}]))'
+                         f' / (sum by (namespace, pod) (rate(container_cpu_cfs_periods_total{{{ctr}}}[{window}]))'
+                         f' >= {THROTTLE_MIN_PERIODS}))'
+                         f' * on (namespace, pod) group_left (app) (max by (namespace, pod, app) ('
+                         f'up{{{sel},job="kubernetes-pods"}}) * 0 + 1)'
+                         f' and on (namespace, pod) (time() - max by (namespace, pod) ('
+                         f'container_start_time_seconds{{{ctr}}}) > {settled:g}))',
     }
 
 
@@ -147,7 +167,7 @@ def _worst_route(part: dict[tuple[str, str], float], ns: str,
 
 
 def _capacity_and_business(raw: Raw, out: dict[str, dict[str, Signals]]) -> None:
-    """Database pool saturation, and the share of orders that failed (stock aside)."""
+    """Database pool saturation, CPU throttling, and the share of orders that failed (stock aside)."""
     for (ns, svc), busy in raw["pool_busy"].items():
         if ns in out:
             out[ns].setdefault(svc, {}).update(saturation=busy, waiting=raw["pool_waiting"].get((ns, svc), 0.0))
@@ -155,6 +175,9 @@ def _capacity_and_business(raw: Raw, out: dict[str, dict[str, Signals]]) -> None
         if ns in out and placed > 0:
             out[ns].setdefault(svc, {}).update(
                 orders_rate=placed, orders_failed_ratio=_ratio(raw["orders_failed"].get((ns, svc), 0.0), placed))
+    for (ns, svc), share in raw["cpu_throttled"].items():
+        if ns in out:
+            out[ns].setdefault(svc, {})["cpu_throttled"] = min(1.0, share)
 
 
 class PromSnapshot(MetricsReading):

@@ -44,6 +44,7 @@ class ServiceSignals:
     route_rate: float | None = None  # that route's requests a second
     saturation: float | None = None  # share of its database connections busy over the window
     waiting: float | None = None  # queries waiting for a connection, on average
+    cpu_throttled: float | None = None  # its worst settled pod's share of CPU periods cut short by its limit
     orders_rate: float | None = None  # orders placed a second (the business outcome)
     orders_failed_ratio: float | None = None  # share of them that failed, stock aside
     never_starting: str | None = None  # a pod that will not start however long one waits, and why
@@ -72,7 +73,7 @@ class Breach:
 
 DEFAULT_THRESHOLDS = Thresholds()
 # The symptoms only the metrics source shows (a Breach's source "prometheus").
-METRIC_SYMPTOMS = frozenset({"scrape-down", "error-rate", "latency", "route-missing", "saturation"})
+METRIC_SYMPTOMS = frozenset({"scrape-down", "error-rate", "latency", "route-missing", "saturation", "cpu-throttled"})
 
 
 def breaches(signals: list[ServiceSignals], t: Thresholds = DEFAULT_THRESHOLDS) -> list[Breach]:
@@ -118,6 +119,10 @@ def breaches(signals: list[ServiceSignals], t: Thresholds = DEFAULT_THRESHOLDS) 
         if busy and s.saturation is not None and s.saturation >= t.saturation and (s.waiting or 0) > 0.5:
             out.append(Breach(s.service, "saturation", f"{s.service} database connections {s.saturation:.0%} busy, "
                               f"{s.waiting:.1f} queries waiting on average", s.saturation, t.saturation, "prometheus"))
+        if s.cpu_throttled is not None and s.cpu_throttled > t.cpu_throttled_ratio and not s.rolling_out:
+            out.append(Breach(s.service, "cpu-throttled", f"{s.service} held back by its CPU limit in "
+                              f"{s.cpu_throttled:.0%} of the periods it ran", s.cpu_throttled,
+                              t.cpu_throttled_ratio, "prometheus"))
     # A dependency that is rolling out, or whose pods are too new for their figures to be in (the
     # rate window still mixes the old pods' requests), cannot be judged this reading: its
     # callers' errors and latency wait rather than blame the caller.

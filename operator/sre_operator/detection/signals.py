@@ -97,7 +97,7 @@ def service_signals(snap: Snapshot, figures: ServiceFigures | None) -> list[Serv
             unrouted_route=p.get("unrouted_route"), route_error_ratio=p.get("route_error_ratio"),
             route_error_route=p.get("route_error_route"), route_rate=p.get("route_rate"),
             saturation=p.get("saturation"),
-            waiting=p.get("waiting"), orders_rate=p.get("orders_rate"),
+            waiting=p.get("waiting"), cpu_throttled=p.get("cpu_throttled"), orders_rate=p.get("orders_rate"),
             orders_failed_ratio=p.get("orders_failed_ratio"), never_starting=w.get("never_starting"),
             missing=gone.pop(svc, None)))
     # Workloads seen healthy whose Deployment no longer exists: nothing left to read but their absence.

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 # service → signal → value: rate, error_ratio, p95, up, unrouted_ratio, unrouted_route (a route, text),
-# saturation, waiting.
+# saturation, waiting, cpu_throttled.
 ServiceFigures = dict[str, dict[str, Any]]
 WINDOW = "30s"  # the rate window of every reading but validation's (which measures from its own start):
 # fifteen scrapes at the observability chart's 2 s; a 1-minute window took twice as long to show an outage

@@ -15,6 +15,8 @@ class Thresholds:
     min_request_rate: float = 0.05  # req/s below which ratios and quantiles are noise
     unrouted_ratio: float = 0.5  # of one API route's requests answered 404 by the gateway itself
     saturation: float = 0.9  # share of the connection pool busy, with queries waiting
+    # Share of the CPU periods a pod ran in that its limit cut short (kube-prometheus's CPUThrottlingHigh: 25 %).
+    cpu_throttled_ratio: float = 0.25
     restarts: int = 3  # in the lookback window
     stuck_seconds: float = 45.0  # a pod not Ready for longer is stuck (a rollout that will not finish)
     fresh_pod_seconds: float = 30.0  # a pod younger than this has too few scrapes to be judged

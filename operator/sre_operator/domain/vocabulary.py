@@ -40,6 +40,7 @@ class SymptomKind(StrEnum):
     ERROR_RATE = "error-rate"
     LATENCY = "latency"
     SATURATION = "saturation"
+    CPU_THROTTLED = "cpu-throttled"  # its containers held back by their CPU limit (cAdvisor's CFS figures)
     NOT_READY = "not-ready"
     SCRAPE_DOWN = "scrape-down"
 

@@ -9,10 +9,12 @@ and nothing on a workload that is not the root cause.
 2. the affected Deployment's pod template differs from the one last seen healthy (whoever changed
    it: a deploy, `kubectl edit`, `set image`, a patch) and it is broken, failing or slow → roll
    back to the revision that has the healthy template; with no healthy copy on record, a recent
-   rollout followed by trouble → roll back to the previous revision;
+   rollout followed by trouble → roll back to the previous revision (throttling by a lowered CPU
+   limit is such trouble);
 3. OOM kills → roll back if it rolled out recently, else restart (and say a limit may be too low);
-4. saturation (its database pool busy with queries waiting) → scale out: double the replicas (the
-   most a step of the HorizontalPodAutoscaler adds), at most 10;
+4. saturation (its database pool busy with queries waiting, or its CPU limit throttling it) with
+   nothing changed → scale out: double the replicas (the most a step of the HorizontalPodAutoscaler
+   adds), at most 10 (a limit lowered by an edit is rule 2's: the template changed);
 5. nothing on the affected path changed since it was last healthy, and the service crashes, is not
    ready, fails or is slow → a process gone bad at runtime: restart it (rollout restart); slowness
    that a restart did not cure → scale out.
@@ -138,7 +140,7 @@ def plan(ev: Evidence, tried: set[str] | None = None) -> MitigationPlan:
         # What the workload's own state shows, and what the symptoms claim when the signals bear them out.
         claimed = kinds if ev.corroborated else set()
         broken = w.crash_looping or w.ready < max(1, w.desired) or claimed & {"unavailable", "crash-loop", "not-ready"}
-        troubled = bool(broken or claimed & {"latency", "error-rate", "oom"})
+        troubled = bool(broken or claimed & {"latency", "error-rate", "oom", "cpu-throttled"})
         edits = [c for c in ev.changes if c.kind == TargetKind.DEPLOYMENT and c.name == w.deployment
                  and c.field.startswith("spec.template")]
         unchanged = not ev.changes and not ev.missing
@@ -176,9 +178,9 @@ def plan(ev: Evidence, tried: set[str] | None = None) -> MitigationPlan:
                               "nothing on its path changed since it was last seen healthy: its process went bad",
                 0.6, "fresh processes", "restart a process gone bad at runtime"))
         # 4. Saturation: slow but not failing, nothing changed.
-        if ("latency" in kinds or "saturation" in kinds) and not broken and not recent and ev.corroborated:
+        if kinds & {"latency", "saturation", "cpu-throttled"} and not broken and not recent and ev.corroborated:
             replicas = min(max(w.desired * 2, w.desired + 1), MAX_SCALE_OUT)
-            saturated = next((x for x in ev.symptoms if x.kind == "saturation"), None)
+            saturated = next((x for x in ev.symptoms if x.kind in ("saturation", "cpu-throttled")), None)
             candidates.append(MitigationPlan(
                 root_cause=f"{w.deployment} is saturated: " + (saturated.signal if saturated else
                                                                "latency above its SLO without errors") +
