@@ -330,11 +330,15 @@ def _cases() -> list[Case]:
                                      "value": {"name": "SHOP_PAYMENT_API_KEY", "valueFrom": {"secretKeyRef": {
                                          "name": "payment-credentials", "key": "api-key"}}}}]),
         all_of(same(DEP, "payment", ctr_field("env"), "env"), serving("payment")), "env as before; all pods Ready")
+    # The limit is below what product uses at the benchmark's load (~15–17m measured unthrottled): at
+    # 50m, three times its use, it was throttled in 3–18 % of its periods with P95 as before the fault:
+    # no effect to heal, not the "too low for its load" this case is about.
     add("cpu-throttle", "kubectl", "ITBench #3 CPU / CPU throttling",
-        "product's CPU limit 50m → throttled, slow", ("product",), ((DEP, "product"),), (), "roll back product",
+        "product's CPU limit 20m, near what it uses → throttled, slow", ("product",), ((DEP, "product"),), (),
+        "roll back product",
         json_patch(DEP, "product", [{"op": "replace", "path": "/spec/template/spec/containers/0/resources",
                                      "value": {"requests": {"cpu": "10m", "memory": "96Mi"},
-                                               "limits": {"cpu": "50m", "memory": "256Mi"}}}]),
+                                               "limits": {"cpu": "20m", "memory": "256Mi"}}}]),
         all_of(same(DEP, "product", ctr_field("resources"), "resources"), serving("product")),
         "resources as before; all pods Ready")
     add("gateway-config-edited", "kubectl", "ITBench/AIOpsLab misconfig: a ConfigMap mis-edited",

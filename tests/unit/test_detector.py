@@ -151,3 +151,33 @@ def test_a_conclusive_kubernetes_state_opens_at_the_first_reading_a_metric_breac
         d = Detector(Thresholds(for_cycles=2))
         assert d.observe([passing], now=0) == []
         assert [b.service for b in d.observe([passing], now=5)] == [passing.service]
+
+
+def test_a_pod_that_took_long_to_start_is_as_new_as_its_time_serving() -> None:
+    """A pod created a minute ago that became Ready five seconds ago (its CPU limit slowed its start)
+    has served for five seconds: the rate window still holds its predecessor's requests, so its
+    service cannot be judged yet and its callers' latency waits (it is not its callers' incident)."""
+    import datetime as dt
+
+    from sre_operator.detection.signals import workloads_of
+    at = dt.datetime(2026, 11, 26, 15, 0, 0, tzinfo=dt.UTC)
+
+    def iso(seconds_before: float) -> str:
+        return (at - dt.timedelta(seconds=seconds_before)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    labels = {"app.kubernetes.io/name": "product"}
+    dep = {"metadata": {"name": "product", "labels": labels, "generation": 2},
+           "spec": {"replicas": 1}, "status": {"observedGeneration": 2, "updatedReplicas": 1, "replicas": 1,
+                                                "readyReplicas": 1}}
+
+    def pod(ready_before: float | None) -> dict:
+        conditions = [] if ready_before is None else [
+            {"type": "Ready", "status": "True", "lastTransitionTime": iso(ready_before)}]
+        return {"metadata": {"name": "product-a", "labels": labels, "creationTimestamp": iso(60)},
+                "spec": {"containers": []}, "status": {"conditions": conditions}}
+    slow_start = workloads_of(([dep], [pod(5)], []), at)["product"]
+    assert slow_start["newest_pod_seconds"] == 5
+    assert workloads_of(([dep], [pod(None)], []), at)["product"]["newest_pod_seconds"] == 60
+    order = ServiceSignals("order", p95_seconds=1.2, request_rate=1, desired=1, ready=1)
+    product = ServiceSignals("product", p95_seconds=0.2, request_rate=3, desired=1, ready=1,
+                             newest_pod_seconds=slow_start["newest_pod_seconds"])
+    assert breaches([order, product, healthy("payment")]) == []

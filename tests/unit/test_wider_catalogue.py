@@ -228,3 +228,20 @@ def test_a_lowered_cpu_limit_is_rolled_back_and_throttling_with_nothing_changed_
     grown = Evidence(symptoms=[throttled], workloads=[wl()])
     p = planner.plan(grown)
     assert [(x.type, x.replicas) for x in p.actions] == [("scale", 2)] and "80% of the periods" in p.root_cause
+
+
+def test_a_caller_slowed_by_a_changed_dependency_rolls_the_dependency_back_never_scales_itself() -> None:
+    from sre_operator.domain.models import ChangeFacts
+    edit = ChangeFacts(kind="Deployment", name="product", field="spec.template.spec.containers[product].resources",
+                       before="limits.cpu=500m", after="limits.cpu=20m")
+    order = wl(service="order", deployment="order")
+    product = wl(healthyRevision=3, healthyCopy=True)
+    ev = Evidence(symptoms=[sym("latency", service="order")], workloads=[order, product], changes=[edit])
+    p = planner.plan(ev)
+    assert [(a.type, a.target.name, a.revision) for a in p.actions] == [("rollback", "product", 3)]
+    assert "product" in p.root_cause and "changed since it was last seen healthy" in p.root_cause
+    # With nothing changed on its path, the same slowness of order is its own (a restart, then more replicas).
+    alone = Evidence(symptoms=[sym("latency", service="order")], workloads=[order, wl()])
+    assert planner.plan(alone).actions[0].target.name == "order"
+    # Tried already: the caller is still not scaled for its dependency's change.
+    assert planner.plan(ev, {"rollback:Deployment/product"}).actions == []

@@ -35,7 +35,7 @@ class ServiceSignals:
     oom_killed: bool = False
     rolling_out: bool = False  # a rollout in progress (a person's restart) is not an outage
     stuck_pod_seconds: float | None = None  # the oldest running pod that is not Ready, how long
-    newest_pod_seconds: float | None = None  # age of the youngest pod: its figures may not be in yet
+    newest_pod_seconds: float | None = None  # the youngest pod's time serving (since Ready): figures not in yet
     endpoints_problem: str | None = None  # its Service reaches none of its (ready) pods, and why
     unrouted_ratio: float | None = None  # gateway: share of one API route's requests no location served
     unrouted_route: str | None = None

@@ -63,8 +63,7 @@ def workloads_of(objects: Objects, at: dt.datetime) -> dict[str, dict[str, Any]]
             "rolling_out": rolling,
             "endpoints_problem": problems.get(svc) if spec.get("replicas", 1) and any(_ready(p) for p in mine)
             else None,
-            "newest_pod_seconds": min((age_seconds(p["metadata"].get("creationTimestamp"), at) or 0.0
-                                       for p in live), default=None),
+            "newest_pod_seconds": min((_serving_seconds(p, at) for p in live), default=None),
             "stuck_pod_seconds": max((age_seconds(p["metadata"].get("creationTimestamp"), at) or 0.0
                                       for p in live if not _ready(p)), default=None),
         }
@@ -250,6 +249,15 @@ def service_problem(sv: Obj, pods: list[Obj]) -> str | None:
         if target not in declared:
             return f"Service {name} port {port.get('port')} targets {target}, which no container of its pods declares"
     return None
+
+
+def _serving_seconds(pod: Obj, at: dt.datetime) -> float:
+    """How long the pod's figures have been coming in: since it became Ready (a pod that took a minute
+    to start has served for seconds, and the rate window still mixes in its predecessor's requests),
+    else since it was created."""
+    since = next((c.get("lastTransitionTime") for c in (pod.get("status") or {}).get("conditions") or []
+                  if c.get("type") == "Ready" and c.get("status") == "True"), None)
+    return age_seconds(since or pod["metadata"].get("creationTimestamp"), at) or 0.0
 
 
 def _ready(pod: Obj) -> bool:

@@ -11,6 +11,9 @@ and nothing on a workload that is not the root cause.
    back to the revision that has the healthy template; with no healthy copy on record, a recent
    rollout followed by trouble → roll back to the previous revision (throttling by a lowered CPU
    limit is such trouble);
+   A service slow or failing whose own template is as healthy while a dependency on its path has a
+   changed one → roll the dependency back (errors and latency travel up the call chain), and never
+   scale the caller for it;
 3. OOM kills → roll back if it rolled out recently, else restart (and say a limit may be too low);
 4. saturation (its database pool busy with queries waiting, or its CPU limit throttling it) with
    nothing changed → scale out: double the replicas (the most a step of the HorizontalPodAutoscaler
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 from ..domain.models import Action, Evidence, MitigationPlan, Target, WorkloadFacts
 from ..domain.topology import path_from
-from ..domain.vocabulary import ActionType, TargetKind
+from ..domain.vocabulary import TRAVELLING, ActionType, SymptomKind, TargetKind
 
 RECENT_SECONDS = 900.0  # a change this recent is a suspect
 MAX_SCALE_OUT = 10
@@ -113,6 +116,28 @@ def _restore_configs(ev: Evidence) -> list[MitigationPlan]:
     return out
 
 
+def _template_edits(ev: Evidence, deployment: str) -> list[str]:
+    return [c.field for c in ev.changes if c.kind == TargetKind.DEPLOYMENT and c.name == deployment
+            and c.field.startswith("spec.template")]
+
+
+def _rollback_dependencies(ev: Evidence, service: str, kinds: set[SymptomKind]) -> list[MitigationPlan]:
+    """2''. Errors or latency travel up the call chain: a dependency on the service's path whose pod
+    template changed since it was last seen healthy is the suspect, not the service that shows them."""
+    if not kinds & TRAVELLING or not ev.corroborated:
+        return []
+    return [MitigationPlan(
+        root_cause=f"{service} shows {', '.join(sorted(kinds & TRAVELLING))}, and {w.deployment}, which it calls, "
+                   f"changed since it was last seen healthy ({', '.join(edits[:3])})",
+        confidence=0.7, expected_effect=f"{w.deployment} back on revision {w.healthy_revision}, the template "
+                                        f"last seen healthy; {service} recovers with it",
+        actions=[Action(type=ActionType.ROLLBACK, target=_deployment(w.deployment), revision=w.healthy_revision,
+                        reason=f"a dependency of {service} changed since healthy")])
+        for w in ev.workloads
+        if w.service != service and w.service in path_from(service) and w.healthy_revision is not None
+        and (edits := _template_edits(ev, w.deployment))]
+
+
 def plan(ev: Evidence, tried: set[str] | None = None) -> MitigationPlan:
     tried = tried or set()
     if not ev.symptoms:
@@ -144,6 +169,7 @@ def plan(ev: Evidence, tried: set[str] | None = None) -> MitigationPlan:
         edits = [c for c in ev.changes if c.kind == TargetKind.DEPLOYMENT and c.name == w.deployment
                  and c.field.startswith("spec.template")]
         unchanged = not ev.changes and not ev.missing
+        upstream = _rollback_dependencies(ev, primary.service, kinds)
         # 2. Its pod template is not the one last seen healthy, and it is in trouble.
         if w.healthy_revision is not None and troubled:
             what = "; ".join(f"{c.field.removeprefix('spec.template.spec.')}: {c.before or '(none)'} → "
@@ -165,6 +191,9 @@ def plan(ev: Evidence, tried: set[str] | None = None) -> MitigationPlan:
                 actions=[Action(type=ActionType.ROLLBACK, target=_deployment(w.deployment),
                                 revision=w.previous_revision,
                                 reason=f"the trouble started with revision {w.revision}")]))
+        # 2''. Its own template is as healthy, but a dependency's changed: the change is the suspect.
+        if not edits:
+            candidates += upstream
         # 3. OOM kills with no recent rollout.
         if w.oom_killed and not recent:
             candidates.append(_restart(
@@ -178,7 +207,8 @@ def plan(ev: Evidence, tried: set[str] | None = None) -> MitigationPlan:
                               "nothing on its path changed since it was last seen healthy: its process went bad",
                 0.6, "fresh processes", "restart a process gone bad at runtime"))
         # 4. Saturation: slow but not failing, nothing changed.
-        if kinds & {"latency", "saturation", "cpu-throttled"} and not broken and not recent and ev.corroborated:
+        if kinds & {"latency", "saturation", "cpu-throttled"} and not broken and not recent and ev.corroborated \
+                and not upstream:
             replicas = min(max(w.desired * 2, w.desired + 1), MAX_SCALE_OUT)
             saturated = next((x for x in ev.symptoms if x.kind in ("saturation", "cpu-throttled")), None)
             candidates.append(MitigationPlan(
