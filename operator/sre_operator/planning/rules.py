@@ -29,7 +29,7 @@ and nothing on a workload that is not the root cause.
 Attempt N > 1 skips the rules that already failed (their actions are in `tried`)."""
 from __future__ import annotations
 
-from ..domain.models import Action, Evidence, MitigationPlan, Target, WorkloadFacts
+from ..domain.models import Action, ChangeFacts, Evidence, MitigationPlan, Target, WorkloadFacts
 from ..domain.topology import path_from
 from ..domain.vocabulary import TRAVELLING, ActionType, SymptomKind, TargetKind
 
@@ -116,8 +116,9 @@ def _restore_configs(ev: Evidence) -> list[MitigationPlan]:
     return out
 
 
-def _template_edits(ev: Evidence, deployment: str) -> list[str]:
-    return [c.field for c in ev.changes if c.kind == TargetKind.DEPLOYMENT and c.name == deployment
+def _template_edits(ev: Evidence, deployment: str) -> list[ChangeFacts]:
+    """What changed in the Deployment's pod template since it was last seen healthy."""
+    return [c for c in ev.changes if c.kind == TargetKind.DEPLOYMENT and c.name == deployment
             and c.field.startswith("spec.template")]
 
 
@@ -128,7 +129,7 @@ def _rollback_dependencies(ev: Evidence, service: str, kinds: set[SymptomKind]) 
         return []
     return [MitigationPlan(
         root_cause=f"{service} shows {', '.join(sorted(kinds & TRAVELLING))}, and {w.deployment}, which it calls, "
-                   f"changed since it was last seen healthy ({', '.join(edits[:3])})",
+                   f"changed since it was last seen healthy ({', '.join(c.field for c in edits[:3])})",
         confidence=0.7, expected_effect=f"{w.deployment} back on revision {w.healthy_revision}, the template "
                                         f"last seen healthy; {service} recovers with it",
         actions=[Action(type=ActionType.ROLLBACK, target=_deployment(w.deployment), revision=w.healthy_revision,
@@ -166,8 +167,7 @@ def plan(ev: Evidence, tried: set[str] | None = None) -> MitigationPlan:
         claimed = kinds if ev.corroborated else set()
         broken = w.crash_looping or w.ready < max(1, w.desired) or claimed & {"unavailable", "crash-loop", "not-ready"}
         troubled = bool(broken or claimed & {"latency", "error-rate", "oom", "cpu-throttled"})
-        edits = [c for c in ev.changes if c.kind == TargetKind.DEPLOYMENT and c.name == w.deployment
-                 and c.field.startswith("spec.template")]
+        edits = _template_edits(ev, w.deployment)
         unchanged = not ev.changes and not ev.missing
         upstream = _rollback_dependencies(ev, primary.service, kinds)
         # 2. Its pod template is not the one last seen healthy, and it is in trouble.
