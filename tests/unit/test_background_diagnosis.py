@@ -21,6 +21,7 @@ from sre_operator.domain.telemetry import NoTelemetry
 from sre_operator.domain.vocabulary import ModelStage, PlannerPolicy
 from sre_operator.handlers import incidents as handlers
 from sre_operator.incident import pipeline
+from sre_operator.incident.model_slot import ModelSlot
 from sre_operator.incident.step import Event
 from sre_operator.planning import selection
 from tests.fakes.cluster import MemoryCluster
@@ -197,8 +198,8 @@ def test_a_question_lost_with_the_operator_that_asked_it_leaves_the_rules_diagno
 def test_a_background_question_takes_its_turn_for_the_one_model_slot(cluster: MemoryCluster) -> None:
     scale_to_zero(cluster, known_good=2)
     incident(cluster)
-    slot = threading.Lock()
-    slot.acquire()  # another incident is asking
+    slot = ModelSlot()
+    assert slot.turn("another incident", 0.0) is None  # another incident is asking
     model = Model(restart("product"), diagnosis=found())
     p = ports(cluster, Figures(product=dict(HEALTHY)), llm=model, model_slot=slot)
     try:
@@ -208,7 +209,7 @@ def test_a_background_question_takes_its_turn_for_the_one_model_slot(cluster: Me
         slot.release()
     st = run(cluster, p, settings())
     assert st["phase"] == "Resolved" and model.diagnosed == 1 and st["diagnosis"]["diagnosedBy"] == "llm"
-    assert slot.acquire(blocking=False)  # given back
+    assert slot.turn("another incident", 0.0) is None  # given back
 
 
 @pytest.mark.parametrize(("policy", "rule_matches", "background"), [

@@ -24,7 +24,8 @@ from sre_operator.domain.models import (
 )
 from sre_operator.domain.policy import LlmConfig
 from sre_operator.domain.vocabulary import ModelStage, PlannerPolicy
-from sre_operator.incident import pipeline, runner
+from sre_operator.incident import model_slot, pipeline, runner
+from sre_operator.incident.model_slot import ModelSlot
 from sre_operator.incident.step import Event
 from sre_operator.planning import prompt, selection
 from sre_operator.planning.llm import LlmPlanner
@@ -330,27 +331,65 @@ def test_an_unreadable_status_with_a_model_configured_fails_the_incident_rather_
 
 
 def test_incidents_take_turns_for_the_model_and_say_they_wait(cluster: MemoryCluster) -> None:
-    import threading
     scale_to_zero(cluster)
     incident(cluster, mode="dry-run")
-    slot = threading.Lock()
-    slot.acquire()  # another incident is asking
-    threading.Timer(0.5, slot.release).start()
+    slot = ModelSlot()
+    assert slot.turn("another incident", 0.0) is None  # another incident is asking
     model = Model(restart("product"), diagnosis=found())
     # planner llm: triage waits for the model's diagnosis (hybrid with a rule would ask in the background)
-    st = run(cluster, ports(cluster, Figures(), llm=model, model_slot=slot), settings(planner="llm"), limit=20)
-    assert st["phase"] == "DryRun" and st["diagnosis"]["diagnosedBy"] == "llm" and model.diagnosed == 1
+    p = ports(cluster, Figures(), llm=model, model_slot=slot)
+    st = run(cluster, p, settings(planner="llm"), limit=5)
+    assert st["phase"] == "Triaging" and st["message"] == runner.WAITING_FOR_THE_MODEL and model.diagnosed == 0
     said = [w[3] for w in cluster.writes if w[0] == "patch_status"]
-    assert {"message": runner.WAITING_FOR_THE_MODEL} in said
-    assert slot.acquire(blocking=False)  # given back
+    assert said.count({"message": runner.WAITING_FOR_THE_MODEL}) == 1  # said once, not at every tick
+    assert len(slot.waiting()) == 1  # in line
+    slot.release()  # the other incident's answer came
+    st = run(cluster, p, settings(planner="llm"), limit=20)
+    assert st["phase"] == "DryRun" and st["diagnosis"]["diagnosedBy"] == "llm" and model.diagnosed == 1
+    assert slot.turn("another incident", 0.0) is None  # given back
+    slot.release()
+
+
+def test_an_incident_waiting_for_the_model_holds_no_thread(cluster: MemoryCluster) -> None:
+    """Waiting for the slot ends the tick (the shared workers go on to other Incidents), however
+    long a question may take."""
+    from concurrent.futures import ThreadPoolExecutor
+    scale_to_zero(cluster)
+    incident(cluster, mode="dry-run")
+    slot = ModelSlot()
+    slot.turn("another incident", 0.0)  # held, never given back
+    p = ports(cluster, Figures(), llm=Model(restart("product"), diagnosis=found()), model_slot=slot)
+    with ThreadPoolExecutor(1) as pool:
+        ticked = pool.submit(runner.tick, p, NS, "inc", settings(planner="llm", llm_timeout_seconds=300))
+        ticked.result(timeout=30)  # a tick that waited for the slot would take 20 minutes
+        ticked = pool.submit(runner.tick, p, NS, "inc", settings(planner="llm", llm_timeout_seconds=300))
+        done = ticked.result(timeout=30)
+    assert done is not None and done.phase == "Triaging" and not done.again
+
+
+def test_turns_for_the_model_are_first_come_first_served_and_the_gone_leave_the_line() -> None:
+    slot = ModelSlot()
+    assert slot.turn("a", 0.0) is None
+    assert slot.turn("b", 1.0) == 0.0 and slot.turn("c", 2.0) == 0.0
+    slot.release()
+    assert slot.turn("c", 3.0) == 1.0  # b came first
+    assert slot.turn("b", 4.0) is None
+    slot.release()
+    assert slot.still_waiting("c", 5.0) is None  # its turn may have come: it reads and asks
+    assert slot.turn("c", 5.0) is None
+    slot.release()
+    assert slot.turn("d", 10.0) is None and slot.turn("gone", 11.0) == 0.0 and slot.turn("e", 12.0) == 0.0
+    slot.release()
+    assert slot.still_waiting("e", 13.0) == 1.0  # "gone" is ahead
+    assert slot.turn("e", 12.0 + model_slot.FORGET_SECONDS + 2) is None  # "gone" stopped asking: left the line
+    slot.release()
 
 
 def test_a_slot_held_too_long_is_a_fallback_not_a_wait_forever(cluster: MemoryCluster) -> None:
-    import threading
     scale_to_zero(cluster)
     incident(cluster, mode="dry-run")
-    slot = threading.Lock()
-    slot.acquire()  # never given back
+    slot = ModelSlot()
+    slot.turn("another incident", 0.0)  # never given back
     model = Model(restart("product"), diagnosis=found())
     st = run(cluster, ports(cluster, Figures(), llm=model, model_slot=slot),
              settings(planner="llm", llm_timeout_seconds=0.1, llm_max_retries=0), limit=20)

@@ -56,6 +56,7 @@ from ..domain.vocabulary import TERMINAL, ModelStage, Outcome, Phase
 from ..planning.llm import LlmError
 from ..settings import Settings
 from . import notices, pipeline
+from .model_slot import ModelSlot
 from .step import Event, Question, Status, Step, Write, merged
 
 log = logging.getLogger("sre_operator.pipeline")
@@ -86,9 +87,8 @@ def _no_event(event: Event) -> None:
     pass
 
 
-# One model slot per operator process: a small model on a CPU answers one question at a time, and
-# Incidents asking at once would only time each other out. They take turns, and say they wait.
-MODEL_SLOT = threading.Lock()
+# One model slot per operator process (`model_slot`): Incidents asking at once take turns, and say they wait.
+MODEL_SLOT = ModelSlot()
 WAITING_FOR_THE_MODEL = "waiting for the model: it is answering another question"
 BACKGROUND_WORKERS = 2  # threads for questions asked in the background (the model slot lets one ask at a time)
 
@@ -187,7 +187,7 @@ class Ports:
     traces: TraceSource | None = None
     clock: Callable[[], dt.datetime] = field(default=clock.now)
     telemetry: Telemetry = NO_TELEMETRY
-    model_slot: threading.Lock = field(default=MODEL_SLOT)
+    model_slot: ModelSlot = field(default=MODEL_SLOT)
     notifier: Notifier | None = None  # None: no sink configured, nothing told
     spans: Spans = NO_SPANS
     background: Background = field(default_factory=Background)  # the operator passes its process's one
@@ -218,6 +218,10 @@ def observe(ports: Ports, incident: Obj, settings: Settings) -> pipeline.Tick:
         if pipeline.late(bare) is not None:
             return bare  # this tick records the late diagnosis, and only that
     need = pipeline.needs(status, now, settings)
+    if need.model and ports.llm is not None:  # still in line for the model: nothing to read yet
+        waited = ports.model_slot.still_waiting(question_key(incident), now.timestamp())
+        if waited is not None and waited <= slot_wait(settings):
+            raise InLine(bare.phase)
     snap = Snapshot.read(ports.cluster, ns, now) if need.snapshot else bare.snapshot
     window = pipeline.window_for(status, now)
     figures = ports.metrics.read([ns], window).of(ns) if need.metrics else None
@@ -239,23 +243,37 @@ def observe(ports: Ports, incident: Obj, settings: Settings) -> pipeline.Tick:
             return tick  # the Incident cannot be read: the stage says why (never a tick that raises forever)
         if wanted.ask and not wanted.background:  # a background question is the step's (`Question`)
             answer = in_turn(ports, ports.llm, tick, settings)
+            if answer is None:
+                raise InLine(tick.phase)
             report_model_span(ports.spans, incident, settings.llm_model, ports.clock(), answer)
             tick = replace(tick, model=answer)
     return tick
 
 
-def in_turn(ports: Ports, llm: Planner, tick: pipeline.Tick, settings: Settings) -> pipeline.ModelAnswer:
-    """Asks the model when the slot is free. While another Incident holds it, status says so; a
-    slot held longer than a whole question may take (every try timing out, twice over) is an
-    answer without a plan: the rules decide, the Incident moves on."""
-    slot = ports.model_slot
-    if not slot.acquire(blocking=False):
-        ports.cluster.patch_status(KIND, tick.namespace, tick.name, {"message": WAITING_FOR_THE_MODEL})
+class InLine(Exception):
+    """The tick's question waits for the model slot: the stage is not run this tick."""
+    def __init__(self, phase: Phase) -> None:
+        super().__init__(WAITING_FOR_THE_MODEL)
+        self.phase = phase
+
+
+def in_turn(ports: Ports, llm: Planner, tick: pipeline.Tick, settings: Settings) -> pipeline.ModelAnswer | None:
+    """Asks the model when it is this Incident's turn for the slot; None while it waits in line
+    (status says so, and the tick ends: no thread is held while waiting). Waiting longer than a
+    whole question may take (every try timing out, twice over) is an answer without a plan: the
+    rules decide, the Incident moves on."""
+    slot, key = ports.model_slot, question_key(tick.incident)
+    waited = slot.turn(key, tick.now.timestamp())
+    if waited is not None:
         longest = slot_wait(settings)
-        if not slot.acquire(timeout=longest):
-            stage = ModelStage.TRIAGE if tick.phase == Phase.TRIAGING else ModelStage.PLANNING
-            return pipeline.ModelAnswer(None, {}, f"the model stayed busy for {longest:.0f}s with another incident",
-                                        stage=stage)
+        if waited <= longest:
+            if tick.status.get("message") != WAITING_FOR_THE_MODEL:
+                ports.cluster.patch_status(KIND, tick.namespace, tick.name, {"message": WAITING_FOR_THE_MODEL})
+            return None
+        slot.leave(key)
+        stage = ModelStage.TRIAGE if tick.phase == Phase.TRIAGING else ModelStage.PLANNING
+        return pipeline.ModelAnswer(None, {}, f"the model stayed busy for {longest:.0f}s with another incident",
+                                    stage=stage)
     try:
         return ask_model(llm, tick, ports.clock)
     finally:
@@ -543,7 +561,10 @@ def tick(ports: Ports, namespace: str, name: str, settings: Settings) -> Ticked 
     if incident is None:
         report_phase(ports.telemetry, f"{namespace}/{name}", None)
         return None
-    observed = observe(ports, incident, settings)
+    try:
+        observed = observe(ports, incident, settings)
+    except InLine as inline:  # its turn for the model comes later: the next tick asks again
+        return Ticked(inline.phase, key=question_key(incident))
     step = pipeline.advance(observed)
     report_model(ports.telemetry, observed.model, step)
     asked = [op for op in step.ops if isinstance(op, Question)]
@@ -595,6 +616,7 @@ class Pace:
         if done is None:
             if self.key:
                 self.ports.background.drop(self.key)  # gone: nobody waits for its answer
+                self.ports.model_slot.leave(self.key)  # nor asks the model any more
             return None
         self.key = done.key
         if done.finished:
