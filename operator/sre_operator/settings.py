@@ -28,9 +28,9 @@ class Settings(BaseSettings):
     jaeger_url: str = ""  # Jaeger's query API (e.g. http://jaeger.observability:16686); empty: no traces
     detect_interval_seconds: float = Field(5.0, gt=0, le=300)
     # A breach seen once is read again this soon (not a whole interval later) to confirm it, and so is
-    # a namespace where a change is under way (a rollout, a new pod): about one Prometheus scrape (the
-    # observability chart scrapes every 2 s), so each reading is new data.
-    confirm_seconds: float = Field(2.0, gt=0, le=300)
+    # a namespace where a change is under way (a rollout, a new pod): one Prometheus scrape (the
+    # observability chart scrapes every second), so each reading is new data.
+    confirm_seconds: float = Field(1.0, gt=0, le=300)
     error_ratio_threshold: float = Field(0.10, gt=0, le=1)
     p95_threshold_seconds: float = Field(0.5, gt=0)
     breach_cycles: int = Field(2, ge=1, le=100)

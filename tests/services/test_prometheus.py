@@ -212,3 +212,50 @@ def test_cpu_throttling_is_read_per_service_from_cadvisors_figures(tmp_path: Pat
     finally:
         server.shutdown()
         prom_proc.stop()
+
+
+def test_one_slow_or_failed_scrape_is_not_a_service_down_but_every_scrape_failing_is(tmp_path: Path) -> None:
+    """The detector's `up` against a real Prometheus scraping every second: a target that fails one
+    scrape (as a busy process answering late does) still reads up; one that fails every scrape of a
+    few seconds reads down."""
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from sre_operator.adapters.prometheus import fetch_signals, prometheus_client
+
+    state = {"fail": 0, "forever": False}  # scrapes still to fail; fail every one from now on
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            failing = state["forever"] or state["fail"] > 0
+            state["fail"] = max(0, state["fail"] - 1)
+            self.send_response(500 if failing else 200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.end_headers()
+            self.wfile.write(b"shop_db_pool_size 1\n")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    prom_proc, url = start_prometheus(tmp_path, [{"job_name": "kubernetes-pods", "static_configs": [
+        {"targets": [f"127.0.0.1:{server.server_address[1]}"], "labels": {"namespace": "shop", "app": "payment"}}]}])
+    try:
+        prom_proc.wait_healthy(60)
+        prom = prometheus_client(url)
+
+        def up() -> float | None:
+            return fetch_signals(prom, url, ["shop"], "10s")["shop"].get("payment", {}).get("up")
+        wait_for(lambda: query(url, 'count_over_time(up{job="kubernetes-pods"}[10s]) >= 5'), timeout=30,
+                 what="five scrapes")
+        state["fail"] = 1
+        wait_for(lambda: query(url, 'up{job="kubernetes-pods"}') == 0, timeout=10, interval=0.05,
+                 what="the failed scrape")
+        assert up() == 1.0  # read while the last scrape is the failed one
+        state["forever"] = True
+        wait_for(lambda: up() == 0.0, timeout=20, interval=0.5, what="every scrape failing to read down")
+    finally:
+        server.shutdown()
+        prom_proc.stop()

@@ -159,9 +159,9 @@ def test_observability_prometheus_discovers_annotated_pods_and_kubelet_cadvisor(
     assert set(by_kind(docs, "Deployment")) == {"prometheus", "jaeger"}
     args = by_kind(docs, "Deployment")["prometheus"]["spec"]["template"]["spec"]["containers"][0]["args"]
     assert not any(a.startswith(("--web.enable-lifecycle", "--web.enable-admin-api")) for a in args), args
-    # Detection latency: the SLO signals every 2 s, a new pod's target within a second (not Prometheus's
+    # Detection latency: the SLO signals every second, a new pod's target within a second (not Prometheus's
     # 5 s batching of discovery updates); the resource figures less often.
-    assert config["global"]["scrape_interval"] == "2s" and "--scrape.discovery-reload-interval=1s" in args
+    assert config["global"]["scrape_interval"] == "1s" and "--scrape.discovery-reload-interval=1s" in args
     assert jobs["kubernetes-cadvisor"]["scrape_interval"] == "10s"
     assert "cadvisor" in by_kind(docs, "DaemonSet")
     assert by_kind(render("observability", "--set", "cadvisor.enabled=false"), "DaemonSet") == {}
@@ -456,3 +456,17 @@ def test_llm_needs_exactly_one_model_source(values: list[str]) -> None:
     out = helm("template", "rel", "charts/llm", *values, check=False)
     assert out.returncode != 0
     assert "set exactly one of model.hostPath, model.claimName and model.url" in out.stderr
+
+
+def test_the_confirming_reading_waits_for_a_new_scrape_and_the_operator_defaults_to_the_charts() -> None:
+    """A breach is confirmed by a reading of new data: at least one Prometheus scrape later. The
+    operator run outside the chart (bench, `make run`) defaults to the chart's values."""
+    from sre_operator.domain.clock import parse_duration
+    from sre_operator.settings import Settings
+    scrape = parse_duration(yaml.safe_load((ROOT / "charts/observability/values.yaml").read_text())
+                            ["prometheus"]["scrapeInterval"])
+    detection = yaml.safe_load((ROOT / "charts/sre-operator/values.yaml").read_text())["detection"]
+    assert detection["confirmSeconds"] >= scrape
+    defaults = Settings()
+    assert defaults.confirm_seconds == detection["confirmSeconds"]
+    assert defaults.detect_interval_seconds == detection["intervalSeconds"]

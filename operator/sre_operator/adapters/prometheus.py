@@ -37,6 +37,7 @@ def prometheus_client(url: str, timeout: float = 5.0) -> PrometheusConnect:
 # CPU throttling is judged on pods whose containers started this long before the rate window began,
 # and that ran in at least this many CPU periods a second: a process's start (imports, warm-up) may
 # hit its limit for a few seconds, which is not a limit too low; nor are a few periods of an idle container.
+UP_WINDOW = "4s"  # four scrapes at the observability chart's 1 s
 THROTTLE_SETTLED_SECONDS = 30
 THROTTLE_MIN_PERIODS = 1.0
 
@@ -56,7 +57,8 @@ def _queries(sel: str, window: str) -> dict[str, str]:
         "gw_errors": f'sum by (namespace) (rate(gateway_http_requests_total{{{gw},code=~"5.."}}[{window}]))',
         "gw_p95": f'histogram_quantile(0.95, sum by (namespace, le) (rate('
                   f'gateway_http_request_duration_seconds_bucket{{{gw}}}[{window}])))',
-        "up": f'max by (namespace, app) (up{{{sel},job="kubernetes-pods"}})',  # down: no instance answers
+        # Down: no instance answered any scrape of the last UP_WINDOW (one slow answer to a scrape is not down).
+        "up": f'max by (namespace, app) (max_over_time(up{{{sel},job="kubernetes-pods"}}[{UP_WINDOW}]))',
         # Requests on an API route that no gateway location served, per route.
         "unrouted": f'sum by (namespace, route) (rate(gateway_unrouted_requests_total{{{sel}}}[{window}]))',
         "gw_route_rate": f'sum by (namespace, route) (rate(gateway_http_requests_total{{{gw}}}[{window}]))',

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 # saturation, waiting, cpu_throttled.
 ServiceFigures = dict[str, dict[str, Any]]
 WINDOW = "30s"  # the rate window of every reading but validation's (which measures from its own start):
-# fifteen scrapes at the observability chart's 2 s; a 1-minute window took twice as long to show an outage
+# thirty scrapes at the observability chart's 1 s; a 1-minute window took twice as long to show an outage
 QUIET: ServiceFigures = {"gateway": {"rate": 0.0, "error_ratio": 0.0}}  # a namespace nothing was measured in
 
 
