@@ -219,7 +219,6 @@ def test_one_slow_or_failed_scrape_is_not_a_service_down_but_every_scrape_failin
     scrape (as a busy process answering late does) still reads up; one that fails every scrape of a
     few seconds reads down."""
     import threading
-    import time
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from sre_operator.adapters.prometheus import fetch_signals, prometheus_client
