@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from sre_operator.adapters.llm_client import chat_client
 from sre_operator.domain.models import (
     Action,
+    ConfigFacts,
     Diagnosis,
     Evidence,
     MitigationPlan,
@@ -313,6 +314,39 @@ def test_the_evidence_is_trimmed_to_what_the_symptom_needs() -> None:
     slow = prompt.trimmed(evidence("order", "latency"))
     assert [w["service"] for w in slow["workloads"]] == ["order", "product", "payment"]
     assert len(slow["traces"]) == prompt.TRACES
+
+
+def test_a_changed_config_is_shown_as_its_diff_from_known_good_not_as_two_whole_copies() -> None:
+    good = "\n".join(f"    location /api/r{i} {{ proxy_pass http://r{i}:8000; }}" for i in range(60))
+    now = good.replace("http://r7:8000", "http://r7:5999")
+    changed = ConfigFacts(name="gateway-config", differsFromKnownGood=True, knownGoodKey="nginx.conf", value=now,
+                          knownGoodValue=good)
+    mounted = WorkloadFacts(service="gateway", deployment="gateway", configMaps=["gateway-config"])
+    ev = Evidence(symptoms=[Symptom(kind="error-rate", service="gateway", signal="s")], workloads=[mounted],
+                  configs=[changed])
+    doc = prompt.trimmed(ev)
+    [config] = doc["configs"]
+    assert "value" not in config and "knownGoodValue" not in config and config["differsFromKnownGood"]
+    assert config["changeFromKnownGood"] == [
+        "@@ -7,3 +7,3 @@", "     location /api/r6 { proxy_pass http://r6:8000; }",
+        "-    location /api/r7 { proxy_pass http://r7:8000; }", "+    location /api/r7 { proxy_pass http://r7:5999; }",
+        "     location /api/r8 { proxy_pass http://r8:8000; }"]
+    assert len(prompt.evidence_document(ev, "shop")) < len(good) / 4
+    # A config rewritten whole: its diff is cut, and says how much was left out.
+    rewritten = changed.model_copy(update={"value": good.replace("proxy_pass", "return 502; #")})
+    lines = prompt.config_change(rewritten.model_dump(by_alias=True, exclude_none=True))["changeFromKnownGood"]
+    assert len(lines) == prompt.DIFF_LINES + 1 and lines[-1].endswith("more diff lines")
+
+
+def test_log_lines_of_one_event_repeated_are_shown_once_with_their_count() -> None:
+    access = ('{{"time":"2026-11-26T17:32:0{s}+00:00","uri":"/api/orders","status":{code},"request_time":0.00{s},'
+              '"request_id":"{s}9797b12263ba431e9edcee696375ae2"}}')
+    lines = [access.format(s=s, code=502) for s in range(5)] + [access.format(s=5, code=504)] + \
+        [f'INFO:     10.244.0.7:4123{s} - "GET /api/products HTTP/1.1" 200 OK' for s in range(3)] + \
+        [access.format(s=6, code=502)]
+    assert prompt.collapsed(lines) == [access.format(s=5, code=504),
+                                       'INFO:     10.244.0.7:41232 - "GET /api/products HTTP/1.1" 200 OK [x3]',
+                                       access.format(s=6, code=502) + " [x6]"]
 
 
 def test_the_triage_prompt_is_shorter_than_the_whole_evidence() -> None:

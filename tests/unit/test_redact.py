@@ -46,4 +46,5 @@ def test_the_model_s_evidence_has_no_secret_and_one_pair_of_delimiters() -> None
     assert "topsecret" not in user and "older-secret" not in user and "abc.def.ghi" not in user
     body = user.split("<evidence>\n", 1)[1].rsplit("\n</evidence>", 1)[0]
     doc = json.loads(body)
-    assert doc["namespace"] == "shop" and doc["configs"][0]["value"].startswith("DB_PASSWORD=")
+    assert doc["namespace"] == "shop"
+    assert doc["configs"][0]["changeFromKnownGood"][1:] == ["-DB_PASSWORD=[REDACTED]", "+DB_PASSWORD=[REDACTED]"]
