@@ -172,6 +172,15 @@ def test_a_diagnosis_that_suspects_an_object_the_evidence_does_not_name_is_refus
     assert reason["stage"] == "triage" and "deployment/warehouse, which the evidence does not name" in reason["reason"]
 
 
+def test_a_diagnosis_that_repeats_a_fact_shows_it_once(cluster: MemoryCluster) -> None:
+    scale_to_zero(cluster)
+    incident(cluster, mode="dry-run")
+    said = "product's replicas were set to 0"
+    repeating = found().model_copy(update={"evidence": [said, said + " ", "0/0 ready", said, ""]})
+    st = run(cluster, ports(cluster, Figures(), llm=Model(None, "x", diagnosis=repeating)), settings(planner="llm"))
+    assert st["diagnosis"]["diagnosedBy"] == "llm" and st["diagnosis"]["evidence"] == [said, "0/0 ready"]
+
+
 class Broken(Model):
     """A model port that raises what a broken client raises (an old `openai` without `parse`)."""
 

@@ -58,12 +58,13 @@ def known_objects(ev: Evidence) -> set[tuple[str, str]]:
 
 
 def checked(diagnosis: Diagnosis, ev: Evidence) -> Diagnosis:
-    """The model's diagnosis when it says something and suspects an object of the evidence;
-    DiagnosisRefused otherwise."""
+    """The model's diagnosis when it says something and suspects an object of the evidence (its
+    facts each said once: a small model repeats itself); DiagnosisRefused otherwise."""
     if not diagnosis.summary.strip() or not diagnosis.root_cause.strip():
         raise DiagnosisRefused("the diagnosis is empty")
     suspect = diagnosis.suspect
     if suspect is not None and (str(suspect.kind), suspect.name) not in known_objects(ev):
         raise DiagnosisRefused(f"the diagnosis suspects {str(suspect.kind).lower()}/{suspect.name[:100]}, "
                                "which the evidence does not name")
-    return diagnosis
+    facts = list(dict.fromkeys(x.strip() for x in diagnosis.evidence if x.strip()))
+    return diagnosis if facts == diagnosis.evidence else diagnosis.model_copy(update={"evidence": facts})
