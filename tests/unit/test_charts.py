@@ -162,7 +162,8 @@ def test_observability_prometheus_discovers_annotated_pods_and_kubelet_cadvisor(
     # Detection latency: the SLO signals every second, a new pod's target within a second (not Prometheus's
     # 5 s batching of discovery updates); the resource figures less often.
     assert config["global"]["scrape_interval"] == "1s" and "--scrape.discovery-reload-interval=1s" in args
-    assert jobs["kubernetes-cadvisor"]["scrape_interval"] == "10s"
+    cadvisor = jobs["kubernetes-cadvisor"]
+    assert cadvisor["scrape_interval"] == "10s" and cadvisor["scrape_timeout"] == "8s"
     assert "cadvisor" in by_kind(docs, "DaemonSet")
     assert by_kind(render("observability", "--set", "cadvisor.enabled=false"), "DaemonSet") == {}
 

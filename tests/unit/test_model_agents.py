@@ -286,12 +286,14 @@ def test_a_hallucinated_suspect_from_the_real_client_is_refused(cluster: MemoryC
 def test_the_model_s_diagnosis_text_is_cleaned_and_capped(cluster: MemoryCluster) -> None:
     scale_to_zero(cluster)
     incident(cluster, mode="dry-run")
-    long = diagnosis_reply("Deployment", "product", summary="\x1b[31m" + "x" * 5000, evidence=["y" * 900] * 9)
+    said = [f"{i}" + "y" * 900 for i in range(9)]
+    long = diagnosis_reply("Deployment", "product", summary="\x1b[31m" + "x" * 5000, evidence=[said[0]] * 4 + said)
     with FakeLlm(lambda req: long).running() as fake:
         st = run(cluster, ports(cluster, Figures(), llm=llm_port(fake)), settings(), limit=20)
     d = st["diagnosis"]
     assert d["diagnosedBy"] == "llm" and len(d["summary"]) == 1024 and "\x1b" not in d["summary"]
     assert len(d["evidence"]) == 5 and {len(x) for x in d["evidence"]} == {300}
+    assert [x[0] for x in d["evidence"]] == ["0", "1", "2", "3", "4"]  # a repeated fact once, not five times
 
 
 # -- prompts ----------------------------------------------------------------------------------------------
@@ -356,6 +358,10 @@ def test_log_lines_of_one_event_repeated_are_shown_once_with_their_count() -> No
     assert prompt.collapsed(lines) == [access.format(s=5, code=504),
                                        'INFO:     10.244.0.7:41232 - "GET /api/products HTTP/1.1" 200 OK [x3]',
                                        access.format(s=6, code=502) + " [x6]"]
+    # What tells events apart stays: a server's port, an error number, a version.
+    apart = ["connect to 10.0.0.1:5432 refused", "connect to 10.0.0.1:6379 refused", '{"errno":1062}',
+             '{"errno":1213}', "image payment:1.4", "image payment:1.5"]
+    assert prompt.collapsed(apart) == apart
 
 
 def test_the_triage_prompt_is_shorter_than_the_whole_evidence() -> None:
@@ -410,6 +416,19 @@ def test_an_incident_waiting_for_the_model_holds_no_thread(cluster: MemoryCluste
     assert done is not None and done.phase == "Triaging" and not done.again
 
 
+def test_an_incident_that_no_longer_asks_leaves_the_line_at_once(cluster: MemoryCluster) -> None:
+    scale_to_zero(cluster)
+    incident(cluster, mode="dry-run")
+    slot = ModelSlot()
+    assert slot.turn("holder", 0.0) is None
+    p = ports(cluster, Figures(), llm=Model(restart("product"), diagnosis=found()), model_slot=slot)
+    runner.tick(p, NS, "inc", settings(planner="llm"))  # Detected → Triaging
+    runner.tick(p, NS, "inc", settings(planner="llm"))  # triage asks: in line
+    assert len(slot.waiting()) == 1
+    runner.tick(p, NS, "inc", settings(planner="rules"))  # told to use the rules now: asks nothing
+    assert slot.waiting() == []
+
+
 def test_turns_for_the_model_are_first_come_first_served_and_the_gone_leave_the_line() -> None:
     slot = ModelSlot()
     assert slot.turn("a", 0.0) is None
@@ -425,6 +444,32 @@ def test_turns_for_the_model_are_first_come_first_served_and_the_gone_leave_the_
     slot.release()
     assert slot.still_waiting("e", 13.0) == 1.0  # "gone" is ahead
     assert slot.turn("e", 12.0 + model_slot.FORGET_SECONDS + 2) is None  # "gone" stopped asking: left the line
+    slot.release()
+
+
+def test_a_background_question_does_not_take_the_slot_from_an_incident_ahead_of_it_between_its_ticks() -> None:
+    import threading
+    import time
+    slot = ModelSlot()
+    assert slot.turn("holder", 0.0) is None
+    assert slot.turn("incident A", 0.0) == 0.0  # first in line, between two ticks
+    took: list[bool] = []
+    background = threading.Thread(target=lambda: took.append(slot.acquire("B/background", 10, lambda: 1.0)))
+    background.start()
+    wait_until = time.monotonic() + 5
+    while slot.waiting() != ["incident A", "B/background"] and time.monotonic() < wait_until:
+        time.sleep(0.01)
+    slot.release()  # the holder's answer came
+    time.sleep(0.3)
+    assert slot.held_by() is None and not took  # kept for A, which asks again at its next tick
+    assert slot.turn("incident A", 1.0) is None
+    slot.release()
+    background.join(5)
+    assert took == [True] and slot.held_by() == "B/background"
+    slot.release()
+    # A background question that waited too long leaves the line, and says so.
+    assert slot.turn("holder", 2.0) is None
+    assert slot.acquire("C/background", 0.05, lambda: 2.0) is False and slot.waiting() == []
     slot.release()
 
 

@@ -16,6 +16,7 @@ from sre_operator.domain.models import Action, Diagnosis, Evidence, MitigationPl
 from sre_operator.domain.ports import ClusterError, Obj, PatchType
 from sre_operator.domain.snapshot import ACTION_LEDGER, KNOWN_GOOD
 from sre_operator.incident import pipeline, runner
+from sre_operator.incident.model_slot import ModelSlot
 from sre_operator.incident.step import Event
 from sre_operator.planning.llm import LlmError
 from sre_operator.settings import Settings
@@ -66,6 +67,7 @@ def settings(**overrides: Any) -> Settings:
 
 def ports(cluster: Any, metrics: Any, events: list[Event] | None = None, **more: Any) -> runner.Ports:
     sink = events if events is not None else []
+    more.setdefault("model_slot", ModelSlot())  # each test its own line for the model (not the process's)
     return runner.Ports(cluster=cluster, metrics=metrics, emit=sink.append, clock=cluster.clock, **more)
 
 

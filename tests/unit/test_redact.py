@@ -48,3 +48,17 @@ def test_the_model_s_evidence_has_no_secret_and_one_pair_of_delimiters() -> None
     doc = json.loads(body)
     assert doc["namespace"] == "shop"
     assert doc["configs"][0]["changeFromKnownGood"][1:] == ["-DB_PASSWORD=[REDACTED]", "+DB_PASSWORD=[REDACTED]"]
+
+
+def test_a_private_key_changed_in_a_config_shows_as_changed_never_its_lines() -> None:
+    def key(body: str) -> str:
+        return (f"tls.key: |\n-----BEGIN RSA PRIVATE KEY-----\nMIIEow{body}LINE1\nAAAA{body}LINE2\n"
+                "-----END RSA PRIVATE KEY-----\nport: 443\n")
+    ev = Evidence(symptoms=[Symptom(kind="error-rate", service="gateway", signal="s")],
+                  configs=[ConfigFacts(name="tls", differsFromKnownGood=True, value=key("NEW"),
+                                       knownGoodValue=key("OLD"))])
+    user = prompt.messages(ModelStage.TRIAGE, ev, "shop")[1]["content"]
+    assert "LINE1" not in user and "LINE2" not in user and "MIIEow" not in user
+    doc = json.loads(user.split("<evidence>\n", 1)[1].rsplit("\n</evidence>", 1)[0])
+    diff = doc["configs"][0]["changeFromKnownGood"]
+    assert [x[:1] for x in diff[1:]] == [" ", "-", "+", " "] and "private key" in diff[2] and diff[2][1:] != diff[3][1:]

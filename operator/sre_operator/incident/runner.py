@@ -52,7 +52,8 @@ from ..domain.snapshot import Snapshot
 from ..domain.telemetry import NO_TELEMETRY, Telemetry
 from ..domain.topology import NAME_LABEL
 from ..domain.tracing import NO_SPANS, Ref, Spans
-from ..domain.vocabulary import TERMINAL, ModelStage, Outcome, Phase
+from ..domain.vocabulary import TERMINAL, ModelStage, Outcome, Phase, PlannerPolicy
+from ..planning import selection
 from ..planning.llm import LlmError
 from ..settings import Settings
 from . import notices, pipeline
@@ -218,7 +219,7 @@ def observe(ports: Ports, incident: Obj, settings: Settings) -> pipeline.Tick:
         if pipeline.late(bare) is not None:
             return bare  # this tick records the late diagnosis, and only that
     need = pipeline.needs(status, now, settings)
-    if need.model and ports.llm is not None:  # still in line for the model: nothing to read yet
+    if need.model and ports.llm is not None and may_ask(bare):  # still in line for the model: nothing to read yet
         waited = ports.model_slot.still_waiting(question_key(incident), now.timestamp())
         if waited is not None and waited <= slot_wait(settings):
             raise InLine(bare.phase)
@@ -248,6 +249,15 @@ def observe(ports: Ports, incident: Obj, settings: Settings) -> pipeline.Tick:
             report_model_span(ports.spans, incident, settings.llm_model, ports.clock(), answer)
             tick = replace(tick, model=answer)
     return tick
+
+
+def may_ask(tick: pipeline.Tick) -> bool:
+    """Whether the Incident's policy lets it ask the model at all (the operator's, or a stricter one
+    its spec asks for now): one told to use the rules since it got in line does not keep waiting."""
+    try:
+        return selection.effective_policy(tick.settings.planner, tick.spec.planner) != PlannerPolicy.RULES
+    except (ValueError, KeyError, TypeError):
+        return False  # the stage says why the Incident cannot be read
 
 
 class InLine(Exception):
@@ -325,7 +335,7 @@ def ask_later(ports: Ports, incident: Obj, settings: Settings, question: Questio
 
     def job(abandoned: threading.Event) -> pipeline.ModelAnswer:
         slot, longest = ports.model_slot, slot_wait(settings)
-        if not slot.acquire(timeout=longest):
+        if not slot.acquire(f"{question_key(incident)}/background", longest, lambda: ports.clock().timestamp()):
             answer = pipeline.ModelAnswer(None, {"calls": 0}, f"the model stayed busy for {longest:.0f}s with other "
                                           "questions", stage=stage)
         else:
@@ -565,6 +575,7 @@ def tick(ports: Ports, namespace: str, name: str, settings: Settings) -> Ticked 
         observed = observe(ports, incident, settings)
     except InLine as inline:  # its turn for the model comes later: the next tick asks again
         return Ticked(inline.phase, key=question_key(incident))
+    ports.model_slot.leave(question_key(incident))  # asked and answered, or no longer asking: out of the line
     step = pipeline.advance(observed)
     report_model(ports.telemetry, observed.model, step)
     asked = [op for op in step.ops if isinstance(op, Question)]

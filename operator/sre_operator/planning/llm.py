@@ -93,7 +93,8 @@ def to_diagnosis(answer: LlmDiagnosis) -> Diagnosis:
     """The model's diagnosis as ours, every text cleaned and cut to its limit (it is only shown)."""
     return Diagnosis(summary=redact.clean(answer.summary, 1024), root_cause=redact.clean(answer.root_cause, 1024),
                      suspect=Target(kind=answer.suspect.kind, name=redact.clean(answer.suspect.name, 253) or "?"),
-                     evidence=[redact.clean(x, 300) for x in answer.evidence[:5]],
+                     evidence=list(dict.fromkeys(c for x in answer.evidence
+                                                 if (c := redact.clean(x, 300).strip())))[:5],
                      confidence=min(1.0, max(0.0, answer.confidence)), diagnosed_by=PlannerKind.LLM)
 
 

@@ -83,17 +83,24 @@ def config_change(config: dict[str, Any]) -> dict[str, Any]:
     now, good = config.pop("value", None), config.pop("knownGoodValue", None)
     if now is None or good is None:
         return config
+    # A private key's lines, once apart, look like any text: each key becomes one line first (every
+    # line of the document is cleaned of secrets after, `evidence_document`).
+    now, good = redact.private_keys_marked(now), redact.private_keys_marked(good)
     lines = list(difflib.unified_diff(good.splitlines(), now.splitlines(), "known-good", "now", n=1, lineterm=""))
     shown = [x[:DIFF_CHARS] for x in lines[2:2 + DIFF_LINES]]  # the two file headers say nothing here
     if len(lines) - 2 > DIFF_LINES:
         shown.append(f"... {len(lines) - 2 - DIFF_LINES} more diff lines")
+    if not shown:
+        shown = ["(no line differs: the values differ in line endings or whitespace at the end)"]
     return config | {"changeFromKnownGood": shown}
 
 
-# What makes two log lines of the same event differ: times, request and trace ids, client ports,
-# connection numbers and durations.
+# What makes two log lines of the same event differ: times, request and trace ids, a client's
+# ephemeral port (after an address), NGINX's connection numbers and request durations. Server ports,
+# error numbers, versions and status codes stay: they tell events apart.
 _VARYING = re.compile(r"\d{4}[-/]\d{2}[-/]\d{2}[T ]\d{2}:\d{2}:\d{2}[.,]?\d*(?:Z|[+-]\d{2}:?\d{2})?"
-                      r"|\b[0-9a-f]{16,}\b|(?<=:)\d{4,5}\b|\*\d+|(?<![\d.])\d+\.\d+(?![\d.])")
+                      r"|\b[0-9a-f]{16,}\b|(?<=\d:)[3-6]\d{4}\b|(?<= \*)\d+(?= )"
+                      r'|(?<=_time":)\d+\.\d+|(?<=_time":")\d+\.\d+|\b\d+(?:\.\d+)?\s?ms\b')
 
 
 def collapsed(lines: Iterable[str]) -> list[str]:

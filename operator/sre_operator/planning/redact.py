@@ -4,6 +4,7 @@ evidence's own delimiters are removed until none is left (one pass of `replace` 
 `</evid</evidence>ence>` as `</evidence>`). Control characters go too. Pure string functions."""
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -22,6 +23,16 @@ _SECRETS = [
     re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"),  # GitHub tokens
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", re.DOTALL),
 ]
+
+
+_PRIVATE_KEY = _SECRETS[-1]
+
+
+def private_keys_marked(text: str) -> str:
+    """Each private key block (many lines) as one line that names it by a short hash: text cut into
+    lines (a diff) can then be cleaned line by line, and a changed key still shows as changed."""
+    return _PRIVATE_KEY.sub(lambda m: f"{REDACTED} private key {hashlib.sha256(m.group(0).encode()).hexdigest()[:8]}",
+                            text)
 
 
 def strip_delimiters(text: str) -> str:
