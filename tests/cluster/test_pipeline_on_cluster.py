@@ -190,14 +190,14 @@ def test_a_bad_or_absent_model_answer_falls_back_to_the_rules(cluster: Cluster, 
     replies = {
         "invalid-action": plan_reply([{"type": "drop-database", "target": {"kind": "Deployment", "name": "payment"}}]),
         "out-of-namespace": plan_reply([{"type": "rollout-restart",
-                                         "target": {"kind": "Deployment", "name": "coredns",
+                                         "target": {"kind": "Deployment", "name": "payment",
                                                     "namespace": "kube-system"}}]),
         "broken-config": plan_reply([{"type": "patch-configmap", "target": {"kind": "ConfigMap",
                                                                            "name": "gateway-config"},
                                       "data": {"nginx.conf": broken_gateway_config(good)}}]),
         "timeout": Reply(plan_reply([]).content, delay=3),
     }
-    reasons = {"invalid-action": "not a valid plan", "out-of-namespace": "outside the incident's",
+    reasons = {"invalid-action": "does not follow its schema", "out-of-namespace": "outside the incident's",
                "broken-config": "not a valid config", "timeout": "did not answer within"}
     with FakeLlm(lambda req: replies[case]).running() as fake:
         name = new_incident(cluster, shop, mode="dry-run")
@@ -391,7 +391,8 @@ def test_prompt_injection_in_a_real_pod_log_stays_data_and_the_plan_it_asks_for_
         assert any(INJECTION in line for line in ev["logLines"])  # it reached the model, as data
         assert all("\n" not in line and "\x1b" not in line for line in ev["logLines"])
         assert st["diagnosis"]["planner"] == "rules"
-        assert "outside the incident's" in st["diagnosis"]["fallbackReason"]
+        # Refused before vetting: the answer's schema lets a target be only an object the evidence names.
+        assert "does not follow its schema" in st["diagnosis"]["fallbackReason"]
         assert all(a["target"].get("namespace") in (None, shop) for a in st["plan"].get("actions") or [])
         coredns = cluster.kubectl("get", "deployment", "coredns", "-n", "kube-system", "-o",
                                   "jsonpath={.spec.replicas}", check=False)

@@ -24,7 +24,7 @@ from sre_operator.domain.policy import LlmConfig
 from sre_operator.domain.snapshot import Snapshot
 from sre_operator.planning import vetting
 from sre_operator.planning.llm import LlmError, LlmPlanner, add_usage
-from tests.fake_llm import FakeLlm, Reply, evidence_of, plan_reply, tried_of
+from tests.fake_llm import FakeLlm, Reply, diagnosis_reply, evidence_of, plan_reply, tried_of
 from tests.unit.actions.harness import GOOD_CONFIG, act, healthy_shop, read
 
 SERVICES = {"order": {5001}, "product": {5002}, "payment": {5003}, "gateway": {80}}
@@ -61,6 +61,9 @@ def test_a_good_answer_becomes_the_plan_and_the_request_is_a_strict_structured_o
     fmt = body["response_format"]
     assert fmt["type"] == "json_schema" and fmt["json_schema"]["strict"] is True
     assert "actions" in fmt["json_schema"]["schema"]["properties"]
+    # A target can only be named as the evidence names it (a grammar-following server writes no other).
+    target = fmt["json_schema"]["schema"]["$defs"]["LlmTarget"]["properties"]["name"]
+    assert target["enum"] == ["gateway-config", "payment"]  # the injected log line names nothing
     # The evidence is one JSON document: the log line is data, cut of its control characters and
     # of anything that would close the evidence early.
     ev = evidence_of(body)
@@ -72,14 +75,28 @@ def test_a_good_answer_becomes_the_plan_and_the_request_is_a_strict_structured_o
     assert usage["costUSD"] == pytest.approx((usage["promptTokens"] * 1 + usage["completionTokens"] * 2) / 1e6)
 
 
+def test_the_diagnosis_can_only_suspect_an_object_the_evidence_names() -> None:
+    with FakeLlm(lambda req: diagnosis_reply("Deployment", "payment")).running() as fake:
+        found, _ = planner(fake).diagnose(evidence(), "shop")
+    assert found.suspect is not None and found.suspect.name == "payment"
+    schema = fake.requests[0]["body"]["response_format"]["json_schema"]["schema"]
+    assert schema["$defs"]["LlmSuspect"]["properties"]["name"]["enum"] == ["gateway-config", "payment"]
+    with FakeLlm(lambda req: diagnosis_reply("Deployment", "payment-db")).running() as fake, \
+            pytest.raises(LlmError, match="does not follow its schema"):
+        planner(fake).diagnose(evidence(), "shop")
+
+
 @pytest.mark.parametrize(("reply", "reason"), [
-    (Reply("this is not json"), "not a valid plan"),
+    (Reply("this is not json"), "does not follow its schema"),
     (plan_reply([{"type": "delete-namespace", "target": {"kind": "Deployment", "name": "payment"}}]),
-     "not a valid plan"),
+     "does not follow its schema"),
     (Reply(None, refusal="I cannot help with that"), "refused"),
     (Reply(status=500), "server failed"),
-    (plan_reply([{"type": "scale", "target": {"kind": "Deployment", "name": "x" * 300}, "replicas": 2}]),
+    (plan_reply([{"type": "scale", "target": {"kind": "Deployment", "name": "payment"}, "replicas": 5000}]),
      "breaks a limit"),
+    # A name the evidence does not have: the schema allows only those it names.
+    (plan_reply([{"type": "scale", "target": {"kind": "Deployment", "name": "payment-v2"}, "replicas": 2}]),
+     "does not follow its schema"),
 ])
 def test_every_unusable_answer_is_an_llm_error_with_its_reason(reply: Reply, reason: str) -> None:
     with FakeLlm(lambda req: reply).running() as fake, pytest.raises(LlmError) as err:

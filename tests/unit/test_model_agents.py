@@ -232,12 +232,12 @@ SCALE = {"type": "scale", "target": {"kind": "Deployment", "name": "product"}, "
 
 
 @pytest.mark.parametrize(("bad", "reason"), [
-    (Reply('{"summary": "restart it", "actions": [{"type": "scale"'), "not a valid plan"),  # cut-off JSON
-    (Reply("Sure! Here is the plan: scale product to 2."), "not a valid plan"),  # prose, not JSON
+    (Reply('{"summary": "restart it", "actions": [{"type": "scale"'), "does not follow its schema"),  # cut-off JSON
+    (Reply("Sure! Here is the plan: scale product to 2."), "does not follow its schema"),  # prose, not JSON
     (plan_reply([{**SCALE, "target": {"kind": "Deployment", "name": "product-service"}}]),
-     "deployment/product-service is not an object of this application"),  # a hallucinated name
+     "Input should be 'gateway'"),  # a hallucinated name: the schema names the evidence's objects only
     (plan_reply([{"type": "delete-namespace", "target": {"kind": "Deployment", "name": "product"}}]),
-     "not a valid plan"),  # outside the allowlist
+     "does not follow its schema"),  # outside the allowlist
     (plan_reply([{**SCALE, "target": {"kind": "ConfigMap", "name": "gateway-config"}}]), "scale acts on Deployment"),
     (plan_reply([{**SCALE, "target": {"kind": "Deployment", "name": "product", "namespace": "kube-system"}}]),
      "outside the incident's"),  # another namespace

@@ -52,7 +52,7 @@ class ChatClient:
             completion = raw.parse()
             message = completion.choices[0].message
         except (ValidationError, ValueError, IndexError, openai.OpenAIError) as exc:
-            raise ModelCallFailed(f"the answer is not a valid plan: {str(exc)[:400]}", tokens) from exc
+            raise ModelCallFailed(f"the answer does not follow its schema: {str(exc)[:400]}", tokens) from exc
         if message.refusal:
             raise ModelCallFailed(f"the model refused: {message.refusal[:300]}", tokens)
         if message.parsed is None:

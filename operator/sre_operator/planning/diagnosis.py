@@ -5,6 +5,8 @@ as suspect an object the evidence holds (a hallucinated name is refused, with th
 A diagnosis is shown to people, never acted on: the plan is made and vetted on its own."""
 from __future__ import annotations
 
+import re
+
 from ..domain.models import Diagnosis, Evidence, MitigationPlan, Target
 from ..domain.vocabulary import PlannerKind, TargetKind
 
@@ -45,6 +47,9 @@ def from_rules(ev: Evidence, plan: MitigationPlan) -> Diagnosis:
                      suspect=suspect, evidence=facts(ev), confidence=plan.confidence, diagnosed_by=PlannerKind.RULES)
 
 
+OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")  # a Kubernetes object's name (DNS-1123)
+
+
 def known_objects(ev: Evidence) -> set[tuple[str, str]]:
     """(kind, name) of every object the evidence names: only these may be suspected."""
     out = {(TargetKind.DEPLOYMENT.value, w.deployment) for w in ev.workloads}
@@ -53,7 +58,9 @@ def known_objects(ev: Evidence) -> set[tuple[str, str]]:
     out |= {(TargetKind.SERVICE.value, s.name) for s in ev.services}
     out |= {(str(t.kind), t.name) for t in ev.missing}
     out |= {(str(c.kind), c.name) for c in ev.changes}
-    out |= {(TargetKind.POD.value, line.split("/", 1)[0]) for line in ev.log_lines if "/" in line.split(":", 1)[0]}
+    # A log line is "pod/container: text"; its text is anyone's (a line that looks like a name is not one).
+    out |= {(TargetKind.POD.value, pod) for line in ev.log_lines if "/" in line.split(":", 1)[0]
+            and OBJECT_NAME.fullmatch(pod := line.split("/", 1)[0])}
     return out
 
 

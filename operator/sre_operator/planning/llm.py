@@ -7,16 +7,17 @@ Whatever comes back is checked afterwards anyway (a diagnosis by `diagnosis.chec
 why it could not (`LlmError`), with the tokens it cost either way."""
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Collection
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from ..domain.models import Action, Diagnosis, Evidence, MitigationPlan, Target
 from ..domain.policy import LlmConfig
 from ..domain.ports import ChatModel, ModelCallFailed, Tokens
 from ..domain.vocabulary import ActionType, ModelStage, PlannerKind, TargetKind
 from . import prompt, redact
+from .diagnosis import known_objects
 
 CALL_SECONDS_KEPT = 20  # per-call durations kept in status.llm
 REASONS_KEPT = 10
@@ -67,6 +68,34 @@ class LlmDiagnosis(_Answer):
     suspect: LlmSuspect = Field(description="the object suspected of causing it, named as in the evidence")
     evidence: list[str] = Field(description="up to five short facts from the evidence that point there")
     confidence: float = Field(description="0 to 1")
+
+
+def _one_of(names: Collection[str]) -> Any:
+    """A string that can only be one of `names`: an enum in the JSON schema, so a server that follows
+    the schema with a grammar (llama.cpp) cannot write any other name."""
+    return Literal[tuple(sorted(names))]
+
+
+def plan_schema(ev: Evidence) -> type[LlmPlan]:
+    """The plan's schema for this incident: a target's name is one of the objects the evidence names
+    (a small model otherwise invents plausible ones, "payment-config"). Vetting checks the plan anyway."""
+    names = {name for _, name in known_objects(ev)}
+    if not names:
+        return LlmPlan
+    target = create_model("LlmTarget", __base__=LlmTarget, name=(_one_of(names), ...))
+    action = create_model("LlmAction", __base__=LlmAction, target=(target, ...))
+    return create_model("LlmPlan", __base__=LlmPlan, actions=(list[action], ...))
+
+
+def diagnosis_schema(ev: Evidence) -> type[LlmDiagnosis]:
+    """The diagnosis's schema for this incident: its suspect is one of the objects the evidence names."""
+    names = {name for _, name in known_objects(ev)}
+    if not names:
+        return LlmDiagnosis
+    suspect = create_model("LlmSuspect", __base__=LlmSuspect, name=(_one_of(names), ...))
+    return create_model("LlmDiagnosis", __base__=LlmDiagnosis,
+                        suspect=(suspect, Field(description="the object suspected of causing it, named as in the "
+                                                            "evidence")))
 
 
 class LlmError(RuntimeError):
@@ -131,11 +160,11 @@ class LlmPlanner:
 
     def plan(self, ev: Evidence, namespace: str, tried: set[str]) -> tuple[MitigationPlan, dict[str, Any]]:
         """(plan, usage), or LlmError with the reason and the usage."""
-        return self._ask(ModelStage.PLANNING, ev, namespace, tried, LlmPlan, to_plan)
+        return self._ask(ModelStage.PLANNING, ev, namespace, tried, plan_schema(ev), to_plan)
 
     def diagnose(self, ev: Evidence, namespace: str) -> tuple[Diagnosis, dict[str, Any]]:
         """(diagnosis, usage), or LlmError with the reason and the usage."""
-        return self._ask(ModelStage.TRIAGE, ev, namespace, set(), LlmDiagnosis, to_diagnosis)
+        return self._ask(ModelStage.TRIAGE, ev, namespace, set(), diagnosis_schema(ev), to_diagnosis)
 
 
 def add_usage(total: dict[str, Any] | None, more: dict[str, Any]) -> dict[str, Any]:
