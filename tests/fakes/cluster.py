@@ -125,6 +125,7 @@ class MemoryCluster:
         self.pod_logs: dict[tuple[str, str], str] = {}
         self._failures: list[int] = []
         self.broken: set[str] = set()  # Deployments whose new pods never become Ready
+        self.crashing: set[str] = set()  # Deployments whose new pods crash-loop (never Ready either)
         self.refused: dict[str, ClusterError] = {}  # kind → the error every patch of it gets
         self.hooks: dict[str, dict[str, Any]] = {}  # pod uid -> its process's fault state
         self.proxied: list[tuple[str, str, int, str, str, object]] = []  # (ns, pod, port, method, path, body)
@@ -328,7 +329,8 @@ class MemoryCluster:
             if k == "Pod" and n == ns and o["metadata"]["labels"].get("app.kubernetes.io/name") == name \
                     and o not in pods:
                 del self.objects[(k, n, pname)]
-        ready = name not in self.broken
+        ready = name not in self.broken and name not in self.crashing
+        crash = {"waiting": {"reason": "CrashLoopBackOff"}} if name in self.crashing else None
         for i in range(len(pods), want):
             self.create("Pod", ns, {
                 "metadata": {"name": f"{current['metadata']['name']}-{i}{next(self.versions)}",
@@ -337,8 +339,9 @@ class MemoryCluster:
                 "spec": copy.deepcopy(current["spec"]["template"]["spec"]),
                 "status": {"phase": "Running",
                            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
-                           "containerStatuses": [{"name": c["name"], "ready": ready, "restartCount": 0,
-                                                  "state": {"running": {}}}
+                           "containerStatuses": [{"name": c["name"], "ready": ready,
+                                                  "restartCount": 3 if crash else 0,
+                                                  "state": crash or {"running": {}}}
                                                  for c in current["spec"]["template"]["spec"]["containers"]]}})
         for extra in pods[want:]:
             del self.objects[("Pod", ns, extra["metadata"]["name"])]

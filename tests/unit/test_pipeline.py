@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from sre_operator.domain.clock import parse
 from sre_operator.domain.metrics import WINDOW, MetricsReading
 from sre_operator.domain.models import Action, Diagnosis, Evidence, MitigationPlan, Target
 from sre_operator.domain.ports import ClusterError, Obj, PatchType
@@ -101,11 +102,28 @@ def run(cluster: MemoryCluster, p: runner.Ports, s: Settings, name: str = "inc",
     return status(cluster, name)
 
 
+def seconds_between(st: dict[str, Any], a: str, b: str) -> float:
+    at = {t["phase"]: parse(t["at"]) for t in st["timeline"]}
+    return (at[b] - at[a]).total_seconds()
+
+
 def deployment_patches(cluster: MemoryCluster, name: str) -> list[object]:
     return [body for verb, kind, n, body in cluster.writes if verb == "patch" and kind == "Deployment" and n == name]
 
 
 # -- whole runs ------------------------------------------------------------------------------------------
+
+def test_a_fix_whose_new_pods_crash_loop_is_undone_at_once_not_after_the_rollout_timeout(
+        cluster: MemoryCluster) -> None:
+    scale_to_zero(cluster, known_good=2)
+    incident(cluster)
+    cluster.crashing.add("product")  # the pods the fix makes will crash
+    st = run(cluster, ports(cluster, Figures(product=dict(HEALTHY))), settings(rollout_timeout_seconds=120),
+             until={"Undoing", "Escalated", "Resolved"})
+    [v] = st["validation"]
+    assert v["verdict"] == "worse" and not v["passed"] and "product's new pods are crash-looping" in v["message"]
+    assert seconds_between(st, "Validating", "Undoing") < 10  # not the 120 s rollout timeout
+
 
 def test_a_workload_scaled_to_zero_is_scaled_back_validated_and_resolved(cluster: MemoryCluster) -> None:
     scale_to_zero(cluster, known_good=2)

@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .. import actions as acts
+from ..detection import pod_states
 from ..detection.detector import ServiceSignals, breaches
 from ..detection.evidence import corroborated, evidence, symptoms_of
 from ..detection.signals import health_of
@@ -629,6 +630,27 @@ def rolled_out(t: Tick) -> bool:
     return True
 
 
+def mitigation_broke(t: Tick, since: dt.datetime) -> str:
+    """Why the pods this attempt's rollout made will never serve (crash-looping, OOM-killed, unable
+    to start), or "": conclusive at once, so validation need not wait for a rollout that cannot end
+    (a model's rollback to a crashing revision waited out the whole rollout timeout). Only pods
+    created since the mitigation count: the faulty pods it replaces may still be crashing."""
+    names = {a["target"]["name"] for a in t.records
+             if a.get("attempt") == t.attempt and a["target"]["kind"] == "Deployment"}
+    names.add(t.spec.service)
+    since = since.replace(microsecond=0)  # creationTimestamp has whole seconds
+    why = []
+    for name in sorted(names):
+        made = [p for p in t.snapshot.of("Pod") if (p["metadata"].get("labels") or {}).get(NAME_LABEL) == name
+                and (created := parse(p["metadata"].get("creationTimestamp"))) is not None and created >= since]
+        states = pod_states.read(made, t.now)
+        if states.crash_looping or states.oom_killed:
+            why.append(f"{name}'s new pods are {'OOM-killed' if states.oom_killed else 'crash-looping'}")
+        elif states.never_starting:
+            why.append(f"{name}'s new pods cannot start: {states.never_starting[0]}")
+    return "; ".join(why)
+
+
 def structurally_healthy(t: Tick) -> bool:
     """The service's own state says the fault is gone: every replica it wants is ready, nothing
     crashes or cannot start, and no Kubernetes-level breach is left on its path (its Service reaches
@@ -651,6 +673,12 @@ def validate(t: Tick) -> Step:
     mitigated = parse(status.get("mitigatedAt")) or now
     start = parse(status.get("validationWindowStart"))
     if start is None:
+        broke = mitigation_broke(t, mitigated)
+        if broke:
+            validation, entry = _entry(t)
+            entry.update(at=stamp(now), verdict="worse", passed=False, message=broke[:1000])
+            return Step((move(Phase.UNDOING, f"validation failed (worse): {broke}", validation=validation),),
+                        again=True)
         if rolled_out(t) or (now - mitigated).total_seconds() > cfg.rollout_timeout_seconds:
             return Step((note(f"rolled out; measuring for up to {cfg.settle_seconds:.0f}s",
                               validationWindowStart=stamp(now)),))
