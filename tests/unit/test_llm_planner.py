@@ -61,9 +61,14 @@ def test_a_good_answer_becomes_the_plan_and_the_request_is_a_strict_structured_o
     fmt = body["response_format"]
     assert fmt["type"] == "json_schema" and fmt["json_schema"]["strict"] is True
     assert "actions" in fmt["json_schema"]["schema"]["properties"]
-    # A target can only be named as the evidence names it (a grammar-following server writes no other).
-    target = fmt["json_schema"]["schema"]["$defs"]["LlmTarget"]["properties"]["name"]
-    assert target["enum"] == ["gateway-config", "payment"]  # the injected log line names nothing
+    # A target can only be an object the evidence names, each name with its own kind (a
+    # grammar-following server writes no other); the injected log line names nothing.
+    defs = fmt["json_schema"]["schema"]["$defs"]
+    assert [v["$ref"] for v in defs["LlmAction"]["properties"]["target"]["anyOf"]] == [
+        "#/$defs/LlmTargetConfigMap", "#/$defs/LlmTargetDeployment"]
+    assert {k: (defs[k]["properties"]["kind"]["const"], defs[k]["properties"]["name"]["const"])
+            for k in ("LlmTargetConfigMap", "LlmTargetDeployment")} == {
+        "LlmTargetConfigMap": ("ConfigMap", "gateway-config"), "LlmTargetDeployment": ("Deployment", "payment")}
     # The evidence is one JSON document: the log line is data, cut of its control characters and
     # of anything that would close the evidence early.
     ev = evidence_of(body)
@@ -79,8 +84,9 @@ def test_the_diagnosis_can_only_suspect_an_object_the_evidence_names() -> None:
     with FakeLlm(lambda req: diagnosis_reply("Deployment", "payment")).running() as fake:
         found, _ = planner(fake).diagnose(evidence(), "shop")
     assert found.suspect is not None and found.suspect.name == "payment"
-    schema = fake.requests[0]["body"]["response_format"]["json_schema"]["schema"]
-    assert schema["$defs"]["LlmSuspect"]["properties"]["name"]["enum"] == ["gateway-config", "payment"]
+    defs = fake.requests[0]["body"]["response_format"]["json_schema"]["schema"]["$defs"]
+    assert defs["LlmSuspectDeployment"]["properties"]["name"]["const"] == "payment"
+    assert defs["LlmSuspectConfigMap"]["properties"]["name"]["const"] == "gateway-config"
     with FakeLlm(lambda req: diagnosis_reply("Deployment", "payment-db")).running() as fake, \
             pytest.raises(LlmError, match="does not follow its schema"):
         planner(fake).diagnose(evidence(), "shop")
@@ -94,8 +100,10 @@ def test_the_diagnosis_can_only_suspect_an_object_the_evidence_names() -> None:
     (Reply(status=500), "server failed"),
     (plan_reply([{"type": "scale", "target": {"kind": "Deployment", "name": "payment"}, "replicas": 5000}]),
      "breaks a limit"),
-    # A name the evidence does not have: the schema allows only those it names.
+    # A name the evidence does not have, or one of its names with another kind: the schema allows neither.
     (plan_reply([{"type": "scale", "target": {"kind": "Deployment", "name": "payment-v2"}, "replicas": 2}]),
+     "does not follow its schema"),
+    (plan_reply([{"type": "patch-configmap", "target": {"kind": "ConfigMap", "name": "payment"}}]),
      "does not follow its schema"),
 ])
 def test_every_unusable_answer_is_an_llm_error_with_its_reason(reply: Reply, reason: str) -> None:

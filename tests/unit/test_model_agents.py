@@ -235,7 +235,7 @@ SCALE = {"type": "scale", "target": {"kind": "Deployment", "name": "product"}, "
     (Reply('{"summary": "restart it", "actions": [{"type": "scale"'), "does not follow its schema"),  # cut-off JSON
     (Reply("Sure! Here is the plan: scale product to 2."), "does not follow its schema"),  # prose, not JSON
     (plan_reply([{**SCALE, "target": {"kind": "Deployment", "name": "product-service"}}]),
-     "Input should be 'gateway'"),  # a hallucinated name: the schema names the evidence's objects only
+     "input_value='product-service'"),  # a hallucinated name: the schema names the evidence's objects only
     (plan_reply([{"type": "delete-namespace", "target": {"kind": "Deployment", "name": "product"}}]),
      "does not follow its schema"),  # outside the allowlist
     (plan_reply([{**SCALE, "target": {"kind": "ConfigMap", "name": "gateway-config"}}]), "scale acts on Deployment"),

@@ -8,7 +8,7 @@ why it could not (`LlmError`), with the tokens it cost either way."""
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
@@ -76,26 +76,44 @@ def _one_of(names: Collection[str]) -> Any:
     return Literal[tuple(sorted(names))]
 
 
+def _objects(ev: Evidence, base: type[B]) -> Any:
+    """`base` (a kind and a name) narrowed to the objects the evidence names: one variant per kind,
+    its name one of that kind's (`anyOf` in the schema: no kind is paired with another kind's name,
+    "configmap/product"); None when the evidence names none."""
+    by_kind: dict[str, set[str]] = {}
+    for kind, name in known_objects(ev):
+        if kind in KINDS:
+            by_kind.setdefault(kind, set()).add(name)
+    variants = [create_model(f"{base.__name__}{kind}", __base__=base, kind=(_one_of([kind]), ...),
+                             name=(_one_of(names), ...)) for kind, names in sorted(by_kind.items())]
+    if not variants:
+        return None
+    return variants[0] if len(variants) == 1 else Union[tuple(variants)]  # noqa: UP007 - built at run time
+
+
 def plan_schema(ev: Evidence) -> type[LlmPlan]:
-    """The plan's schema for this incident: a target's name is one of the objects the evidence names
-    (a small model otherwise invents plausible ones, "payment-config"). Vetting checks the plan anyway."""
-    names = {name for _, name in known_objects(ev)}
-    if not names:
+    """The plan's schema for this incident: a target is one of the objects the evidence names (a small
+    model otherwise invents plausible ones, "payment-config", or pairs a name with the wrong kind).
+    Vetting checks the plan anyway."""
+    target = _objects(ev, LlmTarget)
+    if target is None:
         return LlmPlan
-    target = create_model("LlmTarget", __base__=LlmTarget, name=(_one_of(names), ...))
     action = create_model("LlmAction", __base__=LlmAction, target=(target, ...))
     return create_model("LlmPlan", __base__=LlmPlan, actions=(list[action], ...))
 
 
 def diagnosis_schema(ev: Evidence) -> type[LlmDiagnosis]:
     """The diagnosis's schema for this incident: its suspect is one of the objects the evidence names."""
-    names = {name for _, name in known_objects(ev)}
-    if not names:
+    suspect = _objects(ev, LlmSuspect)
+    if suspect is None:
         return LlmDiagnosis
-    suspect = create_model("LlmSuspect", __base__=LlmSuspect, name=(_one_of(names), ...))
     return create_model("LlmDiagnosis", __base__=LlmDiagnosis,
                         suspect=(suspect, Field(description="the object suspected of causing it, named as in the "
                                                             "evidence")))
+
+
+KINDS = frozenset(k.value for k in TargetKind)
+B = TypeVar("B", bound=BaseModel)
 
 
 class LlmError(RuntimeError):
