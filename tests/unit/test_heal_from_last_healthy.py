@@ -113,3 +113,23 @@ def test_a_restart_is_no_suspect_change_but_a_new_template_without_a_healthy_rec
     edit(cluster, "payment", [{"op": "add", "path": f"{CTR0}/args", "value": ["--bad"]}])
     p = rules.plan(ev_for(cluster, "payment", "crash-loop"))
     assert [(a.type, a.revision) for a in p.actions] == [("rollback", 2)]
+
+
+def test_a_model_s_rollback_goes_only_to_the_revision_last_seen_healthy() -> None:
+    from sre_operator.domain.models import Action, MitigationPlan, Target
+    from sre_operator.incident.pipeline import unhealthy_rollback
+
+    def to(revision: int, name: str = "payment") -> MitigationPlan:
+        return MitigationPlan(root_cause="x", confidence=0.5, planner="llm", actions=[Action(
+            type="rollback", target=Target(kind="Deployment", name=name), revision=revision)])
+    cluster = healthy_shop()  # payment revision 1 is the healthy one
+    edit(cluster, "payment", [{"op": "add", "path": f"{CTR0}/image", "value": "sre-operator/shop-paymnet:0.1.0"}])
+    edit(cluster, "payment", [{"op": "add", "path": f"{CTR0}/args", "value": ["--workers", "0"]}])
+    ev, snap = ev_for(cluster, "payment"), read(cluster)
+    assert unhealthy_rollback(to(1), ev, snap) == ""
+    assert unhealthy_rollback(to(2), ev, snap) == ("deployment/payment revision 2 is not the template last seen "
+                                                   "healthy (revision 1 is)")
+    # Nothing changed since healthy (a process gone bad at runtime): no revision is the healthy one to go to.
+    fresh = healthy_shop()
+    edit(fresh, "order", [{"op": "add", "path": f"{CTR0}/args", "value": ["--workers", "0"]}])
+    assert "the current template is" in unhealthy_rollback(to(1), ev_for(fresh, "payment"), read(fresh))

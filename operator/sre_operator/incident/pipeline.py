@@ -47,7 +47,16 @@ from ..domain.ports import Obj
 from ..domain.seal import seal, verify
 from ..domain.snapshot import ACTION_LEDGER, Snapshot
 from ..domain.topology import MANAGED_BY, NAME_LABEL, path_from
-from ..domain.vocabulary import DONE_OUTCOMES, TERMINAL, WARNING_PHASES, Mode, ModelStage, Outcome, Phase
+from ..domain.vocabulary import (
+    DONE_OUTCOMES,
+    TERMINAL,
+    WARNING_PHASES,
+    ActionType,
+    Mode,
+    ModelStage,
+    Outcome,
+    Phase,
+)
 from ..planning import diagnosis as diagnoses
 from ..planning import rules as planner
 from ..planning import selection
@@ -387,6 +396,22 @@ def late_diagnosis(status: dict[str, Any], answer: ModelAnswer | None, now: dt.d
     return Step((*ops, Status({"diagnosis": diagnosis, **llm})), again=True)
 
 
+def unhealthy_rollback(plan: MitigationPlan, ev: Evidence, snap: Snapshot) -> str:
+    """Why a rollback of the model's plan would not return its Deployment to the template last seen
+    healthy, or "": where the operator has a healthy record of the Deployment, the only revision to go
+    back to is the one with that template (the model once chose a crashing revision of an earlier
+    fault). Without a record, vetting alone decides."""
+    for a in plan.actions:
+        if a.type != ActionType.ROLLBACK or snap.known_good_object("Deployment", a.target.name) is None:
+            continue
+        w = next((x for x in ev.workloads if x.deployment == a.target.name), None)
+        healthy = None if w is None else w.healthy_revision
+        if a.revision != healthy:
+            where = f"revision {healthy} is" if healthy is not None else "the current template is"
+            return f"deployment/{a.target.name} revision {a.revision} is not the template last seen healthy ({where})"
+    return ""
+
+
 def choose_plan(t: Tick, tried_keys: set[str]) -> tuple[MitigationPlan, str]:
     """(plan, why the model's plan was not used): the model's plan when one came and it passes
     every check (the same `vetting.vet` for every model plan); else the rules' plan. Anything
@@ -411,6 +436,9 @@ def choose_plan(t: Tick, tried_keys: set[str]) -> tuple[MitigationPlan, str]:
         return rules, f"the model's plan was refused: {exc}"
     except Exception as exc:  # noqa: BLE001 - untrusted answer: a check it breaks is a refusal too
         return rules, f"the model's plan was refused: {type(exc).__name__}: {str(exc)[:300]}"
+    unhealthy = unhealthy_rollback(answer.plan, ev, t.snapshot)
+    if unhealthy:
+        return rules, f"the model's plan was refused: {unhealthy}"
     return answer.plan, ""
 
 
