@@ -637,12 +637,16 @@ def write_of(target: dict[str, Any], intent: dict[str, Any]) -> Write:
                  intent.get("body", intent.get("patch")))
 
 
+def touched_deployments(t: Tick) -> set[str]:
+    """The Deployments this attempt acted on, and the service's own."""
+    return {a["target"]["name"] for a in t.records
+            if a.get("attempt") == t.attempt and a["target"]["kind"] == "Deployment"} | {t.spec.service}
+
+
 def rolled_out(t: Tick) -> bool:
     """Every Deployment this attempt touched (and the service's own) finished its rollout, with no
     old pod still terminating: only then do the figures describe the mitigated system."""
-    names = {a["target"]["name"] for a in t.records
-             if a.get("attempt") == t.attempt and a["target"]["kind"] == "Deployment"}
-    names.add(t.spec.service)
+    names = touched_deployments(t)
     for name in names:
         d = t.snapshot.get("Deployment", name)
         if d is None:
@@ -663,9 +667,7 @@ def mitigation_broke(t: Tick, since: dt.datetime) -> str:
     to start), or "": conclusive at once, so validation need not wait for a rollout that cannot end
     (a model's rollback to a crashing revision waited out the whole rollout timeout). Only pods
     created since the mitigation count: the faulty pods it replaces may still be crashing."""
-    names = {a["target"]["name"] for a in t.records
-             if a.get("attempt") == t.attempt and a["target"]["kind"] == "Deployment"}
-    names.add(t.spec.service)
+    names = touched_deployments(t)
     since = since.replace(microsecond=0)  # creationTimestamp has whole seconds
     why = []
     for name in sorted(names):
