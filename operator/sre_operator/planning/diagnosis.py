@@ -64,6 +64,11 @@ def known_objects(ev: Evidence) -> set[tuple[str, str]]:
     return out
 
 
+def distinct(facts: list[str]) -> list[str]:
+    """Each fact once, stripped, in the order first said; empty ones out (a small model repeats itself)."""
+    return list(dict.fromkeys(f for x in facts if (f := x.strip())))
+
+
 def checked(diagnosis: Diagnosis, ev: Evidence) -> Diagnosis:
     """The model's diagnosis when it says something and suspects an object of the evidence (its
     facts each said once: a small model repeats itself); DiagnosisRefused otherwise."""
@@ -73,5 +78,5 @@ def checked(diagnosis: Diagnosis, ev: Evidence) -> Diagnosis:
     if suspect is not None and (str(suspect.kind), suspect.name) not in known_objects(ev):
         raise DiagnosisRefused(f"the diagnosis suspects {str(suspect.kind).lower()}/{suspect.name[:100]}, "
                                "which the evidence does not name")
-    facts = list(dict.fromkeys(x.strip() for x in diagnosis.evidence if x.strip()))
+    facts = distinct(diagnosis.evidence)
     return diagnosis if facts == diagnosis.evidence else diagnosis.model_copy(update={"evidence": facts})

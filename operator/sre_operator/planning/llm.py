@@ -17,7 +17,7 @@ from ..domain.policy import LlmConfig
 from ..domain.ports import ChatModel, ModelCallFailed, Tokens
 from ..domain.vocabulary import ActionType, ModelStage, PlannerKind, TargetKind
 from . import prompt, redact
-from .diagnosis import known_objects
+from .diagnosis import distinct, known_objects
 
 CALL_SECONDS_KEPT = 20  # per-call durations kept in status.llm
 REASONS_KEPT = 10
@@ -70,6 +70,10 @@ class LlmDiagnosis(_Answer):
     confidence: float = Field(description="0 to 1")
 
 
+KINDS = frozenset(k.value for k in TargetKind)
+B = TypeVar("B", bound=BaseModel)
+
+
 def _one_of(names: Collection[str]) -> Any:
     """A string that can only be one of `names`: an enum in the JSON schema, so a server that follows
     the schema with a grammar (llama.cpp) cannot write any other name."""
@@ -112,10 +116,6 @@ def diagnosis_schema(ev: Evidence) -> type[LlmDiagnosis]:
                                                             "evidence")))
 
 
-KINDS = frozenset(k.value for k in TargetKind)
-B = TypeVar("B", bound=BaseModel)
-
-
 class LlmError(RuntimeError):
     """The model gave no usable answer; `usage` is what the call(s) cost anyway."""
 
@@ -140,8 +140,7 @@ def to_diagnosis(answer: LlmDiagnosis) -> Diagnosis:
     """The model's diagnosis as ours, every text cleaned and cut to its limit (it is only shown)."""
     return Diagnosis(summary=redact.clean(answer.summary, 1024), root_cause=redact.clean(answer.root_cause, 1024),
                      suspect=Target(kind=answer.suspect.kind, name=redact.clean(answer.suspect.name, 253) or "?"),
-                     evidence=list(dict.fromkeys(c for x in answer.evidence
-                                                 if (c := redact.clean(x, 300).strip())))[:5],
+                     evidence=distinct([redact.clean(x, 300) for x in answer.evidence])[:5],
                      confidence=min(1.0, max(0.0, answer.confidence)), diagnosed_by=PlannerKind.LLM)
 
 
