@@ -471,3 +471,22 @@ def test_the_confirming_reading_waits_for_a_new_scrape_and_the_operator_defaults
     defaults = Settings()
     assert defaults.confirm_seconds == detection["confirmSeconds"]
     assert defaults.detect_interval_seconds == detection["intervalSeconds"]
+
+
+def test_every_rate_window_holds_enough_scrapes_of_what_it_reads() -> None:
+    """The requests' rate window is short, so a fault shows within seconds (its bad requests must pass
+    a share of the window), yet holds ten scrapes of the pods at least; CPU throttling, read from
+    cAdvisor scraped far less often, keeps a window of three of its scrapes (a rate needs two samples);
+    a pod is new while the window still mixes in its predecessor's requests."""
+    from sre_operator.adapters.prometheus import THROTTLE_WINDOW
+    from sre_operator.domain.clock import parse_duration
+    from sre_operator.domain.metrics import WINDOW
+    from sre_operator.domain.policy import Thresholds
+    scrape = parse_duration(yaml.safe_load((ROOT / "charts/observability/values.yaml").read_text())
+                            ["prometheus"]["scrapeInterval"])
+    jobs = yaml.safe_load(next(d for d in render("observability") if d["kind"] == "ConfigMap"
+                               and "prometheus.yml" in d.get("data", {}))["data"]["prometheus.yml"])
+    cadvisor = next(j for j in jobs["scrape_configs"] if "cadvisor" in j["job_name"])
+    assert 10 * scrape <= parse_duration(WINDOW) <= 15
+    assert parse_duration(THROTTLE_WINDOW) >= 3 * parse_duration(cadvisor["scrape_interval"])
+    assert Thresholds().fresh_pod_seconds == parse_duration(WINDOW)

@@ -140,7 +140,7 @@ def test_a_workload_scaled_to_zero_is_scaled_back_validated_and_resolved(cluster
     [v] = st["validation"]
     assert v["passed"] and v["verdict"] == "better" and v["before"]["readyReplicas"] == 0
     assert v["after"]["readyReplicas"] == 2
-    assert "15s" not in metrics.windows[:2] and any(w.endswith("s") and w != WINDOW for w in metrics.windows)
+    assert metrics.windows[:2] == [WINDOW, WINDOW]  # triage and planning read the detector's window
     conds = {c["type"]: c for c in st["conditions"]}
     assert conds["Resolved"]["status"] == "True" and conds["Mitigated"]["status"] == "True"
     assert conds["Valid"]["status"] == "True" and conds["Escalated"]["status"] == "False"
@@ -148,6 +148,15 @@ def test_a_workload_scaled_to_zero_is_scaled_back_validated_and_resolved(cluster
     assert [e.reason for e in events] == ["Triaging", "Planning", "Mitigating", "Validating", "Resolved"]
     assert st["triageSummary"].startswith("gateway: 1/1 ready")
     assert st["symptoms"][0]["kind"] == "unavailable" and st["symptoms"][0]["observedAt"]
+
+
+def test_validation_measures_from_its_own_start_and_every_other_phase_over_the_detector_s_window() -> None:
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    validating = {"phase": "Validating", "validationWindowStart": start.isoformat()}
+    assert pipeline.window_for(validating, start + dt.timedelta(seconds=41)) == "41s"
+    assert pipeline.window_for(validating, start + dt.timedelta(seconds=3)) == "15s"  # never fewer than 15 scrapes
+    assert pipeline.window_for({"phase": "Triaging"}, start + dt.timedelta(seconds=41)) == WINDOW
+    assert pipeline.window_for({"phase": "Validating"}, start) == WINDOW  # no start on record: not a window of its own
 
 
 def test_attempts_that_do_not_help_are_undone_then_escalated(cluster: MemoryCluster) -> None:

@@ -38,6 +38,9 @@ def prometheus_client(url: str, timeout: float = 5.0) -> PrometheusConnect:
 # and that ran in at least this many CPU periods a second: a process's start (imports, warm-up) may
 # hit its limit for a few seconds, which is not a limit too low; nor are a few periods of an idle container.
 UP_WINDOW = "4s"  # four scrapes at the observability chart's 1 s
+# cAdvisor is scraped every 10 s (its answer is large): a rate needs two of its samples, so CPU
+# throttling keeps its own window of three scrapes, whatever the requests' window.
+THROTTLE_WINDOW = "30s"
 THROTTLE_SETTLED_SECONDS = 30
 THROTTLE_MIN_PERIODS = 1.0
 
@@ -47,7 +50,7 @@ def _queries(sel: str, window: str) -> dict[str, str]:
     api = f'{sel},route=~"/api/.*"'
     gw = f'{sel},route!="other"'
     ctr = f'{sel},container!=""'  # cAdvisor's containers (the pod's own cgroup has no container name)
-    settled = THROTTLE_SETTLED_SECONDS + parse_duration(window)
+    settled = THROTTLE_SETTLED_SECONDS + parse_duration(THROTTLE_WINDOW)
     return {
         "rate": f'sum by (namespace, service) (rate(shop_http_requests_total{{{api}}}[{window}]))',
         "errors": f'sum by (namespace, service) (rate(shop_http_requests_total{{{api},code=~"5.."}}[{window}]))',
@@ -77,8 +80,9 @@ def _queries(sel: str, window: str) -> dict[str, str]:
         # Per service, its worst pod's share of CPU periods cut short by the CPU limit (cAdvisor), the
         # pod named after its service through the pods' own scrape target (`app`).
         "cpu_throttled": f'max by (namespace, app) ((sum by (namespace, pod) ('
-                         f'rate(container_cpu_cfs_throttled_periods_total{{{ctr}}}[{window}]))'
-                         f' / (sum by (namespace, pod) (rate(container_cpu_cfs_periods_total{{{ctr}}}[{window}]))'
+                         f'rate(container_cpu_cfs_throttled_periods_total{{{ctr}}}[{THROTTLE_WINDOW}]))'
+                         f' / (sum by (namespace, pod) ('
+                         f'rate(container_cpu_cfs_periods_total{{{ctr}}}[{THROTTLE_WINDOW}]))'
                          f' >= {THROTTLE_MIN_PERIODS}))'
                          f' * on (namespace, pod) group_left (app) (max by (namespace, pod, app) ('
                          f'up{{{sel},job="kubernetes-pods"}}) * 0 + 1)'

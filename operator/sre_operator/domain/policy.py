@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 from pydantic import SecretStr
 
+from .clock import parse_duration
+from .metrics import WINDOW
+
 
 @dataclass(frozen=True)
 class Thresholds:
@@ -19,7 +22,8 @@ class Thresholds:
     cpu_throttled_ratio: float = 0.25
     restarts: int = 3  # in the lookback window
     stuck_seconds: float = 45.0  # a pod not Ready for longer is stuck (a rollout that will not finish)
-    fresh_pod_seconds: float = 30.0  # a pod younger than this has too few scrapes to be judged
+    # A pod younger than the rate window has too few scrapes to be judged (its predecessor's requests still count).
+    fresh_pod_seconds: float = parse_duration(WINDOW)
     for_cycles: int = 2
     cooldown_seconds: float = 120.0
 
