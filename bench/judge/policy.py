@@ -117,6 +117,18 @@ def _suspect_verdict(suspect: dict | None, faulty: Sequence[Key], services: Sequ
     return "right" if workload in services else "wrong"
 
 
+REASON_CHARS = 300  # of each reason kept in the JSON: the operator's words, for reading, never for a verdict
+
+
+def fallback_reasons(reasons: Any) -> list[str]:
+    """Why the model's answers fell back to the rules, as `stage: reason` lines, from the Incident's
+    `status.llm.reasons` as it is (anything not a list of objects is skipped, each line cut short)."""
+    if not isinstance(reasons, list):
+        return []
+    return [f"{r.get('stage') or '?'}: {str(r.get('reason') or '')[:REASON_CHARS]}"
+            for r in reasons if isinstance(r, dict)]
+
+
 def run_figures(incidents: Sequence[dict], fault_at: float, faulty: Sequence[Key] = (),
                 services: Sequence[str] = ()) -> dict:
     """Cost and attribution of one run: every Incident's model calls and tokens (all of them, as the
@@ -137,6 +149,7 @@ def run_figures(incidents: Sequence[dict], fault_at: float, faulty: Sequence[Key
             "completionTokens": int(llm.get("completionTokens") or 0),
             "callSeconds": [float(x) for x in llm.get("callSeconds") or []],
             "fallbacks": int(llm.get("fallbacks") or 0),
+            "fallbackReasons": fallback_reasons(llm.get("reasons")),
             "diagnosedBy": diag.get("diagnosedBy"),
             "diagnosisPending": bool(diag.get("pendingSince")),
             "suspect": (f"{diag['suspect'].get('kind')}/{diag['suspect'].get('name')}"

@@ -494,6 +494,8 @@ def run(cases: Sequence[Case], runs: int, settings: Settings, control_minutes: f
                     log(f"{case.name} run {n + 1}: model {m['calls']} call(s), {m['tokens']} tokens, "
                         f"seconds {m['callSeconds']}; diagnosed by {m['diagnosedBy']}, planned by "
                         f"{'+'.join(m['planners']) or '-'}; server peak {r['modelServer'].get('peakRssMiB')} MiB")
+                    for why in (w for inc in m["perIncident"] for w in inc["fallbackReasons"]):
+                        log(f"{case.name} run {n + 1}: fell back to the rules: {why}")
     finally:
         left = bench.down()
         if left:

@@ -121,10 +121,21 @@ def test_model_figures_come_from_every_incident_and_attribution_from_those_after
     assert m["planners"] == ["llm", "rules"] and m["modelPlanned"]
     assert [r["name"] for r in m["perIncident"]] == ["before", "first", "late"]
     assert m["perIncident"][1]["suspect"] == "Pod/payment-7c9d8f-abcde"
+    assert [r["fallbackReasons"] for r in m["perIncident"]] == [[], [], []]
     # The plan before the fault is a false positive's, not the case's: the rules planned every one since.
     only_rules = pol.run_figures(incs[::2], fault, services=["payment"])
     assert only_rules["planners"] == ["rules"] and not only_rules["modelPlanned"]
     assert only_rules["diagnosedBy"] == "rules" and only_rules["suspect"] is None  # no suspect named
+
+
+def test_why_the_model_fell_back_is_kept_per_incident_as_the_status_has_it() -> None:
+    reasons = [{"at": iso(T0), "stage": "plan", "reason": "rollback of payment: not the revision last seen healthy"},
+               {"stage": "diagnosis", "reason": "x" * 5000}, "not an object", {"reason": None}]
+    [row] = pol.run_figures([incident("one", T0, {"calls": 2, "fallbacks": 2, "reasons": reasons})],
+                            T0 - 10)["perIncident"]
+    assert row["fallbackReasons"] == ["plan: rollback of payment: not the revision last seen healthy",
+                                      "diagnosis: " + "x" * pol.REASON_CHARS, "?: "]
+    assert pol.fallback_reasons({"stage": "plan"}) == [] and pol.fallback_reasons(None) == []
 
 
 @pytest.mark.parametrize(("suspect", "verdict"), [
