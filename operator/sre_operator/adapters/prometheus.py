@@ -34,13 +34,13 @@ def prometheus_client(url: str, timeout: float = 5.0) -> PrometheusConnect:
                                          allowed_methods=("GET", "POST")))
 
 
-# CPU throttling is judged on pods whose containers started this long before the rate window began,
-# and that ran in at least this many CPU periods a second: a process's start (imports, warm-up) may
-# hit its limit for a few seconds, which is not a limit too low; nor are a few periods of an idle container.
 UP_WINDOW = "4s"  # four scrapes at the observability chart's 1 s
 # cAdvisor is scraped every 10 s (its answer is large): a rate needs two of its samples, so CPU
 # throttling keeps its own window of three scrapes, whatever the requests' window.
 THROTTLE_WINDOW = "30s"
+# CPU throttling is judged on pods whose containers started this long before the rate window began,
+# and that ran in at least this many CPU periods a second: a process's start (imports, warm-up) may
+# hit its limit for a few seconds, which is not a limit too low; nor are a few periods of an idle container.
 THROTTLE_SETTLED_SECONDS = 30
 THROTTLE_MIN_PERIODS = 1.0
 
